@@ -1,0 +1,113 @@
+"""DDPM (ancestral) and DDIM samplers for continuous-time x0-prediction models.
+
+The samplers know nothing about networks, genes or pixels: they call
+``denoise(x_t, t, self_cond) -> x0_hat`` on a uniform time grid from 1 to 0 and return
+the final clean estimate. Self-conditioning feeds the previous step's estimate back in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from .schedule import CosineSchedule
+
+__all__ = ["sample", "SAMPLERS"]
+
+SAMPLERS = ("ddpm", "ddim")
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _ddpm_step(x_t, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, generator):
+    # Posterior q(x_s | x_t, x0) of the variance-preserving process (Kingma et al. 2021).
+    alpha_ts = alpha_t / alpha_s
+    sigma2_ts = sigma_t**2 - alpha_ts**2 * sigma_s**2
+    mean = (alpha_ts * sigma_s**2 / sigma_t**2) * x_t + (alpha_s * sigma2_ts / sigma_t**2) * x0_hat
+    std = (sigma2_ts * sigma_s**2 / sigma_t**2).clamp_min(0).sqrt()
+    noise = torch.randn(x_t.shape, device=x_t.device, dtype=x_t.dtype, generator=generator)
+    return mean + std * noise
+
+
+def _ddim_step(x_t, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s):
+    eps_hat = (x_t - alpha_t * x0_hat) / sigma_t
+    return alpha_s * x0_hat + sigma_s * eps_hat
+
+
+@torch.no_grad()
+def sample(
+    denoise: DenoiseFn,
+    shape: tuple[int, ...],
+    schedule: CosineSchedule,
+    *,
+    sampler: Literal["ddpm", "ddim"] = "ddpm",
+    n_steps: int = 1000,
+    self_condition: bool = True,
+    clip: bool = True,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Run the reverse process from pure noise and return the final x0 estimate.
+
+    Parameters
+    ----------
+    denoise
+        ``denoise(x_t, t, self_cond) -> x0_hat`` with ``t`` of shape ``(batch,)``.
+    shape
+        Shape of the generated batch, batch first.
+    schedule
+        Noise schedule used in training.
+    sampler
+        ``"ddpm"`` (ancestral, stochastic) or ``"ddim"`` (deterministic, eta = 0).
+    n_steps
+        Number of reverse steps on a uniform grid of ``t`` from 1 to 0.
+    self_condition
+        Feed the previous estimate back into the denoiser.
+    clip
+        Clip x0 estimates to [-1, 1] (the data range).
+    known
+        Optional ``(values, mask)`` for inpainting: after each step, positions where
+        ``mask`` is true are replaced by ``values`` noised to the current time
+        (RePaint-style replacement), and the output keeps ``values`` there exactly.
+    generator
+        Random number generator (on ``device``) for reproducible samples.
+    progress
+        Show a tqdm progress bar.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+    if int(n_steps) < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps}.")
+    n_steps = int(n_steps)
+    n = shape[0]
+    x = torch.randn(shape, device=device, generator=generator)
+    x0_hat = torch.zeros(shape, device=device)
+    times = torch.linspace(1.0, 0.0, n_steps + 1, device=device)
+
+    for i in tqdm(range(n_steps), desc=f"{sampler.upper()} sampling", disable=not progress):
+        t, s = times[i], times[i + 1]
+        self_cond = x0_hat if self_condition else torch.zeros_like(x0_hat)
+        x0_hat = denoise(x, t.expand(n), self_cond)
+        if clip:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        if i == n_steps - 1:
+            break
+        alpha_t, sigma_t = (v.view(()) for v in schedule.alpha_sigma(t))
+        alpha_s, sigma_s = (v.view(()) for v in schedule.alpha_sigma(s))
+        if sampler == "ddpm":
+            x = _ddpm_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, generator)
+        else:
+            x = _ddim_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s)
+        if known is not None:
+            values, mask = known
+            noise = torch.randn(shape, device=device, generator=generator)
+            x = torch.where(mask, alpha_s * values + sigma_s * noise, x)
+
+    if known is not None:
+        values, mask = known
+        x0_hat = torch.where(mask, values, x0_hat)
+    return x0_hat

@@ -1,0 +1,5 @@
+"""Model classes users touch."""
+
+from ._anndata import SDD
+
+__all__ = ["SDD"]

@@ -1,0 +1,58 @@
+"""Checks on user data, with errors that name the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+
+def get_matrix(adata: AnnData, layer: str | None):
+    """Return ``adata.X`` or ``adata.layers[layer]`` after checking the key exists."""
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
+    if layer is None:
+        if adata.X is None:
+            raise ValueError("adata.X is empty (None); pass layer= to use a layer instead.")
+        return adata.X
+    if layer not in adata.layers:
+        known = list(adata.layers.keys())
+        raise ValueError(f"Layer {layer!r} not found in adata.layers (available: {known}).")
+    return adata.layers[layer]
+
+
+def _values(matrix) -> np.ndarray:
+    if sp.issparse(matrix):
+        return matrix.data
+    return np.asarray(matrix)
+
+
+def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None:
+    """Raise if ``matrix`` is empty, non-numeric, or has NaN/inf or negative values.
+
+    Dense and backed matrices are checked in row chunks, so memory stays bounded.
+    """
+    shape = getattr(matrix, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise TypeError(f"{where} must be a 2-D matrix, got {type(matrix).__name__}.")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{where} is empty: shape {tuple(shape)} (need at least 1 cell and 1 gene).")
+    dtype = getattr(matrix, "dtype", None)
+    if dtype is None or not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+        raise TypeError(f"{where} must be numeric, got dtype {dtype}.")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{where} must be real-valued, got dtype {dtype}.")
+    chunks = [matrix] if sp.issparse(matrix) else (
+        matrix[i : i + chunk_rows] for i in range(0, shape[0], chunk_rows)
+    )
+    for chunk in chunks:
+        values = _values(chunk)
+        if values.size == 0:
+            continue
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{where} contains NaN or infinite values.")
+        if values.min() < 0:
+            raise ValueError(
+                f"{where} contains negative values (min {values.min():.4g}); SDD models "
+                "non-negative expression such as counts or log1p-normalised counts."
+            )

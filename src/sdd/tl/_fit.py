@@ -1,0 +1,101 @@
+"""scanpy-style training and generation: ``sdd.tl.fit`` and ``sdd.tl.generate``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from anndata import AnnData
+
+from ..model import SDD
+
+_last_model: SDD | None = None
+
+
+def fit(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    labels_key: str | None = None,
+    categorical_covariate_keys: Sequence[str] | None = None,
+    sparsity_bits: bool = True,
+    max_steps: int = 10_000,
+    batch_size: int = 256,
+    lr: float = 2e-4,
+    accelerator: str = "auto",
+    random_state: int = 0,
+    progress: bool = True,
+    **model_kwargs: Any,
+) -> SDD:
+    """Train an :class:`~sdd.SDD` model on ``adata`` and remember it for :func:`generate`.
+
+    Writes the setup, model and training parameters (plain values, never the torch
+    object) to ``adata.uns["sdd"]``.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, non-negative (usually log1p-normalised).
+    layer
+        Layer to train on instead of ``adata.X``.
+    labels_key, categorical_covariate_keys
+        ``obs`` columns to condition on (optional).
+    sparsity_bits
+        ``False`` trains the plain diffusion baseline.
+    max_steps, batch_size, lr, accelerator, random_state, progress
+        Passed to :meth:`sdd.SDD.train`.
+    **model_kwargs
+        Architecture arguments of :class:`~sdd.SDD` (``hidden``, ``emb_dim``, ...).
+
+    Returns
+    -------
+    The trained model.
+
+    Examples
+    --------
+    >>> import scanpy as sc, sdd
+    >>> adata = sc.datasets.pbmc68k_reduced().raw.to_adata()
+    >>> model = sdd.tl.fit(adata, max_steps=500)  # doctest: +SKIP
+    >>> gen = sdd.tl.generate(n_cells=1000)  # doctest: +SKIP
+    """
+    global _last_model
+    SDD.setup_anndata(
+        adata, layer=layer, labels_key=labels_key,
+        categorical_covariate_keys=categorical_covariate_keys,
+    )
+    model = SDD(adata, sparsity_bits=sparsity_bits, **model_kwargs)
+    model.train(
+        max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
+        random_state=random_state, progress=progress,
+    )
+    adata.uns["sdd"] = {
+        "setup": model.setup_args_,
+        "model": model.init_args_,
+        "train": model.train_args_,
+        "n_params": model.n_params,
+        "final_loss": float(model.history_["loss"].tail(100).mean()),
+    }
+    _last_model = model
+    return model
+
+
+def generate(n_cells: int = 10_000, *, model: SDD | None = None, **kwargs: Any) -> AnnData:
+    """Generate cells from ``model`` or, by default, the model last trained by :func:`fit`.
+
+    Parameters
+    ----------
+    n_cells
+        Number of cells.
+    model
+        A trained model; defaults to the last one :func:`fit` returned.
+    **kwargs
+        Passed to :meth:`sdd.SDD.generate` (``sampler``, ``n_steps``, ``labels``, ...).
+
+    Returns
+    -------
+    AnnData of generated cells (see :meth:`sdd.SDD.generate`).
+    """
+    model = model if model is not None else _last_model
+    if model is None:
+        raise ValueError("No model: call sdd.tl.fit(adata) first or pass model=.")
+    return model.generate(n_cells, **kwargs)
