@@ -1,0 +1,48 @@
+"""Shared fixtures: small synthetic sparse data and a tiny trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import sdd
+
+torch.set_num_threads(2)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TINY = {"hidden": (64, 32), "emb_dim": 32}
+
+
+def make_counts_adata(n_cells: int = 120, n_genes: int = 40, seed: int = 0) -> ad.AnnData:
+    """Sparse log1p data with two cell types that express different genes."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(["A", "B"])[rng.integers(0, 2, n_cells)]
+    rate = np.where(labels[:, None] == "A", 0.3, 0.05) * np.ones((1, n_genes))
+    rate[:, : n_genes // 2] = np.where(labels[:, None] == "A", 0.05, 1.5)
+    counts = rng.poisson(rate).astype(np.float32)
+    adata = ad.AnnData(sp.csr_matrix(np.log1p(counts)))
+    adata.var_names = [f"g{i}" for i in range(n_genes)]
+    adata.obs_names = [f"c{i}" for i in range(n_cells)]
+    adata.obs["cell_type"] = labels
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    return adata
+
+
+@pytest.fixture
+def adata() -> ad.AnnData:
+    return make_counts_adata()
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> sdd.SDD:
+    data = make_counts_adata()
+    sdd.SDD.setup_anndata(data)
+    model = sdd.SDD(data, **TINY)
+    model.train(max_steps=30, batch_size=32, progress=False)
+    return model
