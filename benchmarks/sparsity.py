@@ -24,7 +24,14 @@ from scipy.stats import pearsonr, spearmanr
 
 import sdd
 
-DATA = Path(os.environ.get("SDD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")) / "scrna"
+DATA = (
+    Path(
+        os.environ.get(
+            "SDD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        )
+    )
+    / "scrna"
+)
 
 
 def load(name: str, n_top_genes: int) -> sc.AnnData:
@@ -62,8 +69,13 @@ def main() -> None:
     p.add_argument("--hidden", type=int, nargs="+", default=[1024, 512, 256])
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--n-cells", type=int, default=None, help="cells to generate (default: as real)")
-    p.add_argument("--ddpm-steps", type=int, default=1000)
-    p.add_argument("--ddim-steps", type=int, default=50)
+    p.add_argument(
+        "--samplers",
+        nargs="+",
+        default=["ddpm:1000", "ddim:50"],
+        help="sampler:steps pairs to report (default ddpm:1000 ddim:50)",
+    )
+    p.add_argument("--models", nargs="+", default=["SDD", "baseline"], choices=["SDD", "baseline"])
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -71,32 +83,53 @@ def main() -> None:
     torch.manual_seed(args.seed)
     adata = load(args.dataset, args.genes)
     n_cells = args.n_cells or adata.n_obs
-    print(f"{args.dataset}: {adata.n_obs} cells x {adata.n_vars} genes, "
-          f"{zero_fraction(adata.X):.2%} zeros; {args.steps} training steps, "
-          f"hidden {args.hidden}, batch {args.batch_size}, device {args.accelerator}")
+    print(
+        f"{args.dataset}: {adata.n_obs} cells x {adata.n_vars} genes, "
+        f"{zero_fraction(adata.X):.2%} zeros; {args.steps} training steps, "
+        f"hidden {args.hidden}, batch {args.batch_size}, device {args.accelerator}"
+    )
     real = adata.X
     rows = [row("real data", real, real, None)]
-    for label, bits in (("SDD", True), ("baseline", False)):
+    samplers = [(name, int(steps)) for name, steps in (s.split(":") for s in args.samplers)]
+    for label in args.models:
+        bits = label == "SDD"
         model = sdd.SDD(adata, sparsity_bits=bits, hidden=args.hidden)
         t0 = time.perf_counter()
-        model.train(args.steps, batch_size=args.batch_size, accelerator=args.accelerator,
-                    random_state=args.seed)
-        print(f"{label}: {model.n_params / 1e6:.2f}M params, trained in "
-              f"{time.perf_counter() - t0:.0f} s, final loss {model.history_['loss'].tail(200).mean():.4f}")
-        for sampler, steps in (("ddpm", args.ddpm_steps), ("ddim", args.ddim_steps)):
+        model.train(
+            args.steps,
+            batch_size=args.batch_size,
+            accelerator=args.accelerator,
+            random_state=args.seed,
+            progress=False,
+        )
+        print(
+            f"{label}: {model.n_params / 1e6:.2f}M params, trained in "
+            f"{time.perf_counter() - t0:.0f} s, final loss {model.history_['loss'].tail(200).mean():.4f}"
+        )
+        for sampler, steps in samplers:
             t0 = time.perf_counter()
-            gen = model.generate(n_cells, sampler=sampler, n_steps=steps, store_dense=False,
-                                 accelerator=args.accelerator, random_state=args.seed)
-            rows.append(row(f"{label}-{sampler.upper()}-{steps}", real, gen.X,
-                            time.perf_counter() - t0))
+            gen = model.generate(
+                n_cells,
+                sampler=sampler,
+                n_steps=steps,
+                store_dense=False,
+                accelerator=args.accelerator,
+                random_state=args.seed,
+                progress=False,
+            )
+            rows.append(
+                row(f"{label}-{sampler.upper()}-{steps}", real, gen.X, time.perf_counter() - t0)
+            )
 
     print()
     print(f"| {'method':<22} | sparsity | gap (pp) |   SCC |   PCC | generate (s) |")
     print(f"|{'-' * 24}|---------:|---------:|------:|------:|-------------:|")
     for r in rows:
         secs = "" if r["gen_s"] is None else f"{r['gen_s']:.1f}"
-        print(f"| {r['method']:<22} | {r['sparsity']:8.2%} | {r['gap_pp']:+8.2f} | "
-              f"{r['SCC']:5.3f} | {r['PCC']:5.3f} | {secs:>12} |")
+        print(
+            f"| {r['method']:<22} | {r['sparsity']:8.2%} | {r['gap_pp']:+8.2f} | "
+            f"{r['SCC']:5.3f} | {r['PCC']:5.3f} | {secs:>12} |"
+        )
 
 
 if __name__ == "__main__":

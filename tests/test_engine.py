@@ -70,8 +70,9 @@ def test_loss_decreases_on_fixed_data():
 def test_oracle_denoiser_recovers_target(sampler):
     """With a perfect x0 predictor every sampler must return the target exactly."""
     target = torch.tensor([[0.5, -1.0, 0.25]]).expand(4, 3)
-    out = sample(lambda x, t, sc: target.clone(), (4, 3), CosineSchedule(), sampler=sampler,
-                 n_steps=10)
+    out = sample(
+        lambda x, t, sc: target.clone(), (4, 3), CosineSchedule(), sampler=sampler, n_steps=10
+    )
     torch.testing.assert_close(out, target)
 
 
@@ -91,12 +92,15 @@ def test_inpainting_keeps_known_values():
     values = torch.full((3, 6), 0.3)
     mask = torch.zeros(3, 6, dtype=torch.bool)
     mask[:, :2] = True
-    out = sample(lambda x, t, sc: net(x, t, sc), (3, 6), CosineSchedule(), n_steps=4,
-                 known=(values, mask))
+    out = sample(
+        lambda x, t, sc: net(x, t, sc), (3, 6), CosineSchedule(), n_steps=4, known=(values, mask)
+    )
     assert torch.all(out[:, :2] == 0.3)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"sampler": "euler"}, "sampler"), ({"n_steps": 0}, "n_steps")])
+@pytest.mark.parametrize(
+    "kwargs,match", [({"sampler": "euler"}, "sampler"), ({"n_steps": 0}, "n_steps")]
+)
 def test_sampler_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sample(lambda x, t, sc: x, (2, 2), CosineSchedule(), **kwargs)

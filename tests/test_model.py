@@ -71,7 +71,9 @@ def test_save_load_round_trip_identical_samples(trained_model, tmp_path):
     state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     assert "ema" in state
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["var_names"] == trained_model.var_names_ and config["sdd_version"] == sdd.__version__
+    assert (
+        config["var_names"] == trained_model.var_names_ and config["sdd_version"] == sdd.__version__
+    )
 
 
 def test_save_refuses_overwrite_and_leaves_no_temp(trained_model, tmp_path):

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the demo (see ``python -m sdd.demo --help``)."""
     parser = argparse.ArgumentParser(prog="python -m sdd.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
-    parser.add_argument("--sampling-steps", type=int, default=1000, help="DDPM steps (default 1000)")
+    parser.add_argument(
+        "--sampling-steps", type=int, default=1000, help="DDPM steps (default 1000)"
+    )
     parser.add_argument("--out", default="sdd_demo_generated.h5ad", help="output .h5ad path")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -38,9 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     adata = sc.datasets.pbmc68k_reduced().raw.to_adata()
     print(f"Real data: {adata.n_obs} cells x {adata.n_vars} genes (scanpy pbmc68k_reduced .raw)")
     start = time.perf_counter()
-    model = sdd.tl.fit(
-        adata, max_steps=args.steps, hidden=(512, 256, 128), random_state=args.seed
-    )
+    model = sdd.tl.fit(adata, max_steps=args.steps, hidden=(512, 256, 128), random_state=args.seed)
     print(model)
     gen = sdd.tl.generate(
         n_cells=adata.n_obs, sampler="ddpm", n_steps=args.sampling_steps, random_state=args.seed
@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     real_means, gen_means = _gene_means(adata.X), _gene_means(gen.X)
     print(f"sparsity real      {_zero_fraction(adata.X):.2%}")
     print(f"sparsity generated {_zero_fraction(gen.X):.2%}")
-    print(f"per-gene mean SCC {spearmanr(real_means, gen_means)[0]:.3f}, "
-          f"PCC {pearsonr(real_means, gen_means)[0]:.3f}")
+    print(
+        f"per-gene mean SCC {spearmanr(real_means, gen_means)[0]:.3f}, "
+        f"PCC {pearsonr(real_means, gen_means)[0]:.3f}"
+    )
     gen.write_h5ad(args.out)
     print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")
 

@@ -48,7 +48,10 @@ def diffusion_loss(
     x_t = alpha.view(shape) * x0 + sigma.view(shape) * eps
 
     self_cond = torch.zeros_like(x0)
-    if self_condition and torch.rand((), device=x0.device, generator=generator).item() < self_condition_prob:
+    if (
+        self_condition
+        and torch.rand((), device=x0.device, generator=generator).item() < self_condition_prob
+    ):
         with torch.no_grad():
             self_cond = denoiser(x_t, t, self_cond, cond).clamp(-1.0, 1.0)
     x0_hat = denoiser(x_t, t, self_cond, cond)

@@ -27,11 +27,17 @@ SETUP_KEY = "sdd_setup"
 
 def _categories(adata: AnnData, key: str) -> list[str]:
     if key not in adata.obs:
-        raise ValueError(f"Column {key!r} not found in adata.obs (columns: {list(adata.obs.columns)}).")
+        raise ValueError(
+            f"Column {key!r} not found in adata.obs (columns: {list(adata.obs.columns)})."
+        )
     column = adata.obs[key]
     if column.isna().any():
         raise ValueError(f"adata.obs[{key!r}] has missing values.")
-    cats = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else np.unique(column)
+    cats = (
+        column.cat.categories
+        if isinstance(column.dtype, pd.CategoricalDtype)
+        else np.unique(column)
+    )
     return [str(c) for c in cats]
 
 
@@ -130,7 +136,11 @@ class SDD:
         self.n_genes = len(self.var_names_)
         n_categories = [len(c) for c in self.categories_.values()]
         self.module = SkipMLP(
-            self.data_dim, hidden=hidden, emb_dim=emb_dim, n_categories=n_categories, dropout=dropout
+            self.data_dim,
+            hidden=hidden,
+            emb_dim=emb_dim,
+            n_categories=n_categories,
+            dropout=dropout,
         ).eval()
         self.ema_ = EMA(self.module)
         self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
@@ -244,7 +254,9 @@ class SDD:
             Show a progress bar.
         """
         if self._matrix is None:
-            raise ValueError("This model has no training data; load it with SDD.load(path, adata=...).")
+            raise ValueError(
+                "This model has no training data; load it with SDD.load(path, adata=...)."
+            )
         if int(max_steps) < 1:
             raise ValueError(f"max_steps must be a positive integer, got {max_steps}.")
         if int(batch_size) < 1:
@@ -293,12 +305,17 @@ class SDD:
             generator=generator,
             progress=progress,
         )
-        self.history_ = history if not len(self.history_) else pd.concat(
-            [self.history_, history], ignore_index=True
+        self.history_ = (
+            history
+            if not len(self.history_)
+            else pd.concat([self.history_, history], ignore_index=True)
         )
         self.train_args_ = {
-            "max_steps": int(max_steps), "batch_size": int(batch_size), "lr": float(lr),
-            "ema_decay": float(ema_decay), "random_state": int(random_state),
+            "max_steps": int(max_steps),
+            "batch_size": int(batch_size),
+            "lr": float(lr),
+            "ema_decay": float(ema_decay),
+            "random_state": int(random_state),
         }
         self.module.cpu()
         self.ema_.model.cpu()
@@ -306,7 +323,9 @@ class SDD:
         return self
 
     # --------------------------------------------------------------- generate
-    def _label_codes(self, labels: Mapping[str, Any] | Any, n_cells: int) -> tuple[np.ndarray | None, dict]:
+    def _label_codes(
+        self, labels: Mapping[str, Any] | Any, n_cells: int
+    ) -> tuple[np.ndarray | None, dict]:
         """Codes (n_cells, n_covariates) with the null token where no label was asked for."""
         if labels is None:
             return None, {}
@@ -316,7 +335,9 @@ class SDD:
             labels = {self.setup_args_["labels_key"] or next(iter(self.categories_)): labels}
         unknown_keys = set(labels) - set(self.categories_)
         if unknown_keys:
-            raise ValueError(f"Unknown condition key(s) {sorted(unknown_keys)}; known: {list(self.categories_)}.")
+            raise ValueError(
+                f"Unknown condition key(s) {sorted(unknown_keys)}; known: {list(self.categories_)}."
+            )
         codes = np.tile(np.asarray([len(c) for c in self.categories_.values()]), (n_cells, 1))
         obs = {}
         for k, (key, cats) in enumerate(self.categories_.items()):
@@ -405,12 +426,20 @@ class SDD:
         try:
             for start in range(0, n_cells, int(batch_size)):
                 n = min(int(batch_size), n_cells - start)
-                cond = None if codes is None else torch.as_tensor(codes[start : start + n], device=dev)
+                cond = (
+                    None if codes is None else torch.as_tensor(codes[start : start + n], device=dev)
+                )
                 denoise = self._denoise_fn(net, cond, guidance_scale)
                 z = sample(
-                    denoise, (n, self.data_dim), self.schedule, sampler=sampler, n_steps=n_steps,
-                    self_condition=self.init_args_["self_condition"], generator=generator,
-                    device=dev, progress=progress,
+                    denoise,
+                    (n, self.data_dim),
+                    self.schedule,
+                    sampler=sampler,
+                    n_steps=n_steps,
+                    self_condition=self.init_args_["self_condition"],
+                    generator=generator,
+                    device=dev,
+                    progress=progress,
                 )
                 if sb:
                     masked, dense, _ = sparsity.decode(z, zero_value=-1.0)
@@ -434,12 +463,19 @@ class SDD:
                 layers["sb_logits"] = np.concatenate(parts["sb_logits"]).astype(np.float32)
         obs = pd.DataFrame({"generated": np.ones(n_cells, dtype=bool), **label_obs})
         obs.index = [f"generated_{i}" for i in range(n_cells)]
-        out = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names_)), layers=layers)
+        out = AnnData(
+            X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names_)), layers=layers
+        )
         out.uns["sdd"] = {
-            "model": self._model_class, "version": __version__,
-            "sparsity_bits": sb, "sampler": sampler, "n_steps": int(n_steps),
-            "random_state": int(random_state), "guidance_scale": float(guidance_scale),
-            "use_ema": bool(use_ema), "layer": self.setup_args_["layer"] or "X",
+            "model": self._model_class,
+            "version": __version__,
+            "sparsity_bits": sb,
+            "sampler": sampler,
+            "n_steps": int(n_steps),
+            "random_state": int(random_state),
+            "guidance_scale": float(guidance_scale),
+            "use_ema": bool(use_ema),
+            "layer": self.setup_args_["layer"] or "X",
         }
         return out
 
@@ -450,7 +486,9 @@ class SDD:
         w = float(guidance_scale)
 
         def guided(x, t, sc):
-            both = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([sc, sc]), torch.cat([cond, null]))
+            both = net(
+                torch.cat([x, x]), torch.cat([t, t]), torch.cat([sc, sc]), torch.cat([cond, null])
+            )
             x_cond, x_uncond = both.chunk(2)
             return (1 + w) * x_cond - w * x_uncond
 
@@ -459,7 +497,10 @@ class SDD:
     # -------------------------------------------------------------- save/load
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save weights (``model.pt``, ``weights_only``-loadable) and ``config.json`` atomically."""
-        history = {c: torch.as_tensor(self.history_[c].to_numpy(dtype=np.float64)) for c in ("step", "epoch", "loss")}
+        history = {
+            c: torch.as_tensor(self.history_[c].to_numpy(dtype=np.float64))
+            for c in ("step", "epoch", "loss")
+        }
         state = {
             "module": self.module.state_dict(),
             "ema": self.ema_.model.state_dict(),
@@ -494,8 +535,13 @@ class SDD:
         try:
             var_names = list(config["var_names"])
             setup = dict(config["setup_args"])
-            model = cls(None, **config["init_args"], _setup=setup, _var_names=var_names,
-                        _scale=state["scale"].numpy())
+            model = cls(
+                None,
+                **config["init_args"],
+                _setup=setup,
+                _var_names=var_names,
+                _scale=state["scale"].numpy(),
+            )
             model.module.load_state_dict(state["module"])
             model.ema_.model.load_state_dict(state["ema"])
         except (KeyError, TypeError, RuntimeError, AttributeError) as err:
@@ -525,10 +571,14 @@ class SDD:
         check_matrix(matrix, where="adata")
         for key, cats in self.categories_.items():
             if key not in adata.obs:
-                raise ValueError(f"adata.obs lacks the condition column {key!r} the model was trained with.")
+                raise ValueError(
+                    f"adata.obs lacks the condition column {key!r} the model was trained with."
+                )
             unknown = set(map(str, adata.obs[key].unique())) - set(cats)
             if unknown:
-                raise ValueError(f"adata.obs[{key!r}] has labels unknown to the model: {sorted(unknown)[:5]}.")
+                raise ValueError(
+                    f"adata.obs[{key!r}] has labels unknown to the model: {sorted(unknown)[:5]}."
+                )
         adata.uns[SETUP_KEY] = dict(self.setup_args_)
         self.adata, self._matrix = adata, matrix
 

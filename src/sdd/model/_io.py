@@ -24,7 +24,9 @@ FORMAT = "sdd-model"
 FORMAT_VERSION = 1
 
 
-def save_dir(path: str | os.PathLike, state: dict[str, Any], config: dict[str, Any], *, overwrite: bool) -> Path:
+def save_dir(
+    path: str | os.PathLike, state: dict[str, Any], config: dict[str, Any], *, overwrite: bool
+) -> Path:
     """Write ``state`` (torch) and ``config`` (JSON) into ``path`` atomically."""
     path = Path(path)
     if path.exists() and not overwrite:

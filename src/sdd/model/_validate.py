@@ -36,14 +36,18 @@ def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None
     if shape is None or len(shape) != 2:
         raise TypeError(f"{where} must be a 2-D matrix, got {type(matrix).__name__}.")
     if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"{where} is empty: shape {tuple(shape)} (need at least 1 cell and 1 gene).")
+        raise ValueError(
+            f"{where} is empty: shape {tuple(shape)} (need at least 1 cell and 1 gene)."
+        )
     dtype = getattr(matrix, "dtype", None)
     if dtype is None or not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
         raise TypeError(f"{where} must be numeric, got dtype {dtype}.")
     if np.issubdtype(dtype, np.complexfloating):
         raise TypeError(f"{where} must be real-valued, got dtype {dtype}.")
-    chunks = [matrix] if sp.issparse(matrix) else (
-        matrix[i : i + chunk_rows] for i in range(0, shape[0], chunk_rows)
+    chunks = (
+        [matrix]
+        if sp.issparse(matrix)
+        else (matrix[i : i + chunk_rows] for i in range(0, shape[0], chunk_rows))
     )
     for chunk in chunks:
         values = _values(chunk)

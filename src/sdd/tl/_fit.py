@@ -60,13 +60,19 @@ def fit(
     """
     global _last_model
     SDD.setup_anndata(
-        adata, layer=layer, labels_key=labels_key,
+        adata,
+        layer=layer,
+        labels_key=labels_key,
         categorical_covariate_keys=categorical_covariate_keys,
     )
     model = SDD(adata, sparsity_bits=sparsity_bits, **model_kwargs)
     model.train(
-        max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
-        random_state=random_state, progress=progress,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lr=lr,
+        accelerator=accelerator,
+        random_state=random_state,
+        progress=progress,
     )
     adata.uns["sdd"] = {
         "setup": model.setup_args_,
