@@ -39,6 +39,9 @@ def diffusion_loss(
         Noise schedule.
     cond
         Optional conditioning passed through to the denoiser.
+    self_condition_prob
+        Probability of a self-conditioning step. ``0`` and ``1`` draw no random number
+        (and read nothing back from the device).
     """
     n = x0.shape[0]
     t = torch.rand(n, device=x0.device, generator=generator)
@@ -48,9 +51,14 @@ def diffusion_loss(
     x_t = alpha.view(shape) * x0 + sigma.view(shape) * eps
 
     self_cond = torch.zeros_like(x0)
-    if (
-        self_condition
-        and torch.rand((), device=x0.device, generator=generator).item() < self_condition_prob
+    # probabilities 0 and 1 draw no coin: no device read-back, so the step can be
+    # captured in a CUDA graph (the fast training path tosses the coin on the host)
+    if self_condition and (
+        self_condition_prob >= 1.0
+        or (
+            self_condition_prob > 0.0
+            and torch.rand((), device=x0.device, generator=generator).item() < self_condition_prob
+        )
     ):
         with torch.no_grad():
             self_cond = denoiser(x_t, t, self_cond, cond).clamp(-1.0, 1.0)

@@ -1,0 +1,395 @@
+"""Shuffled minibatches of rows: kept on the accelerator when they fit, streamed otherwise.
+
+:class:`RowBatches` serves dense float32 minibatches of the rows of a cells x genes
+matrix (or of any array with samples first) in shuffled epochs. Where the rows live:
+
+* ``"device"``: the whole matrix is copied to the accelerator once, as CSR (values,
+  column indices, row pointers: memory grows with the non-zeros, the matrix is never
+  densified) or as a dense tensor for dense input; a minibatch is gathered and
+  densified there, with no host round trip and no synchronisation.
+* ``"host"``: the rows stay in host memory or on disk (anndata backed mode). Each read
+  fetches the rows of several minibatches at once (sorted indices, which backed HDF5
+  files read much faster than row by row), and sparse minibatches travel as CSR pieces
+  in pinned memory and are densified on the accelerator. On an accelerator a background
+  thread reads ahead while the model trains.
+
+Every storage serves the same rows in the same order for the same ``random_state``.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["RowBatches", "rows_dense", "is_in_memory", "STORAGES"]
+
+STORAGES = ("device", "host")
+
+
+def is_in_memory(matrix: Any) -> bool:
+    """Whether ``matrix`` is an in-memory NumPy array or SciPy sparse matrix (not backed)."""
+    return isinstance(matrix, np.ndarray | sp.spmatrix | sp.sparray)
+
+
+def rows_dense(matrix: Any, index: np.ndarray) -> np.ndarray:
+    """Dense float32 copy of the given rows (only these rows are densified).
+
+    Parameters
+    ----------
+    matrix
+        NumPy array, SciPy sparse matrix, or a backed dataset (anndata ``backed="r"``,
+        h5py, zarr) that supports fancy indexing with sorted indices.
+    index
+        Row indices, in any order and possibly repeated.
+
+    Examples
+    --------
+    >>> rows_dense(np.eye(3), np.array([2, 0])).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    if not is_in_memory(matrix):
+        # backed datasets want sorted, unique indices
+        unique, inverse = np.unique(index, return_inverse=True)
+        block = matrix[unique]
+        block = block.toarray() if sp.issparse(block) else np.asarray(block)
+        return np.ascontiguousarray(block[inverse], dtype=np.float32)
+    block = matrix[index]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    return block.astype(np.float32, copy=False)
+
+
+def _sparse_like(matrix: Any) -> bool:
+    """SciPy sparse, or a backed sparse dataset (anndata's have ``format`` "csr"/"csc")."""
+    return sp.issparse(matrix) or getattr(matrix, "format", None) in ("csr", "csc")
+
+
+def _nbytes_on_device(matrix: Any) -> int:
+    if sp.issparse(matrix):
+        return int(matrix.nnz) * 8 + (matrix.shape[0] + 1) * 8
+    return int(np.prod(matrix.shape)) * 4
+
+
+def _free_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return None
+
+
+class RowBatches:
+    """Shuffled epochs of dense float32 minibatches of rows, on ``device``.
+
+    Each epoch is a fresh permutation of the rows (``numpy.random.default_rng``
+    seeded with ``random_state``) cut into minibatches of ``batch_size``; the last,
+    incomplete batch of an epoch is skipped. With ``world_size > 1`` (data-parallel
+    training) every rank draws the same permutation and takes its own ``batch_size``
+    rows of each global batch of ``batch_size * world_size`` rows.
+
+    Parameters
+    ----------
+    matrix
+        Samples first: a NumPy array (any number of dimensions), a SciPy sparse matrix,
+        or a backed 2-D dataset (anndata ``backed="r"`` ``X``, h5py, zarr).
+    batch_size
+        Rows per minibatch (capped at the rows available per rank).
+    device
+        Where minibatches are returned.
+    codes
+        Optional integer array (rows first) returned alongside each minibatch.
+    random_state
+        Seed of the epoch permutations.
+    data_on_device
+        Keep the whole matrix on ``device``: ``None`` when it fits in
+        ``memory_fraction`` of the free accelerator memory (in-memory data only),
+        ``True`` always (error for backed data), ``False`` never. On the CPU ``None``
+        leaves the data where it is.
+    rank, world_size
+        This process's rank and the number of processes in data-parallel training.
+    fetch_rows
+        Rows read at once from host or disk storage (several minibatches).
+    prefetch
+        Read ahead in a background thread (``None``: on accelerators).
+    memory_fraction
+        Share of the free accelerator memory the data may take with ``data_on_device=None``.
+
+    Examples
+    --------
+    >>> batches = RowBatches(np.ones((10, 3)), batch_size=4, device=torch.device("cpu"))
+    >>> x, codes = batches.next_batch()
+    >>> tuple(x.shape), batches.steps_per_epoch
+    ((4, 3), 2)
+    """
+
+    def __init__(
+        self,
+        matrix: Any,
+        *,
+        batch_size: int,
+        device: torch.device | str,
+        codes: np.ndarray | torch.Tensor | None = None,
+        random_state: int = 0,
+        data_on_device: bool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        fetch_rows: int = 4096,
+        prefetch: bool | None = None,
+        memory_fraction: float = 0.5,
+    ) -> None:
+        shape = getattr(matrix, "shape", None)
+        if shape is None or len(shape) < 2:
+            raise TypeError(f"Expected a matrix with samples first, got {type(matrix).__name__}.")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if int(world_size) < 1 or not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size}).")
+        if data_on_device not in (None, True, False):
+            raise TypeError(f"data_on_device must be True, False or None, got {data_on_device!r}.")
+        self.matrix = matrix
+        self.n = int(shape[0])
+        self.rank, self.world_size = int(rank), int(world_size)
+        if self.n < self.world_size:
+            raise ValueError(f"{self.n} rows cannot be shared by {self.world_size} processes.")
+        self.batch_size = min(int(batch_size), self.n // self.world_size)
+        self.device = torch.device(device)
+        self.codes = None if codes is None else torch.as_tensor(np.asarray(codes), dtype=torch.long)
+        if self.codes is not None and self.codes.shape[0] != self.n:
+            raise ValueError(f"codes has {self.codes.shape[0]} rows, the matrix {self.n}.")
+        self.rng = np.random.default_rng(random_state)
+        self._order = np.empty(0, dtype=np.int64)
+        self._pos = 0
+        self._epoch = 0
+        self._order_dev: torch.Tensor | None = None
+        self._order_epoch = -1
+        # several minibatches per read, but at most ~64 MiB of dense rows
+        row_bytes = 4 * int(np.prod(shape[1:]))
+        rows = int(fetch_rows)
+        if not _sparse_like(matrix):
+            rows = min(rows, max(1, 2**26 // row_bytes))
+        self.fetch_batches = max(1, rows // self.batch_size)
+        self.storage = self._choose_storage(data_on_device, float(memory_fraction))
+        self._cuda = self.device.type == "cuda"
+        self._on_device = False
+        # host-read sparse rows travel as CSR and are densified on the device
+        self._sparse_payload = self.device.type != "cpu"
+        self._pending: collections.deque = collections.deque()
+        self._ready: collections.deque = collections.deque()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if prefetch is None:
+            prefetch = self.device.type != "cpu"
+        self.prefetch = bool(prefetch) and self.storage == "host"
+
+    # -------------------------------------------------------------- storage
+    def _choose_storage(self, data_on_device: bool | None, memory_fraction: float) -> str:
+        if data_on_device is False or (self.device.type == "cpu" and not data_on_device):
+            return "host"
+        if not is_in_memory(self.matrix):
+            if data_on_device:
+                raise ValueError(
+                    "data_on_device=True needs the matrix in memory; backed data is "
+                    "streamed from disk (use data_on_device=None or False)."
+                )
+            return "host"
+        if data_on_device:
+            return "device"
+        free = _free_memory(self.device)
+        if free is None:  # MPS and others: no query; small data goes to the device
+            return "device" if _nbytes_on_device(self.matrix) < 2**30 else "host"
+        return "device" if _nbytes_on_device(self.matrix) <= memory_fraction * free else "host"
+
+    def _to_device(self) -> None:
+        """Copy the data to the device (on first use, so subclasses that never call
+        :meth:`next_batch` never pay for it)."""
+        self._on_device = True
+        dev = self.device
+        if sp.issparse(self.matrix):
+            if self.matrix.ndim != 2:
+                raise ValueError("Sparse data must be 2-D.")
+            csr = sp.csr_matrix(self.matrix)
+            if not csr.has_canonical_format:
+                csr = csr.copy()
+                csr.sum_duplicates()
+            lengths = np.diff(csr.indptr)
+            self._n_cols = csr.shape[1]
+            self._max_nnz = max(1, int(lengths.max(initial=0)))
+            values = csr.data.astype(np.float32, copy=False)
+            cols = csr.indices.astype(np.int32, copy=False)
+            if values.size == 0:  # keep the gathers in range
+                values, cols = np.zeros(1, np.float32), np.zeros(1, np.int32)
+            self._crow = torch.as_tensor(csr.indptr.astype(np.int64)).to(dev)
+            self._col = torch.as_tensor(cols).to(dev)
+            self._val = torch.as_tensor(values).to(dev)
+            self._arange = torch.arange(self._max_nnz, device=dev)
+            self._dense = None
+        else:
+            self._dense = torch.as_tensor(np.asarray(self.matrix), dtype=torch.float32).to(dev)
+        self._codes_dev = None if self.codes is None else self.codes.to(dev)
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes the data takes on the device (0 for host storage)."""
+        if self.storage != "device" or not self._on_device:
+            return 0
+        if self._dense is not None:
+            return self._dense.numel() * 4
+        return sum(t.numel() * t.element_size() for t in (self._crow, self._col, self._val))
+
+    # ----------------------------------------------------------------- order
+    @property
+    def steps_per_epoch(self) -> int:
+        """Minibatches per epoch (per rank)."""
+        return max(1, self.n // (self.batch_size * self.world_size))
+
+    def _next_index(self) -> np.ndarray:
+        """Row indices of this rank's next minibatch (host array)."""
+        step = self.batch_size * self.world_size
+        if self._pos + step > len(self._order):
+            self._order = self.rng.permutation(self.n)
+            self._pos = 0
+            self._epoch += 1
+        start = self._pos + self.rank * self.batch_size
+        index = self._order[start : start + self.batch_size]
+        self._pos += step
+        return index
+
+    def _next_index_device(self) -> torch.Tensor:
+        self._next_index()
+        if self._order_epoch != self._epoch:
+            order = torch.from_numpy(self._order)
+            if self._cuda:
+                order = order.pin_memory()
+            self._order_dev = order.to(self.device, non_blocking=True)
+            self._order_epoch = self._epoch
+        start = self._pos - self.batch_size * self.world_size + self.rank * self.batch_size
+        return self._order_dev[start : start + self.batch_size]
+
+    # --------------------------------------------------------------- batches
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next minibatch ``(rows as dense float32, codes or None)`` on the device."""
+        if self.storage == "device":
+            if not self._on_device:
+                self._to_device()
+            index = self._next_index_device()
+            codes = None if self._codes_dev is None else self._codes_dev[index]
+            return self._gather_device(index), codes
+        if self.device.type == "cpu" and is_in_memory(self.matrix):
+            index = self._next_index()
+            x = torch.from_numpy(rows_dense(self.matrix, index))
+            return x, None if self.codes is None else self.codes[index]
+        return self._from_payload(self._next_payload())
+
+    def _gather_device(self, index: torch.Tensor) -> torch.Tensor:
+        if self._dense is not None:
+            return self._dense.index_select(0, index)
+        start = self._crow[index]
+        length = self._crow[index + 1] - start
+        valid = self._arange[None, :] < length[:, None]
+        pos = torch.where(valid, start[:, None] + self._arange[None, :], 0)
+        cols = torch.where(valid, self._col[pos].long(), self._n_cols)
+        vals = torch.where(valid, self._val[pos], 0.0)
+        out = torch.zeros((index.shape[0], self._n_cols + 1), device=self.device)
+        out.scatter_(1, cols, vals)
+        return out[:, : self._n_cols]
+
+    # ------------------------------------------------------- host streaming
+    def _plan(self) -> list[np.ndarray]:
+        return [self._next_index() for _ in range(self.fetch_batches)]
+
+    def _load(self, plan: list[np.ndarray]) -> list[dict]:
+        """Read the rows of several minibatches at once; return one payload per batch."""
+        union = np.unique(np.concatenate(plan))
+        block = self.matrix[union]
+        sparse = sp.issparse(block)
+        if sparse:
+            block = sp.csr_matrix(block)
+        else:
+            block = np.asarray(block)
+        pin = self._cuda
+        payloads = []
+        for index in plan:
+            pos = np.searchsorted(union, index)
+            payload: dict = {"n": len(index)}
+            if self.codes is not None:
+                payload["codes"] = self.codes[index]
+            if sparse and self._sparse_payload:
+                sub = block[pos]
+                sub.sum_duplicates()
+                payload["shape"] = sub.shape
+                payload["nnz"] = int(sub.nnz)
+                payload["indptr"] = torch.from_numpy(sub.indptr.astype(np.int64))
+                payload["indices"] = torch.from_numpy(sub.indices.astype(np.int64))
+                payload["data"] = torch.from_numpy(sub.data.astype(np.float32))
+            elif sparse:  # densified when used, one batch at a time
+                payload["csr"] = block[pos]
+            else:
+                payload["dense"] = torch.from_numpy(np.ascontiguousarray(block[pos], np.float32))
+            if pin:
+                for key in ("codes", "indptr", "indices", "data", "dense"):
+                    if key in payload:
+                        payload[key] = payload[key].pin_memory()
+            payloads.append(payload)
+        return payloads
+
+    def _next_payload(self) -> dict:
+        if not self._ready:
+            if self.prefetch:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix="sdd-batches"
+                    )
+                while len(self._pending) < 2:
+                    self._pending.append(self._pool.submit(self._load, self._plan()))
+                self._ready.extend(self._pending.popleft().result())
+                self._pending.append(self._pool.submit(self._load, self._plan()))
+            else:
+                self._ready.extend(self._load(self._plan()))
+        return self._ready.popleft()
+
+    def _from_payload(self, payload: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dev = self.device
+        codes = payload.get("codes")
+        if codes is not None:
+            codes = codes.to(dev, non_blocking=True)
+        if "csr" in payload:
+            x = torch.from_numpy(payload["csr"].toarray().astype(np.float32, copy=False))
+            return x.to(dev, non_blocking=True), codes
+        if "dense" in payload:
+            return payload["dense"].to(dev, non_blocking=True), codes
+        n, n_cols = payload["shape"]
+        indptr = payload["indptr"].to(dev, non_blocking=True)
+        cols = payload["indices"].to(dev, non_blocking=True)
+        vals = payload["data"].to(dev, non_blocking=True)
+        rows = torch.repeat_interleave(
+            torch.arange(n, device=dev), indptr[1:] - indptr[:-1], output_size=payload["nnz"]
+        )
+        out = torch.zeros((n, n_cols), device=dev)
+        out.index_put_((rows, cols), vals, accumulate=True)
+        return out, codes
+
+    def close(self) -> None:
+        """Stop the read-ahead thread (also done when the object is garbage-collected)."""
+        if self._pool is not None:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._pending.clear()
+        self._ready.clear()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        where = f"{self.storage} ({self.device})"
+        mb = f", {self.device_bytes / 2**20:.1f} MiB on device" if self.storage == "device" else ""
+        return (
+            f"RowBatches({self.n} rows, batch_size={self.batch_size}, storage={where}{mb}, "
+            f"rank {self.rank}/{self.world_size})"
+        )

@@ -1,0 +1,236 @@
+"""Sampling on one or several devices, with the fast (bf16) path on CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..diffusion import sample
+from ..diffusion.samplers import DenoiseFn
+from ._device import resolve_fast
+
+__all__ = ["autocast_denoise", "sample_split", "GraphedDenoise"]
+
+
+def autocast_denoise(
+    denoise: DenoiseFn, device: torch.device | str, *, cache_enabled: bool = True
+) -> DenoiseFn:
+    """``denoise`` run under bf16 autocast on ``device``, returning float32.
+
+    The sampler's own arithmetic (noise, posterior means, clipping) stays in float32;
+    only the network runs in bf16.
+
+    Examples
+    --------
+    >>> f = autocast_denoise(lambda x, t, sc: x, "cpu")
+    >>> f(torch.ones(1, 2), torch.zeros(1), torch.zeros(1, 2)).dtype
+    torch.float32
+    """
+    kind = torch.device(device).type
+
+    def wrapped(x: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(kind, dtype=torch.bfloat16, cache_enabled=cache_enabled):
+            return denoise(x, t, self_cond).float()
+
+    return wrapped
+
+
+class GraphedDenoise:
+    """A denoiser call captured once in a CUDA graph and replayed at every sampling step.
+
+    Sampling a batch calls the network hundreds of times with tensors of the same
+    shapes; replaying one graph instead of launching each kernel takes the CPU out of
+    the loop for batches of a few thousand cells. The inputs are copied into static
+    buffers and the output is returned as a fresh tensor. Same kernels, same numbers
+    as the eager call.
+
+    Parameters
+    ----------
+    denoise
+        ``denoise(x_t, t, self_cond) -> x0_hat`` (no host synchronisation inside).
+    shape
+        Shape of ``x_t`` (and ``self_cond``), rows first.
+    device
+        A CUDA device.
+    """
+
+    def __init__(self, denoise: DenoiseFn, shape: tuple[int, ...], device: torch.device) -> None:
+        # the graph reads every tensor the call closes over (labels, null codes) by
+        # address: keep them alive as long as the graph
+        self.denoise = denoise
+        self.x = torch.zeros(shape, device=device)
+        self.t = torch.full((shape[0],), 0.5, device=device)
+        self.self_cond = torch.zeros(shape, device=device)
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream), torch.no_grad():  # warm-up, as graphs require
+            for _ in range(2):
+                denoise(self.x, self.t, self.self_cond)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+            self.out = denoise(self.x, self.t, self.self_cond)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor) -> torch.Tensor:
+        self.x.copy_(x)
+        self.t.copy_(t)
+        self.self_cond.copy_(self_cond)
+        self.graph.replay()
+        return self.out.clone()
+
+
+def _prepare(
+    denoise: DenoiseFn, shape: tuple[int, ...], device: torch.device, fast: bool, graph: bool
+) -> DenoiseFn:
+    """bf16 autocast on the fast path, replayed from a CUDA graph where it can be captured."""
+    if not fast:
+        return denoise
+    if graph and device.type == "cuda":
+        try:
+            return GraphedDenoise(
+                autocast_denoise(denoise, device, cache_enabled=False), shape, device
+            )
+        except Exception:  # noqa: BLE001 - e.g. a host copy inside the network: run eagerly
+            torch.cuda.synchronize(device)
+    return autocast_denoise(denoise, device)
+
+
+def _chunks(n: int, k: int) -> list[tuple[int, int]]:
+    base, extra = divmod(n, k)
+    out, start = [], 0
+    for i in range(k):
+        size = base + (1 if i < extra else 0)
+        out.append((start, size))
+        start += size
+    return [(s, m) for s, m in out if m > 0]
+
+
+def sample_split(
+    net: nn.Module,
+    make_denoise: Callable[[nn.Module, torch.Tensor | None], DenoiseFn],
+    shape: tuple[int, ...],
+    schedule: Any,
+    *,
+    devices: Sequence[torch.device],
+    cond: torch.Tensor | None = None,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    fast: bool | None = None,
+    cuda_graph: bool | None = None,
+    progress: bool = False,
+    **sample_kwargs: Any,
+) -> torch.Tensor:
+    """Run :func:`~sdd.diffusion.sample` for one batch, split row-wise across devices.
+
+    With one device this is ``sample(make_denoise(net, cond), shape, ...)`` with the
+    given ``generator`` (bf16 autocast around the network on the fast path). With
+    several, ``net`` is copied to each device, each takes an equal share of the rows
+    with its own generator (seeded from draws of ``generator``, so the result is
+    reproducible for a given device list), and the devices run concurrently in threads.
+
+    Parameters
+    ----------
+    net
+        The denoising network (on ``devices[0]``, or anywhere for several devices).
+    make_denoise
+        ``make_denoise(net_on_device, cond_rows) -> denoise(x_t, t, self_cond)``.
+    shape
+        Shape of the whole batch, rows first.
+    schedule
+        Noise schedule.
+    devices
+        Devices to run on (see :func:`~sdd.train.resolve_devices`).
+    cond
+        Per-row conditioning codes (split with the rows) or ``None``.
+    known
+        Optional ``(values, mask)`` for inpainting (split with the rows).
+    generator
+        Random number generator on ``devices[0]``.
+    fast
+        bf16 autocast around the network; ``None``: on CUDA (see
+        :func:`~sdd.train.resolve_fast`).
+    cuda_graph
+        On the fast path, replay the network from a CUDA graph (:class:`GraphedDenoise`);
+        ``None``: yes. If the capture fails, the network runs eagerly.
+    progress
+        Progress bar (of the first device).
+    **sample_kwargs
+        ``sampler``, ``n_steps``, ``self_condition``, ``clip`` for :func:`~sdd.diffusion.sample`.
+
+    Returns
+    -------
+    The final x0 estimates, on ``devices[0]``.
+
+    Examples
+    --------
+    >>> from sdd.diffusion import CosineSchedule
+    >>> net = nn.Identity()
+    >>> z = sample_split(
+    ...     net, lambda m, c: (lambda x, t, sc: x.clamp(-1, 1)), (3, 2), CosineSchedule(),
+    ...     devices=[torch.device("cpu")], n_steps=2,
+    ... )
+    >>> tuple(z.shape)
+    (3, 2)
+    """
+    devices = [torch.device(d) for d in devices]
+    if not devices:
+        raise ValueError("devices is empty; name at least one device.")
+    fasts = [resolve_fast(fast, d) for d in devices]
+    graph = True if cuda_graph is None else bool(cuda_graph)
+    if getattr(net, "labels", None) is not None and cond is None:
+        graph = False  # the network builds its null labels on the host at every call
+    if len(devices) == 1:
+        dev = devices[0]
+        denoise = _prepare(make_denoise(net, cond), tuple(shape), dev, fasts[0], graph)
+        return sample(
+            denoise, shape, schedule, known=known, generator=generator, device=dev,
+            progress=progress, **sample_kwargs,
+        )  # fmt: skip
+
+    parts = _chunks(shape[0], len(devices))
+    seed_device = generator.device if generator is not None else torch.device("cpu")
+    seeds = torch.randint(0, 2**62, (len(parts),), generator=generator, device=seed_device).tolist()
+    results: list[torch.Tensor | None] = [None] * len(parts)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        start, size = parts[k]
+        dev = devices[k]
+        try:
+            with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
+                replica = net if _on(net, dev) else copy.deepcopy(net).to(dev)
+                rows = slice(start, start + size)
+                c = None if cond is None else cond[rows].to(dev)
+                denoise = _prepare(
+                    make_denoise(replica, c), (size, *shape[1:]), dev, fasts[k], graph
+                )
+                kn = None
+                if known is not None:
+                    kn = (known[0][rows].to(dev), known[1][rows].to(dev))
+                gen = torch.Generator(dev).manual_seed(int(seeds[k]))
+                results[k] = sample(
+                    denoise, (size, *shape[1:]), schedule, known=kn, generator=gen,
+                    device=dev, progress=progress and k == 0, **sample_kwargs,
+                )  # fmt: skip
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(parts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return torch.cat([r.to(devices[0]) for r in results])
+
+
+def _on(net: nn.Module, device: torch.device) -> bool:
+    p = next(net.parameters(), None)
+    return p is None or p.device == device
