@@ -1,0 +1,52 @@
+"""Metrics on arrays (dense or scipy sparse), independent of AnnData.
+
+Single-cell fidelity, as in the SDD paper and scDiffusion: :func:`scc` / :func:`pcc` of
+per-gene means, :func:`mmd` and :func:`lisi` on a :func:`joint_pca`, the zero pattern
+(:func:`zero_fraction`, :func:`sparsity_metrics`) and a real-vs-generated
+:func:`classifier_auc`. :func:`sdd.tl.evaluate` runs them all on two AnnData objects.
+
+Images and calorimeter images: :func:`pixel_sparsity` / :func:`logit_sparsity` (the
+paper's P-/L-sparsity), :func:`per_image_sparsity`, :func:`sparsity_histogram`,
+:func:`frechet_distance`; :func:`image_pt`, :func:`image_mass` and
+:func:`calorimeter_w1` (W1 of their distributions, per class).
+"""
+
+from ._calorimeter import calorimeter_w1, image_four_momentum, image_mass, image_pt, wasserstein_1d
+from ._classifier import classifier_auc
+from ._embedding import joint_pca
+from ._expression import gene_means, pcc, scc
+from ._images import (
+    frechet_distance,
+    logit_sparsity,
+    per_image_sparsity,
+    pixel_sparsity,
+    sparsity_histogram,
+)
+from ._lisi import lisi
+from ._mmd import mmd, mmd_bandwidths
+from ._sparsity import cell_sparsity, gene_sparsity, sparsity_metrics, zero_fraction
+
+__all__ = [
+    "calorimeter_w1",
+    "cell_sparsity",
+    "classifier_auc",
+    "frechet_distance",
+    "gene_means",
+    "gene_sparsity",
+    "image_four_momentum",
+    "image_mass",
+    "image_pt",
+    "joint_pca",
+    "lisi",
+    "logit_sparsity",
+    "mmd",
+    "mmd_bandwidths",
+    "pcc",
+    "per_image_sparsity",
+    "pixel_sparsity",
+    "scc",
+    "sparsity_histogram",
+    "sparsity_metrics",
+    "wasserstein_1d",
+    "zero_fraction",
+]
