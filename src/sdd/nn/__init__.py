@@ -2,5 +2,13 @@
 
 from .embeddings import LabelEmbedding, TimeEmbedding, sinusoidal_embedding
 from .mlp import SkipMLP
+from .unet import PAPER_UNET, UNet
 
-__all__ = ["SkipMLP", "TimeEmbedding", "LabelEmbedding", "sinusoidal_embedding"]
+__all__ = [
+    "SkipMLP",
+    "UNet",
+    "PAPER_UNET",
+    "TimeEmbedding",
+    "LabelEmbedding",
+    "sinusoidal_embedding",
+]

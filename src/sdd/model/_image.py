@@ -1,0 +1,749 @@
+"""`SDDImage`: Sparse Data Diffusion for image arrays (MNIST-like or calorimeter images)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..diffusion import SAMPLERS, CosineSchedule, sample, sparsity
+from ..nn.unet import UNet
+from ..train import EMA, resolve_device, train_denoiser
+from ._data import MinibatchSampler, Scaler
+from ._io import load_dir, save_dir
+
+__all__ = ["SDDImage", "GeneratedImages"]
+
+TRANSFORMS = ("none", "log1p")
+
+
+# ---------------------------------------------------------------------- input checks
+def check_images(
+    images: Any, *, where: str = "images", chunk: int = 4096
+) -> tuple[np.ndarray, bool]:
+    """Return ``(array of shape (N, C, H, W), had_channel_axis)`` after checking the values.
+
+    Accepts numpy arrays (or anything ``np.asarray`` takes, including CPU torch tensors) of
+    shape ``(N, H, W)`` or ``(N, C, H, W)`` with finite, non-negative, real values. A
+    numpy input is not copied (a 3-D one is viewed with a channel axis).
+    """
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if not isinstance(images, np.ndarray):
+        try:
+            images = np.asarray(images)
+        except (ValueError, TypeError) as err:
+            raise TypeError(
+                f"{where} must be an array, got {type(images).__name__}: {err}"
+            ) from err
+    dtype = images.dtype
+    if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)) or np.issubdtype(
+        dtype, np.complexfloating
+    ):
+        raise TypeError(f"{where} must hold real numbers, got dtype {dtype}.")
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"{where} must have shape (N, H, W) or (N, C, H, W), got shape {images.shape}."
+        )
+    if min(images.shape) == 0:
+        raise ValueError(f"{where} is empty: shape {images.shape}.")
+    had_channel_axis = images.ndim == 4
+    if not had_channel_axis:
+        images = images[:, None]
+    if np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.signedinteger):
+        for start in range(0, images.shape[0], chunk):
+            block = images[start : start + chunk]
+            if np.issubdtype(dtype, np.floating) and not np.all(np.isfinite(block)):
+                raise ValueError(f"{where} contains NaN or infinite values.")
+            if block.min() < 0:
+                raise ValueError(
+                    f"{where} contains negative values (min {block.min():.4g}); SDD models "
+                    "non-negative intensities such as pixel values or energies."
+                )
+    return images, had_channel_axis
+
+
+def _python_scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_labels(labels: Any, n: int, *, where: str = "labels") -> tuple[np.ndarray, list]:
+    """Return ``(codes, categories)`` for ``n`` class labels (integers, booleans or strings)."""
+    values = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if values.ndim != 1 or values.shape[0] != n:
+        raise ValueError(
+            f"{where} must be a 1-D array with one label per image ({n}), got shape {values.shape}."
+        )
+    if values.dtype.kind == "O":
+        if not all(isinstance(v, str) for v in values):
+            raise TypeError(f"{where} must be integers or strings; got mixed or missing values.")
+        values = values.astype(str)
+    if values.dtype.kind not in "iubU":
+        raise TypeError(
+            f"{where} must be integers or strings, got dtype {values.dtype} "
+            "(cast float class labels with .astype(int))."
+        )
+    categories, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64), [_python_scalar(c) for c in categories]
+
+
+# ---------------------------------------------------------------------- scaling
+class ImageScaler:
+    """Per-channel map of non-negative intensities onto [-1, 1], zero to -1.
+
+    ``z = 2 f(x) / m_c - 1`` with ``f`` the identity or ``log1p`` and ``m_c`` the largest
+    training value of ``f(x)`` in channel ``c`` (1 for an all-zero channel). The inverse
+    maps -1 back to exactly 0.
+    """
+
+    def __init__(self, scale: np.ndarray, transform: str = "none") -> None:
+        if transform not in TRANSFORMS:
+            raise ValueError(
+                f"Unknown intensity_transform {transform!r}; choose one of {TRANSFORMS}."
+            )
+        self.transform_name = transform
+        self._scaler = Scaler(np.asarray(scale, dtype=np.float32).reshape(-1, 1, 1))
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Per-channel scale ``m_c``, shape ``(C,)``."""
+        return self._scaler.scale.ravel()
+
+    @classmethod
+    def fit(cls, images: np.ndarray, transform: str = "none", chunk: int = 4096) -> ImageScaler:
+        """Fit on ``(N, C, H, W)`` images, chunk by chunk."""
+        scale = np.zeros(images.shape[1], dtype=np.float64)
+        for start in range(0, images.shape[0], chunk):
+            block = np.asarray(images[start : start + chunk], dtype=np.float64)
+            if transform == "log1p":
+                block = np.log1p(block)
+            scale = np.maximum(scale, block.max(axis=(0, 2, 3)))
+        return cls(scale, transform)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self._scaler.transform(torch.log1p(x) if self.transform_name == "log1p" else x)
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        y = self._scaler.inverse(z)
+        return torch.expm1(y) if self.transform_name == "log1p" else y
+
+
+# ---------------------------------------------------------------------- output
+@dataclass(frozen=True, repr=False, eq=False)
+class GeneratedImages:
+    """Images generated by :class:`SDDImage`.
+
+    All arrays share the layout of the training images: ``(n, H, W)`` if the model was
+    trained on ``(N, H, W)`` arrays, ``(n, C, H, W)`` otherwise. Values are in the
+    training units (e.g. 0-255 for MNIST, GeV for calorimeter images).
+
+    Attributes
+    ----------
+    images
+        float32 images with exact zeros: the dense values masked by the thresholded
+        sparsity bits.
+    sparsity_bits
+        bool, ``True`` where a pixel is non-zero; equals ``images != 0``. (A pixel whose SB
+        is on but whose dense value was clipped to the bottom of the range is 0 in
+        ``images`` and ``False`` here; ``sb_logits > 0`` has the raw SB decisions.)
+    dense
+        float32 values before masking (``None`` when ``store_dense=False``). For the
+        plain baseline these equal ``images``.
+    sb_logits
+        float32 analog sparsity bits in [-1, 1] before thresholding at 0 (``None`` for the
+        plain baseline or with ``store_dense=False``).
+    labels
+        The class label of each image when generated conditionally, else ``None``.
+    settings
+        The generation settings (sampler, steps, seed, ...).
+    """
+
+    images: np.ndarray
+    sparsity_bits: np.ndarray
+    dense: np.ndarray | None = None
+    sb_logits: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        zeros = 1.0 - float(self.sparsity_bits.mean())
+        extra = [k for k in ("dense", "sb_logits", "labels") if getattr(self, k) is not None]
+        return (
+            f"GeneratedImages: {len(self)} images of shape {self.images.shape[1:]}, "
+            f"{zeros:.2%} exact zeros; arrays: images, sparsity_bits"
+            + "".join(f", {k}" for k in extra)
+        )
+
+
+# ---------------------------------------------------------------------- model
+class SDDImage:
+    """Sparse Data Diffusion model for images (Ostheimer et al., SDD).
+
+    Each image (non-negative intensities, shape ``(C, H, W)``) is scaled per channel to
+    [-1, 1] (zero maps to -1) and stacked with its sparsity bits ``sb = 1[x != 0]`` as
+    ``C`` extra channels of analog bits in {-1, +1}. A continuous-time Gaussian
+    diffusion with a cosine log-SNR schedule is trained on the ``2 C`` channels with
+    x0-prediction, L2 loss and self-conditioning, using a DDPM U-Net
+    (:class:`sdd.nn.UNet`). Sampling thresholds the SB channels at 0 and masks the data
+    channels, so generated zeros are exact.
+
+    Scaling: with ``f`` the identity (``intensity_transform="none"``) or ``log1p`` and
+    ``m_c`` the largest training value of ``f(x)`` in channel ``c``, values map to
+    ``2 f(x) / m_c - 1``; generated values are clipped to [-1, 1] and mapped back, so
+    they lie in the training range. ``log1p`` suits heavy-tailed intensities such as
+    calorimeter energies.
+
+    Parameters
+    ----------
+    images
+        Training images, ``(N, H, W)`` or ``(N, C, H, W)``, finite and non-negative
+        (any real dtype; uint8 stays uint8 in memory, batches are converted).
+    labels
+        Optional class label per image (integers or strings) to condition on.
+    sparsity_bits
+        Model the zero pattern with sparsity bits. ``False`` gives the plain diffusion
+        baseline (same U-Net with ``C`` instead of ``2 C`` channels).
+    base_channels, channel_mult, num_res_blocks, attention_stages, num_heads, dropout, num_groups, emb_dim, mid_attention, scale_shift
+        U-Net architecture, see :class:`sdd.nn.UNet`. The defaults are small enough for a
+        CPU; the paper's setting is :data:`sdd.nn.PAPER_UNET` (``SDDImage(x,
+        **sdd.nn.PAPER_UNET)``).
+    self_condition
+        Train and sample with self-conditioning.
+    condition_dropout
+        Probability of dropping the label during training (classifier-free guidance);
+        only used with ``labels``.
+    intensity_transform
+        ``"none"`` or ``"log1p"``, applied before the per-channel scaling.
+    logsnr_min, logsnr_max
+        Range of the cosine log-SNR schedule.
+
+    Examples
+    --------
+    >>> import numpy as np, sdd
+    >>> x = np.random.default_rng(0).poisson(0.3, size=(64, 12, 12)).astype("float32")
+    >>> model = sdd.SDDImage(x, base_channels=8, channel_mult=(1, 2), num_res_blocks=1)
+    >>> model.train(max_steps=2, batch_size=16, progress=False)  # doctest: +ELLIPSIS
+    SDDImage model (sparsity bits): 1x12x12 images, ...
+    >>> out = model.generate(4, sampler="ddim", n_steps=3, progress=False)
+    >>> out.images.shape, bool(np.all(out.images[~out.sparsity_bits] == 0))
+    ((4, 12, 12), True)
+    """
+
+    _model_class = "SDDImage"
+
+    def __init__(
+        self,
+        images: Any = None,
+        labels: Any = None,
+        *,
+        sparsity_bits: bool = True,
+        base_channels: int = 32,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 2,
+        attention_stages: Sequence[int] = (),
+        num_heads: int = 4,
+        dropout: float = 0.0,
+        num_groups: int = 32,
+        emb_dim: int | None = None,
+        mid_attention: bool = True,
+        scale_shift: bool = False,
+        self_condition: bool = True,
+        condition_dropout: float = 0.1,
+        intensity_transform: Literal["none", "log1p"] = "none",
+        logsnr_min: float = -15.0,
+        logsnr_max: float = 15.0,
+        _data_args: dict | None = None,
+        _scale: np.ndarray | None = None,
+    ) -> None:
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}.")
+        if intensity_transform not in TRANSFORMS:
+            raise ValueError(
+                f"Unknown intensity_transform {intensity_transform!r}; choose one of {TRANSFORMS}."
+            )
+        self.init_args_ = {
+            "sparsity_bits": bool(sparsity_bits),
+            "base_channels": int(base_channels),
+            "channel_mult": [int(m) for m in channel_mult],
+            "num_res_blocks": int(num_res_blocks),
+            "attention_stages": sorted({int(s) for s in attention_stages}),
+            "num_heads": int(num_heads),
+            "dropout": float(dropout),
+            "num_groups": int(num_groups),
+            "emb_dim": None if emb_dim is None else int(emb_dim),
+            "mid_attention": bool(mid_attention),
+            "scale_shift": bool(scale_shift),
+            "self_condition": bool(self_condition),
+            "condition_dropout": float(condition_dropout),
+            "intensity_transform": intensity_transform,
+            "logsnr_min": float(logsnr_min),
+            "logsnr_max": float(logsnr_max),
+        }
+        if images is not None:
+            self._images, channel_axis = check_images(images)
+            codes, categories = (
+                (None, None) if labels is None else check_labels(labels, len(self._images))
+            )
+            self._codes = codes
+            self.data_args_ = {
+                "image_shape": [int(s) for s in self._images.shape[1:]],
+                "channel_axis": bool(channel_axis),
+                "categories": categories,
+                "n_train": int(self._images.shape[0]),
+            }
+            self.scaler_ = ImageScaler.fit(self._images, intensity_transform)
+        else:
+            if labels is not None:
+                raise ValueError("labels were given without images.")
+            if _data_args is None or _scale is None:
+                raise TypeError(
+                    "SDDImage needs training images (or use SDDImage.load for a saved model)."
+                )
+            self._images, self._codes = None, None
+            self.data_args_ = dict(_data_args)
+            self.scaler_ = ImageScaler(_scale, intensity_transform)
+        self.schedule = CosineSchedule(logsnr_min, logsnr_max)
+        c, h, w = self.image_shape
+        n_categories = [len(self.categories_)] if self.categories_ else []
+        self.module = UNet(
+            self.data_channels,
+            (h, w),
+            base_channels=base_channels,
+            channel_mult=channel_mult,
+            num_res_blocks=num_res_blocks,
+            attention_stages=attention_stages,
+            num_heads=num_heads,
+            dropout=dropout,
+            num_groups=num_groups,
+            emb_dim=emb_dim,
+            n_categories=n_categories,
+            mid_attention=mid_attention,
+            scale_shift=scale_shift,
+        ).eval()
+        self.ema_ = EMA(self.module)
+        self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
+        self.is_trained_ = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one training image."""
+        c, h, w = self.data_args_["image_shape"]
+        return int(c), int(h), int(w)
+
+    @property
+    def categories_(self) -> list | None:
+        """Class labels the model was trained with (``None`` if unconditional)."""
+        return self.data_args_.get("categories")
+
+    @property
+    def data_channels(self) -> int:
+        """Channels of the diffused tensor (``2 C`` with sparsity bits, else ``C``)."""
+        return self.image_shape[0] * (2 if self.init_args_["sparsity_bits"] else 1)
+
+    @property
+    def n_params(self) -> int:
+        """Number of U-Net parameters."""
+        return sum(p.numel() for p in self.module.parameters())
+
+    # ------------------------------------------------------------------ train
+    def train(
+        self,
+        max_steps: int = 10_000,
+        *,
+        batch_size: int = 128,
+        lr: float = 2e-4,
+        ema_decay: float = 0.9999,
+        accelerator: str = "auto",
+        device: int | str | None = None,
+        random_state: int = 0,
+        progress: bool = True,
+    ) -> SDDImage:
+        """Train the U-Net (Adam, EMA of weights, x0-prediction L2 loss).
+
+        Calling ``train`` again continues from the current weights (the optimizer
+        state restarts). Sets ``history_`` (loss per step, with epoch) and
+        ``is_trained_``.
+
+        Parameters
+        ----------
+        max_steps
+            Optimiser steps.
+        batch_size
+            Images per step.
+        lr
+            Adam learning rate (paper: 2e-4).
+        ema_decay
+            Target EMA decay (paper: 0.9999), reached after a warm-up.
+        accelerator
+            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        device
+            GPU index when several are present.
+        random_state
+            Seed for the batch order, times and noise.
+        progress
+            Show a progress bar.
+
+        Returns
+        -------
+        The model itself.
+        """
+        if self._images is None:
+            raise ValueError(
+                "This model has no training data; load it with SDDImage.load(path, images=...)."
+            )
+        if isinstance(max_steps, bool) or int(max_steps) < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}.")
+        dev = resolve_device(accelerator, device)
+        torch.manual_seed(random_state)
+        generator = torch.Generator(dev).manual_seed(random_state)
+        self.module.to(dev)
+        self.ema_.model.to(dev)
+        if self.ema_.decay != ema_decay:
+            if not 0.0 <= ema_decay < 1.0:
+                raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
+            self.ema_.decay = float(ema_decay)
+        batches = MinibatchSampler(
+            self._images,
+            self.scaler_,
+            batch_size=batch_size,
+            device=dev,
+            codes=None if self._codes is None else self._codes[:, None],
+            random_state=random_state,
+        )
+        with_bits = self.init_args_["sparsity_bits"]
+        drop = self.init_args_["condition_dropout"]
+        null = None
+        if self.module.labels is not None:
+            null = torch.tensor(self.module.labels.n_categories, device=dev)
+
+        def next_batch():
+            x, nonzero, codes = batches()
+            z = sparsity.encode(x, nonzero, dim=1) if with_bits else x
+            if codes is not None and drop > 0:
+                dropped = torch.rand(codes.shape, device=dev, generator=generator) < drop
+                codes = torch.where(dropped, null.expand_as(codes), codes)
+            return z, codes
+
+        start = int(self.history_["step"].max()) if len(self.history_) else 0
+        try:
+            history, _ = train_denoiser(
+                self.module,
+                self.ema_,
+                next_batch,
+                self.schedule,
+                max_steps=int(max_steps),
+                steps_per_epoch=batches.steps_per_epoch,
+                lr=lr,
+                self_condition=self.init_args_["self_condition"],
+                start_step=start,
+                generator=generator,
+                progress=progress,
+            )
+        finally:
+            self.module.cpu()
+            self.ema_.model.cpu()
+        self.history_ = (
+            history
+            if not len(self.history_)
+            else pd.concat([self.history_, history], ignore_index=True)
+        )
+        self.train_args_ = {
+            "max_steps": int(max_steps),
+            "batch_size": int(batch_size),
+            "lr": float(lr),
+            "ema_decay": float(ema_decay),
+            "random_state": int(random_state),
+        }
+        self.is_trained_ = True
+        return self
+
+    # --------------------------------------------------------------- generate
+    def _label_codes(self, labels: Any, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if labels is None:
+            return None, None
+        if not self.categories_:
+            raise ValueError("labels were given but the model was trained without labels.")
+        values = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+        if values.ndim == 0:
+            values = np.broadcast_to(values, (n,))
+        if values.shape != (n,):
+            raise ValueError(f"labels has {values.size} entries for {n} images.")
+        lookup = {c: i for i, c in enumerate(self.categories_)}
+        keys = [_python_scalar(v) for v in values]
+        bad = sorted({str(k) for k in keys if isinstance(k, float) or k not in lookup})
+        if bad:
+            raise ValueError(f"Unknown label(s) {bad[:5]}; known labels: {self.categories_}.")
+        codes = np.asarray([lookup[k] for k in keys], dtype=np.int64)
+        return codes, np.asarray([self.categories_[c] for c in codes])
+
+    def generate(
+        self,
+        n_images: int = 64,
+        *,
+        sampler: Literal["ddpm", "ddim"] = "ddpm",
+        n_steps: int = 1000,
+        batch_size: int = 256,
+        labels: Any = None,
+        guidance_scale: float = 0.0,
+        random_state: int = 0,
+        use_ema: bool = True,
+        store_dense: bool = True,
+        accelerator: str = "auto",
+        device: int | str | None = None,
+        progress: bool = True,
+    ) -> GeneratedImages:
+        """Generate images.
+
+        Parameters
+        ----------
+        n_images
+            Number of images.
+        sampler
+            ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic).
+        n_steps
+            Reverse steps (paper: 1000 DDPM steps).
+        batch_size
+            Images sampled at once.
+        labels
+            Class label for all images, or one per image; unconditional when ``None``.
+        guidance_scale
+            Classifier-free guidance weight ``w``: ``x0 = (1 + w) x0_cond - w x0_uncond``;
+            ``0`` is plain conditional sampling.
+        random_state
+            Seed; the same seed, model and settings give identical images on the CPU.
+        use_ema
+            Sample with the EMA weights (recommended).
+        store_dense
+            Also return ``dense`` and ``sb_logits``.
+        accelerator, device
+            Where to sample, as in :meth:`train`.
+        progress
+            Show a progress bar.
+
+        Returns
+        -------
+        :class:`GeneratedImages` with ``images`` (exact zeros), ``sparsity_bits``,
+        ``dense``, ``sb_logits``, ``labels`` and ``settings``, in the training layout.
+        """
+        if not self.is_trained_:
+            raise ValueError("The model is not trained yet; call model.train() first.")
+        if (
+            isinstance(n_images, bool)
+            or not isinstance(n_images, int | np.integer)
+            or n_images <= 0
+        ):
+            raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+        if isinstance(n_steps, bool) or int(n_steps) < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        n_images = int(n_images)
+        codes, label_values = self._label_codes(labels, n_images)
+        dev = resolve_device(accelerator, device)
+        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        generator = torch.Generator(dev).manual_seed(int(random_state))
+        with_bits = self.init_args_["sparsity_bits"]
+        shape = (self.data_channels, *self.image_shape[1:])
+        parts: dict[str, list[np.ndarray]] = {"images": [], "dense": [], "sb_logits": []}
+        try:
+            for start in range(0, n_images, int(batch_size)):
+                n = min(int(batch_size), n_images - start)
+                cond = (
+                    None
+                    if codes is None
+                    else torch.as_tensor(codes[start : start + n, None], device=dev)
+                )
+                z = sample(
+                    _denoise_fn(net, cond, guidance_scale),
+                    (n, *shape),
+                    self.schedule,
+                    sampler=sampler,
+                    n_steps=int(n_steps),
+                    self_condition=self.init_args_["self_condition"],
+                    generator=generator,
+                    device=dev,
+                    progress=progress,
+                )
+                if with_bits:
+                    masked, dense, _ = sparsity.decode(z, dim=1, zero_value=-1.0)
+                    if store_dense:
+                        parts["sb_logits"].append(sparsity.split(z, dim=1)[1].cpu().numpy())
+                else:
+                    masked = dense = z
+                parts["images"].append(self.scaler_.inverse(masked).cpu().numpy())
+                if store_dense and with_bits:
+                    parts["dense"].append(self.scaler_.inverse(dense).cpu().numpy())
+        finally:
+            net.cpu()
+
+        def join(key: str) -> np.ndarray | None:
+            if not parts[key]:
+                return None
+            out = np.concatenate(parts[key]).astype(np.float32, copy=False)
+            return out if self.data_args_["channel_axis"] else out[:, 0]
+
+        images = join("images")
+        dense = join("dense") if with_bits else (images.copy() if store_dense else None)
+        settings = {
+            "model": self._model_class,
+            "version": __version__,
+            "sparsity_bits": with_bits,
+            "sampler": sampler,
+            "n_steps": int(n_steps),
+            "random_state": int(random_state),
+            "guidance_scale": float(guidance_scale),
+            "use_ema": bool(use_ema),
+        }
+        return GeneratedImages(
+            images=images,
+            sparsity_bits=images != 0,
+            dense=dense,
+            sb_logits=join("sb_logits"),
+            labels=label_values,
+            settings=settings,
+        )
+
+    # -------------------------------------------------------------- save/load
+    def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save weights (``model.pt``, ``weights_only``-loadable) and ``config.json`` atomically.
+
+        Parameters
+        ----------
+        dir_path
+            Directory to write (created; replaced only with ``overwrite=True``).
+        overwrite
+            Replace an existing directory.
+        """
+        history = {
+            c: torch.as_tensor(self.history_[c].to_numpy(dtype=np.float64))
+            for c in ("step", "epoch", "loss")
+        }
+        state = {
+            "module": self.module.state_dict(),
+            "ema": self.ema_.model.state_dict(),
+            "ema_updates": int(self.ema_.n_updates),
+            "scale": torch.as_tensor(self.scaler_.scale),
+            "history": history,
+        }
+        config = {
+            "sdd_version": __version__,
+            "model_class": self._model_class,
+            "init_args": self.init_args_,
+            "data_args": self.data_args_,
+            "is_trained": bool(self.is_trained_),
+            "train_args": getattr(self, "train_args_", None),
+        }
+        save_dir(dir_path, state, config, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, images: Any = None, labels: Any = None) -> SDDImage:
+        """Load a model saved with :meth:`save`.
+
+        Parameters
+        ----------
+        dir_path
+            Directory written by :meth:`save`.
+        images
+            Optional images to continue training on; same ``(C, H, W)`` as the saved
+            model. The per-channel scaling stays the saved one.
+        labels
+            Labels of ``images`` (required if the model is conditional).
+        """
+        state, config = load_dir(dir_path, model_class=cls._model_class)
+        try:
+            model = cls(
+                None,
+                **config["init_args"],
+                _data_args=dict(config["data_args"]),
+                _scale=state["scale"].numpy(),
+            )
+            model.module.load_state_dict(state["module"])
+            model.ema_.model.load_state_dict(state["ema"])
+            model.history_ = pd.DataFrame({k: v.numpy() for k, v in state["history"].items()})
+        except (KeyError, TypeError, RuntimeError, AttributeError) as err:
+            raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
+        model.ema_.n_updates = int(state.get("ema_updates", 0))
+        model.history_[["step", "epoch"]] = model.history_[["step", "epoch"]].astype(np.int64)
+        model.is_trained_ = bool(config.get("is_trained", False))
+        if config.get("train_args"):
+            model.train_args_ = config["train_args"]
+        if images is not None:
+            model._attach(images, labels)
+        elif labels is not None:
+            raise ValueError("labels were given without images.")
+        return model
+
+    def _attach(self, images: Any, labels: Any) -> None:
+        array, _ = check_images(images)
+        if tuple(array.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"Image shape mismatch: the model was trained on (C, H, W) = {self.image_shape}, "
+                f"got {tuple(array.shape[1:])}."
+            )
+        codes = None
+        if self.categories_:
+            if labels is None:
+                raise ValueError("The model is conditional; pass labels= with the images.")
+            values = np.asarray(
+                labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels
+            )
+            if values.shape != (len(array),):
+                raise ValueError(
+                    f"labels must be a 1-D array with one label per image ({len(array)}), "
+                    f"got shape {values.shape}."
+                )
+            codes, _ = self._label_codes(values, len(array))
+        elif labels is not None:
+            raise ValueError("labels were given but the model was trained without labels.")
+        self._images, self._codes = array, codes
+
+    def __repr__(self) -> str:
+        a = self.init_args_
+        kind = "sparsity bits" if a["sparsity_bits"] else "plain diffusion baseline"
+        steps = int(self.history_["step"].max()) if len(self.history_) else 0
+        status = f"trained for {steps} steps" if self.is_trained_ else "not trained"
+        cond = f", conditioned on {len(self.categories_)} classes" if self.categories_ else ""
+        c, h, w = self.image_shape
+        transform = (
+            ""
+            if a["intensity_transform"] == "none"
+            else f", {a['intensity_transform']} intensities"
+        )
+        return (
+            f"SDDImage model ({kind}): {c}x{h}x{w} images, U-Net base {a['base_channels']}, "
+            f"mult {tuple(a['channel_mult'])}, {a['num_res_blocks']} blocks/stage, "
+            f"{self.n_params / 1e6:.2f}M parameters, {status}{cond}{transform}"
+        )
+
+
+def _denoise_fn(net: UNet, cond: torch.Tensor | None, guidance_scale: float):
+    """``denoise(x, t, self_cond)`` for the sampler, with classifier-free guidance."""
+    if cond is None or guidance_scale == 0:
+        return lambda x, t, sc: net(x, t, sc, cond)
+    null = net.labels.null(cond.shape[0], cond.device)
+    w = float(guidance_scale)
+
+    def guided(x, t, sc):
+        both = net(
+            torch.cat([x, x]), torch.cat([t, t]), torch.cat([sc, sc]), torch.cat([cond, null])
+        )
+        x_cond, x_uncond = both.chunk(2)
+        return (1 + w) * x_cond - w * x_uncond
+
+    return guided
