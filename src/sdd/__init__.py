@@ -2,7 +2,27 @@
 
 __version__ = "0.1.0"
 
-from . import diffusion, nn, tl  # noqa: E402
-from .model import SDD  # noqa: E402
+from . import datasets, diffusion, nn, tl  # noqa: E402
+from .model import SDD, SDDBlackout, SDDImage  # noqa: E402
 
-__all__ = ["SDD", "diffusion", "nn", "tl", "__version__"]
+__all__ = [
+    "SDD",
+    "SDDBlackout",
+    "SDDImage",
+    "datasets",
+    "diffusion",
+    "metrics",
+    "nn",
+    "pl",
+    "tl",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    # `metrics` and `pl` load scipy.stats / scikit-learn / matplotlib: import on first use
+    if name in ("metrics", "pl"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,9 +13,10 @@ import torch
 from anndata import AnnData
 
 from .. import __version__
-from ..diffusion import SAMPLERS, CosineSchedule, sample, sparsity
+from ..diffusion import SAMPLERS, CosineSchedule, sparsity
 from ..nn import SkipMLP
 from ..train import EMA, resolve_device, train_denoiser
+from ..train._sparse import make_masks, weight_report
 from ._data import MinibatchSampler, Scaler
 from ._io import load_dir, save_dir
 from ._validate import check_matrix, get_matrix
@@ -42,7 +43,7 @@ def _categories(adata: AnnData, key: str) -> list[str]:
 
 
 class SDD:
-    """Sparse Data Diffusion model for single-cell expression (Lee et al., SDD).
+    """Sparse Data Diffusion model for single-cell expression (Ostheimer et al., 2025, arXiv:2502.02448).
 
     Each cell ``x`` (genes, non-negative) is scaled per gene to [-1, 1] and concatenated
     with its sparsity bits ``sb = 1[x != 0]`` as analog bits in {-1, +1}. A
@@ -76,6 +77,12 @@ class SDD:
         guidance); only used with ``labels_key``.
     logsnr_min, logsnr_max
         Range of the cosine log-SNR schedule.
+    weight_sparsity
+        Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
+        step (sparse-to-sparse training); see :class:`~sdd.train.WeightMasks`.
+    sparse_method, sparse_update_interval, sparse_drop_fraction, dense_layers, sparse_distribution
+        ``"static"``, ``"rigl"`` or ``"magran"``; steps between mask updates; initial
+        drop fraction (cosine decay); layers kept dense; ``"uniform"`` or ``"erk"``.
 
     Examples
     --------
@@ -101,6 +108,12 @@ class SDD:
         condition_dropout: float = 0.1,
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
+        weight_sparsity: float = 0.0,
+        sparse_method: str = "rigl",
+        sparse_update_interval: int = 100,
+        sparse_drop_fraction: float = 0.3,
+        dense_layers: Sequence[str] = ("first", "last"),
+        sparse_distribution: str = "uniform",
         _setup: dict | None = None,
         _var_names: Sequence[str] | None = None,
         _scale: np.ndarray | None = None,
@@ -117,6 +130,15 @@ class SDD:
             "logsnr_min": float(logsnr_min),
             "logsnr_max": float(logsnr_max),
         }
+        sparse_args = {
+            "sparse_method": sparse_method,
+            "sparse_update_interval": int(sparse_update_interval),
+            "sparse_drop_fraction": float(sparse_drop_fraction),
+            "dense_layers": list(dense_layers),
+            "sparse_distribution": sparse_distribution,
+        }
+        if weight_sparsity:  # recorded only for sparse models
+            self.init_args_.update(weight_sparsity=float(weight_sparsity), **sparse_args)
         self.adata = adata
         if adata is not None:
             if SETUP_KEY not in adata.uns:
@@ -143,6 +165,7 @@ class SDD:
             dropout=dropout,
         ).eval()
         self.ema_ = EMA(self.module)
+        self.weight_masks_ = make_masks(self.module, self.ema_, weight_sparsity, **sparse_args)
         self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
         self.is_trained_ = False
 
@@ -206,6 +229,13 @@ class SDD:
     def n_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
+    def weight_report(self, batch_size: int = 256) -> dict:
+        """Non-zero parameters and FLOPs (see :func:`sdd.train._sparse.weight_report`)."""
+        x = torch.zeros(1, self.data_dim)
+        return weight_report(
+            self.module, (x, torch.zeros(1), x), masks=self.weight_masks_, batch_size=batch_size
+        )
+
     def _codes(self, adata: AnnData) -> np.ndarray | None:
         if not self.categories_:
             return None
@@ -227,6 +257,9 @@ class SDD:
         device: int | str | None = None,
         random_state: int = 0,
         progress: bool = True,
+        fast: bool | None = None,
+        data_on_device: bool | None = None,
+        distributed: bool | None = None,
     ) -> SDD:
         """Train the denoiser (Adam, EMA of weights, x0-prediction L2 loss).
 
@@ -252,6 +285,22 @@ class SDD:
             Seed for initial batch order, times and noise.
         progress
             Show a progress bar.
+        fast
+            GPU fast path: bf16 autocast, fused Adam and CUDA graphs of the whole step,
+            losses read back every 100 steps. ``None``: on CUDA (unless the environment
+            variable ``SDD_FAST=0``); ``False``: the float32 path, as on the CPU.
+        data_on_device
+            Keep the whole (sparse) matrix on the GPU: ``None`` when it fits in half the
+            free GPU memory; otherwise minibatches are read (ahead, in a thread) from
+            host memory or a backed file (``anndata.read_h5ad(path, backed="r")``) and
+            densified on the GPU one batch at a time.
+        distributed
+            Data-parallel training over the processes started by ``torchrun`` (each
+            process trains on its share of every epoch, gradients are averaged, weights
+            stay identical; each process uses the GPU ``LOCAL_RANK`` and ``batch_size``
+            cells per step, so the global batch is ``batch_size`` x processes). ``None``:
+            when launched by ``torchrun`` with more than one process. Save the model on
+            rank 0 only (``sdd.train.is_main_process()``).
         """
         if self._matrix is None:
             raise ValueError(
@@ -263,9 +312,25 @@ class SDD:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}.")
+        from ..train import distributed_info, init_distributed, resolve_fast
+
+        if distributed not in (None, True, False):
+            raise TypeError(f"distributed must be True, False or None, got {distributed!r}.")
+        kind = resolve_device(accelerator).type
+        is_distributed = distributed is not False and init_distributed(
+            "nccl" if kind == "cuda" else "gloo"
+        )
+        if distributed and not is_distributed:
+            raise ValueError(
+                "distributed=True, but this process was not launched by torchrun with more "
+                "than one process (see the README for the torchrun command)."
+            )
+        rank, world_size, local_rank = distributed_info() if is_distributed else (0, 1, 0)
+        if is_distributed and kind == "cuda":
+            device = local_rank  # one GPU per process
         dev = resolve_device(accelerator, device)
-        torch.manual_seed(random_state)
-        generator = torch.Generator(dev).manual_seed(random_state)
+        torch.manual_seed(random_state + rank)
+        generator = torch.Generator(dev).manual_seed(random_state + rank)
         self.module.to(dev)
         self.ema_.model.to(dev)
         if self.ema_.decay != ema_decay:
@@ -277,6 +342,9 @@ class SDD:
             device=dev,
             codes=self._codes(self.adata),
             random_state=random_state,
+            data_on_device=data_on_device,
+            rank=rank,
+            world_size=world_size,
         )
         drop = self.init_args_["condition_dropout"]
         null = None
@@ -292,19 +360,31 @@ class SDD:
             return z, codes
 
         start = int(self.history_["step"].max()) if len(self.history_) else 0
-        history, _ = train_denoiser(
-            self.module,
-            self.ema_,
-            next_batch,
-            self.schedule,
-            max_steps=int(max_steps),
-            steps_per_epoch=batches.steps_per_epoch,
-            lr=lr,
-            self_condition=self.init_args_["self_condition"],
-            start_step=start,
-            generator=generator,
-            progress=progress,
-        )
+        after_step = None
+        if self.weight_masks_ is not None:
+            self.weight_masks_.plan(start, int(max_steps))
+            after_step = self.weight_masks_.hook(self.module, self.ema_)
+        try:
+            history, _ = train_denoiser(
+                self.module,
+                self.ema_,
+                next_batch,
+                self.schedule,
+                max_steps=int(max_steps),
+                steps_per_epoch=batches.steps_per_epoch,
+                lr=lr,
+                self_condition=self.init_args_["self_condition"],
+                start_step=start,
+                generator=generator,
+                after_step=after_step,
+                progress=progress and rank == 0,
+                fast=fast,
+                distributed=is_distributed,
+            )
+        finally:
+            batches.close()
+            self.module.cpu()
+            self.ema_.model.cpu()
         self.history_ = (
             history
             if not len(self.history_)
@@ -316,9 +396,9 @@ class SDD:
             "lr": float(lr),
             "ema_decay": float(ema_decay),
             "random_state": int(random_state),
+            "fast": resolve_fast(fast, dev),
+            "world_size": int(world_size),
         }
-        self.module.cpu()
-        self.ema_.model.cpu()
         self.is_trained_ = True
         return self
 
@@ -348,7 +428,7 @@ class SDD:
             if values.shape != (n_cells,):
                 raise ValueError(f"labels[{key!r}] has {values.size} entries for {n_cells} cells.")
             lookup = {c: i for i, c in enumerate(cats)}
-            bad = sorted(set(values) - set(lookup))
+            bad = sorted(str(v) for v in set(values) - set(lookup))
             if bad:
                 raise ValueError(f"Unknown {key!r} label(s) {bad[:5]}; known labels: {cats}.")
             codes[:, k] = [lookup[v] for v in values]
@@ -429,16 +509,21 @@ class SDD:
                 cond = (
                     None if codes is None else torch.as_tensor(codes[start : start + n], device=dev)
                 )
-                denoise = self._denoise_fn(net, cond, guidance_scale)
-                z = sample(
-                    denoise,
+                from ..train import resolve_devices, sample_split
+
+                # bf16 network on CUDA (SDD_FAST=0 turns it off); device=[0, 1] splits rows
+                z = sample_split(
+                    net,
+                    lambda m, c: self._denoise_fn(m, c, guidance_scale),
                     (n, self.data_dim),
                     self.schedule,
+                    devices=resolve_devices(accelerator, device),
+                    cond=cond,
+                    generator=generator,
+                    fast=None,
                     sampler=sampler,
                     n_steps=n_steps,
                     self_condition=self.init_args_["self_condition"],
-                    generator=generator,
-                    device=dev,
                     progress=progress,
                 )
                 if sb:
@@ -508,6 +593,8 @@ class SDD:
             "scale": torch.as_tensor(self.scaler_.scale),
             "history": history,
         }
+        if self.weight_masks_ is not None:
+            state["weight_masks"] = self.weight_masks_.state_dict()
         config = {
             "sdd_version": __version__,
             "model_class": self._model_class,
@@ -544,6 +631,8 @@ class SDD:
             )
             model.module.load_state_dict(state["module"])
             model.ema_.model.load_state_dict(state["ema"])
+            if model.weight_masks_ is not None:
+                model.weight_masks_.load_state_dict(state["weight_masks"])
         except (KeyError, TypeError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
         model.ema_.n_updates = int(state.get("ema_updates", 0))

@@ -1,0 +1,182 @@
+"""Sphinx configuration (Sphinx + myst-nb, after cookiecutter-scverse).
+
+Build with ``sphinx-build -W -b html docs docs/_build/html`` (or ``docs/build.sh``).
+Nothing is downloaded (no intersphinx) and no notebook is executed
+(``nb_execution_mode = "off"``): the tutorials are rendered as committed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import sdd  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+# -- project -------------------------------------------------------------------------
+project = "sdd"
+author = "sdd developers"
+copyright = f"{datetime.now():%Y}, {author}"
+version = release = sdd.__version__
+
+# -- general -------------------------------------------------------------------------
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",
+    "sphinx.ext.mathjax",
+]
+templates_path = ["_templates"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**.ipynb_checkpoints",
+    "tutorials/README.md",
+]
+# .rst first: autosummary writes its stub pages with the first suffix
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+master_doc = "index"
+default_role = "literal"
+suppress_warnings: list[str] = []
+
+# myst / myst-nb: render the committed notebooks, never re-train while building docs
+myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist", "html_image"]
+myst_heading_anchors = 3
+nb_execution_mode = "off"
+nb_merge_streams = True
+
+# autodoc / autosummary / napoleon (numpydoc-style docstrings)
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_member_order = "groupwise"
+autodoc_default_options = {"show-inheritance": False}
+autoclass_content = "class"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_include_init_with_doc = False
+napoleon_use_rtype = True
+napoleon_use_ivar = True  # "Attributes" sections as fields, not duplicate descriptions
+napoleon_use_param = True
+napoleon_custom_sections = [("Params", "Parameters")]
+typehints_defaults = "braces"
+always_document_param_types = False
+
+# -- html ----------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "sdd"
+html_static_path = ["_static"]
+html_show_sphinx = False
+html_theme_options = {
+    "repository_url": "https://github.com/sdd-developers/sdd",
+    "use_repository_button": False,
+    "path_to_docs": "docs/",
+    "navigation_with_keys": False,
+}
+
+# -- documented public API -----------------------------------------------------------
+#: Modules whose ``__all__`` must be listed in api.md; the build warns (and so, with
+#: ``-W``, fails) when a public name is missing. Modules not yet present are skipped.
+API_MODULES = ["sdd", "sdd.tl", "sdd.pl", "sdd.metrics", "sdd.datasets", "sdd.nn"]
+_SKIP = {"__version__", "datasets", "diffusion", "nn", "tl", "pl", "metrics", "train", "model"}
+
+
+def _api_entries(text: str) -> set[str]:
+    """Fully qualified names listed in the autosummary blocks of api.md."""
+    entries, current, in_block = set(), "", False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(".. currentmodule::"):
+            current = stripped.split("::", 1)[1].strip()
+        elif stripped.startswith(".. autosummary::"):
+            in_block = True
+        elif in_block and stripped and not line[0].isspace():
+            in_block = False
+        elif in_block and stripped and not stripped.startswith(":"):
+            name = stripped.lstrip("~")
+            entries.add(f"{current}.{name}" if current else name)
+    return entries
+
+
+def _check_api_listed(app: Sphinx) -> None:
+    listed = _api_entries((HERE / "api.md").read_text())
+    for name in API_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        missing = [
+            public
+            for public in getattr(module, "__all__", [])
+            if public not in _SKIP
+            and f"{name}.{public}" not in listed
+            # or listed where it is defined, e.g. sdd.nn.unet.PAPER_UNET
+            and not any(e.startswith(f"{name}.") and e.endswith(f".{public}") for e in listed)
+        ]
+        if missing:
+            logger.warning(f"api.md does not list these public names of {name}: {missing}")
+
+
+def _make_figures(app: Sphinx) -> None:
+    """Draw the method page's figures into docs/generated (see make_figures.py)."""
+    import make_figures
+
+    make_figures.main(HERE / "generated")
+
+
+# -- `sdd --help` pages --------------------------------------------------------------
+class CLIHelp(SphinxDirective):
+    """``{sdd-cli-help} fit``: the help text of ``sdd fit`` as a literal block."""
+
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        from sdd.cli import build_parser
+
+        os.environ["COLUMNS"] = "88"
+        parser = build_parser()
+        command = self.arguments[0] if self.arguments else None
+        if command is not None:
+            actions = [a for a in parser._actions if getattr(a, "choices", None)]
+            subparsers = actions[-1].choices
+            if command not in subparsers:
+                raise self.error(f"unknown sdd command {command!r}")
+            parser = subparsers[command]
+        text = parser.format_help().rstrip()
+        block = nodes.literal_block(text, text)
+        block["language"] = "text"
+        return [block]
+
+
+_REPO_LINK = re.compile(r"\[([^\]]+)\]\((?![a-z]+:|#)([^)]+?)\)")
+
+
+def _unlink_repo_files(app: Sphinx, relative_path, parent_docname: str, content: list[str]):
+    """Turn README links to repository files (``src/sdd/demo.py``) into plain text."""
+    if Path(relative_path).name == "README.md":
+        content[0] = _REPO_LINK.sub(
+            lambda m: m.group(0) if m.group(2).endswith(".md") else m.group(1), content[0]
+        )
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("include-read", _unlink_repo_files)
+    app.add_directive("sdd-cli-help", CLIHelp)
+    app.connect("builder-inited", _make_figures)
+    app.connect("builder-inited", _check_api_listed)

@@ -1,0 +1,216 @@
+"""The ``sdd`` command line: each command on a tiny dataset, ``--help``, and bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import make_counts_adata
+
+import sdd
+from sdd.cli import main
+
+TINY_FIT = ["--max-steps", "6", "--batch-size", "32", "--hidden", "32", "16", "--emb-dim", "16"]
+FAST_GEN = ["--sampler", "ddim", "--n-steps", "3", "-q"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and leave the other core to others)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli")
+    make_counts_adata(n_cells=60, n_genes=12).write_h5ad(path / "real.h5ad")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(workdir: Path) -> Path:
+    """A conditional model trained through ``sdd fit`` (shared by the tests below)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = workdir / "model"
+    code = main(
+        ["fit", str(workdir / "real.h5ad"), "--labels-key", "cell_type", "--out", str(out), "-q"]
+        + TINY_FIT
+    )
+    torch.set_num_threads(before)
+    assert code == 0
+    return out
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# ----------------------------------------------------------------------------- help
+@pytest.mark.parametrize("command", [[], ["fit"], ["generate"], ["evaluate"], ["info"]])
+def test_help(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: sdd {' '.join(command)}".rstrip())
+
+
+def test_demo_help_goes_to_the_demo(capsys):
+    assert main(["demo", "--help"]) == 0
+    assert "--sampling-steps" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert sdd.__version__ in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["fit", "data.h5ad"]) == 2  # --out is required
+    assert main(["generate", "m", "-n", "ten", "-o", "x.h5ad"]) == 2
+    assert main(["evaluate", "a.h5ad", "b.h5ad", "--bogus"]) == 2
+
+
+# ------------------------------------------------------------------ fit/generate/evaluate
+def test_fit_writes_model(model_dir: Path, capsys):
+    assert (model_dir / "model.pt").is_file() and (model_dir / "config.json").is_file()
+    model = sdd.SDD.load(model_dir)
+    assert model.is_trained_ and model.init_args_["hidden"] == [32, 16]
+    assert model.setup_args_["labels_key"] == "cell_type"
+    assert main(["info", str(model_dir)]) == 0
+    assert "trained for 6 steps" in capsys.readouterr().out
+
+
+def test_generate_and_evaluate(model_dir: Path, workdir: Path, capsys):
+    gen_path = workdir / "generated.h5ad"
+    args = ["generate", str(model_dir), "-n", "40", "-o", str(gen_path), "--seed", "3"]
+    assert main(args + FAST_GEN) == 0
+    gen = ad.read_h5ad(gen_path)
+    assert gen.shape == (40, 12) and sp.issparse(gen.X)
+    np.testing.assert_array_equal(gen.layers["sparsity_bits"].toarray(), gen.X.toarray() != 0)
+    assert gen.uns["sdd"]["sampler"] == "ddim" and gen.uns["sdd"]["random_state"] == 3
+
+    # reproducible by seed
+    again = workdir / "again.h5ad"
+    assert main(["generate", str(model_dir), "-n", "40", "-o", str(again), "--seed", "3"]
+                + FAST_GEN + ["--no-dense"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(ad.read_h5ad(again).X.toarray(), gen.X.toarray())
+
+    capsys.readouterr()
+    csv = workdir / "table.csv"
+    args = ["evaluate", str(workdir / "real.h5ad"), str(gen_path), "--csv", str(csv), "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "SCC" in out and "PCC" in out
+    assert csv.is_file()
+
+
+def test_generate_conditional(model_dir: Path, workdir: Path):
+    out = workdir / "cond.h5ad"
+    args = ["generate", str(model_dir), "-n", "8", "-o", str(out), "--label", "B"]
+    assert main(args + FAST_GEN) == 0
+    gen = ad.read_h5ad(out)
+    assert list(gen.obs["cell_type"].astype(str).unique()) == ["B"]
+    out2 = workdir / "cond2.h5ad"
+    args = ["generate", str(model_dir), "-n", "4", "-o", str(out2), "--label", "cell_type=A"]
+    assert main(args + FAST_GEN + ["--guidance-scale", "1.0"]) == 0
+    assert list(ad.read_h5ad(out2).obs["cell_type"].astype(str).unique()) == ["A"]
+
+
+def test_fit_normalize_layer_and_baseline(workdir: Path):
+    out = workdir / "baseline"
+    args = ["fit", str(workdir / "real.h5ad"), "--layer", "counts", "--normalize"]
+    assert main(args + ["--no-sparsity-bits", "--out", str(out), "-q", *TINY_FIT]) == 0
+    model = sdd.SDD.load(out)
+    assert model.init_args_["sparsity_bits"] is False
+    assert model.setup_args_["layer"] == "counts"
+
+
+def test_image_model_generates_npz(tmp_path: Path):
+    images = np.random.default_rng(0).poisson(0.3, size=(16, 8, 8)).astype(np.float32)
+    model = sdd.SDDImage(images, base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4)
+    model.train(max_steps=1, batch_size=8, progress=False)
+    model.save(tmp_path / "img")
+    out = tmp_path / "imgs.npz"
+    assert main(["generate", str(tmp_path / "img"), "-n", "3", "-o", str(out)] + FAST_GEN) == 0
+    with np.load(out) as data:
+        assert data["images"].shape == (3, 8, 8)
+        np.testing.assert_array_equal(data["sparsity_bits"], data["images"] != 0)
+    assert main(["generate", str(tmp_path / "img"), "-n", "3", "-o", str(tmp_path / "x.h5ad")]) == 1
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input_one_line_nonzero(model_dir: Path, workdir: Path, tmp_path: Path, capsys):
+    real = str(workdir / "real.h5ad")
+    out = str(tmp_path / "m")
+    cases = [
+        (["fit", str(tmp_path / "missing.h5ad"), "--out", out], "does not exist"),
+        (["fit", real, "--layer", "nope", "--out", out, *TINY_FIT], "nope"),
+        (["fit", real, "--labels-key", "nope", "--out", out, *TINY_FIT], "nope"),
+        (["fit", real, "--max-steps", "0", "--out", out], "--max-steps"),
+        (["fit", real, "--out", str(model_dir)], "already exists"),
+        (["generate", str(tmp_path), "-n", "5", "-o", str(tmp_path / "g.h5ad")], "config.json"),
+        (["generate", str(tmp_path / "nodir"), "-o", str(tmp_path / "g.h5ad")], "does not exist"),
+        (["generate", str(model_dir), "-n", "0", "-o", str(tmp_path / "g.h5ad")], "-n"),
+        (["generate", str(model_dir), "-o", str(tmp_path / "g.csv")], ".h5ad"),
+        (["generate", str(model_dir), "-o", str(tmp_path / "g.h5ad"), "--label", "Z"], "'Z'"),
+        (["evaluate", real, str(tmp_path / "missing.h5ad")], "does not exist"),
+        (["evaluate", real, real, "--labels-key", "nope"], "nope"),
+        (["info", str(tmp_path)], "config.json"),
+    ]
+    (tmp_path / "broken.h5ad").write_text("not hdf5")
+    cases.append((["fit", str(tmp_path / "broken.h5ad"), "--out", out], "cannot read"))
+    for argv, needle in cases:
+        if argv[0] in ("fit", "evaluate"):
+            argv = [*argv, "-q"]  # no progress messages before the error line
+        assert main(argv) == 1, argv
+        line = _error_line(capsys)
+        assert line.startswith(f"sdd {argv[0]}: error:") and needle in line, (argv, line)
+    assert not Path(out).exists()
+
+
+def test_evaluate_gene_mismatch(workdir: Path, tmp_path: Path, capsys):
+    real = ad.read_h5ad(workdir / "real.h5ad")
+    other = real[:, 2:].copy()
+    other.write_h5ad(tmp_path / "other.h5ad")
+    argv = ["evaluate", str(workdir / "real.h5ad"), str(tmp_path / "other.h5ad"), "-q"]
+    assert main(argv) == 1
+    assert "--align-genes" in _error_line(capsys)
+    assert main([*argv, "--align-genes"]) == 0
+
+
+def test_console_entry_point(tmp_path: Path):
+    """``python -m sdd.cli`` (what the ``sdd`` script runs) exits non-zero on bad input."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sdd.cli", "fit", str(tmp_path / "no.h5ad"), "--out", "m"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"sdd fit: error: data file {str(tmp_path / 'no.h5ad')!r} does not exist."
+    ]
+
+
+def test_blackout_fit_and_generate(workdir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "blackout"
+    args = ["fit", str(workdir / "real.h5ad"), "--model", "blackout", "--layer", "counts"]
+    assert main([*args, "--out", str(out), "-q", *TINY_FIT]) == 0
+    gen_path = tmp_path / "counts.h5ad"
+    assert main(["generate", str(out), "-n", "5", "-o", str(gen_path), "--n-steps", "4", "-q"]) == 0
+    x = ad.read_h5ad(gen_path).X.toarray()
+    assert x.shape == (5, 12) and np.array_equal(x, np.round(x))
+    assert main(["generate", str(out), "-o", str(tmp_path / "g.h5ad"), "--sampler", "ddim"]) == 1
+    assert "--sampler" in _error_line(capsys)
