@@ -19,7 +19,7 @@ numbers show the mechanism, not the paper's quality. Paper scale (GPU):
     python benchmarks/images.py                                   # MNIST, CPU defaults
     python benchmarks/images.py --dataset fashion-mnist
     python benchmarks/images.py --accelerator cuda --paper --train-images 60000 \\
-        --steps 100000 --batch-size 128 --n-generate 10000 --sampler ddpm --sample-steps 1000
+        --steps 100000 --batch-size 128 --n-generate 5000 --sampler ddpm --sample-steps 1000
 """
 
 from __future__ import annotations
