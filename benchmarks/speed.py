@@ -434,7 +434,7 @@ def main() -> None:
                 plans += [("ddim", 50, False, None), ("ddim", 50, True, None)]
                 plans += [("ddpm", 1000, True, 2048)]  # SDD.generate's default batch size
             else:
-                plans = [("ddim", 50, False, None)]
+                plans = [("ddim", 50, False, None), ("ddim", 50, True, None)]
             for sampler, n_steps, fast, batch in plans:
                 attempt(
                     gen_rows, "generation", bench_generate, net, dev, n_cells=n,

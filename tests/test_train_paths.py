@@ -297,6 +297,35 @@ def test_sample_split_over_two_devices_is_reproducible():
     assert not torch.equal(split[0][:5], split[0][6:11])  # each share has its own noise
 
 
+def test_bf16_sampling_on_cpu_matches_fp32_within_tolerance():
+    torch.manual_seed(0)
+    net = SkipMLP(8, hidden=(32, 16), emb_dim=8).eval()
+
+    def make(m, cond):
+        return lambda x, t, sc: m(x, t, sc, cond)
+
+    runs = {
+        fast: sample_split(
+            net,
+            make,
+            (64, 8),
+            CosineSchedule(),
+            devices=[CPU],
+            fast=fast,
+            sampler="ddim",
+            n_steps=5,
+            generator=torch.Generator().manual_seed(3),
+        )  # fmt: skip
+        for fast in (False, True)
+    }
+    assert runs[True].dtype == torch.float32
+    assert not torch.equal(runs[True], runs[False])  # the fast path really ran in bf16
+    assert (runs[True] - runs[False]).abs().max() < 0.1
+    assert resolve_fast(True, CPU, allow_cpu=True) is True
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_fast(True, CPU)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fast_path_with_cuda_graphs_matches_plain_on_gpu():
     dev = torch.device("cuda")

@@ -247,7 +247,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         kwargs["n_steps"] = args.n_steps
     else:
         kwargs["sampler"] = args.sampler or "ddpm"
-        kwargs["n_steps"] = args.n_steps if args.n_steps is not None else 1000
+        kwargs["n_steps"] = args.n_steps if args.n_steps is not None else 250
         kwargs["store_dense"] = not args.no_dense
     start = time.perf_counter()
     result = model.generate(args.n_cells, **kwargs)
@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-steps",
         type=int,
         default=None,
-        help="reverse steps (default 1000; all observation times for Blackout)",
+        help="reverse steps (default 250; all observation times for Blackout)",
     )
     gen.add_argument("--seed", type=int, default=0, help="random seed")
     gen.add_argument(

@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the demo (see ``python -m sdd.demo --help``)."""
     parser = argparse.ArgumentParser(prog="python -m sdd.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
-    parser.add_argument(
-        "--sampling-steps", type=int, default=1000, help="DDPM steps (default 1000)"
-    )
+    parser.add_argument("--sampling-steps", type=int, default=250, help="DDPM steps (default 250)")
     parser.add_argument("--out", default="sdd_demo_generated.h5ad", help="output .h5ad path")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -154,7 +154,7 @@ def sample_split(
         Random number generator on ``devices[0]``.
     fast
         bf16 autocast around the network; ``None``: on CUDA (see
-        :func:`~sdd.train.resolve_fast`).
+        :func:`~sdd.train.resolve_fast`). ``True`` is allowed on the CPU too.
     cuda_graph
         On the fast path, replay the network from a CUDA graph (:class:`GraphedDenoise`);
         ``None``: yes. If the capture fails, the network runs eagerly.
@@ -181,7 +181,7 @@ def sample_split(
     devices = [torch.device(d) for d in devices]
     if not devices:
         raise ValueError("devices is empty; name at least one device.")
-    fasts = [resolve_fast(fast, d) for d in devices]
+    fasts = [resolve_fast(fast, d, allow_cpu=True) for d in devices]
     graph = True if cuda_graph is None else bool(cuda_graph)
     if getattr(net, "labels", None) is not None and cond is None:
         graph = False  # the network builds its null labels on the host at every call
