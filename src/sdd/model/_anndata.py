@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -24,6 +26,164 @@ from ._validate import check_matrix, get_matrix
 __all__ = ["SDD"]
 
 SETUP_KEY = "sdd_setup"
+TRAINING = "training"
+"""``generate(labels=TRAINING)``: the training data's label composition."""
+DEFAULT_N_CELLS = 10_000
+RELATIVE_TOLERANCE = 1e-3  # allowed spread of per-cell normalisation factors
+SETUP_CHECK_ROWS = 2048  # cells checked by setup_anndata (the model checks all)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy of setup arguments (an h5ad round trip turns lists into arrays)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _dense_rows(matrix: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a dense, sparse or backed matrix as a dense array (own dtype)."""
+    block = matrix[start:stop]
+    return block.toarray() if sp.issparse(block) else np.asarray(block)
+
+
+def _row_step(n_genes: int) -> int:
+    return max(1, 2**22 // max(int(n_genes), 1))  # ~4M entries per dense chunk
+
+
+def _size_factors_from_counts(
+    matrix: Any, counts: Any, obs_names: Sequence[str], n_rows: int | None = None
+) -> np.ndarray:
+    """Per-cell ``s`` with ``expm1(x) * s == counts`` (NaN for cells without counts).
+
+    Raises a ValueError when ``counts`` is not integer-valued or ``x`` is not
+    ``log1p(counts / s)`` with one factor per cell.
+    """
+    n = matrix.shape[0] if n_rows is None else min(int(n_rows), matrix.shape[0])
+    out = np.full(n, np.nan)
+    step = _row_step(matrix.shape[1])
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        x = _dense_rows(matrix, start, stop).astype(np.float64)
+        c = _dense_rows(counts, start, stop).astype(np.float64)
+        if np.any(c != np.round(c)):
+            raise ValueError(
+                "The counts layer must hold raw integer counts, but it has non-integer values."
+            )
+        nonzero = c > 0
+        mismatch = nonzero != (x > 0)
+        if mismatch.any():
+            cell = obs_names[start + int(np.flatnonzero(mismatch.any(axis=1))[0])]
+            raise ValueError(
+                "The counts layer and the training values have different zero patterns (e.g. "
+                f"cell {str(cell)!r}); counts output needs training values that are "
+                "log1p-normalised counts of the same cells and genes."
+            )
+        has = nonzero.any(axis=1)
+        if not has.any():
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(nonzero, c / np.expm1(x), np.nan)[has]
+        factor = np.nanmedian(ratio, axis=1)
+        spread = np.nanmax(np.abs(ratio / factor[:, None] - 1.0), axis=1)
+        if np.any(spread > RELATIVE_TOLERANCE):
+            k = int(np.argmax(spread))
+            cell = obs_names[start + int(np.flatnonzero(has)[k])]
+            raise ValueError(
+                "Counts output needs training values x = log1p(counts / s) with one factor s "
+                "per cell (natural log; e.g. sc.pp.normalize_total then sc.pp.log1p), but in "
+                f"cell {str(cell)!r} counts / expm1(x) varies by {spread[k]:.2g} (relative) "
+                "across genes. Is the data log1p-normalised?"
+            )
+        block = np.full(stop - start, np.nan)
+        block[has] = factor
+        out[start:stop] = block
+    return out
+
+
+def _expm1_sums(matrix: Any) -> np.ndarray:
+    step = _row_step(matrix.shape[1])
+    parts = [
+        np.expm1(_dense_rows(matrix, s, min(s + step, matrix.shape[0])).astype(np.float64)).sum(1)
+        for s in range(0, matrix.shape[0], step)
+    ]
+    return np.concatenate(parts)
+
+
+def _library_sizes(adata: AnnData, key: str) -> np.ndarray:
+    if key not in adata.obs:
+        raise ValueError(
+            f"Column {key!r} not found in adata.obs (columns: {list(adata.obs.columns)})."
+        )
+    column = adata.obs[key]
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        raise TypeError(f"adata.obs[{key!r}] must hold numeric library sizes, got {column.dtype}.")
+    sizes = column.to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(sizes)) or sizes.min() < 0:
+        raise ValueError(f"adata.obs[{key!r}] must hold finite, non-negative library sizes.")
+    return sizes
+
+
+def _infer_target_sum(matrix: Any) -> float:
+    """``target_sum`` of ``normalize_total``: the per-cell sum of ``expm1(x)``, if constant."""
+    sums = _expm1_sums(matrix)
+    sums = sums[sums > 0]
+    if not sums.size:
+        raise ValueError("Every cell is all-zero; cannot infer target_sum.")
+    target = float(np.median(sums))
+    spread = float(np.max(np.abs(sums / target - 1.0)))
+    if spread > RELATIVE_TOLERANCE:
+        raise ValueError(
+            "Cannot infer target_sum: the per-cell sums of expm1(x) differ by up to "
+            f"{spread:.1%} (median {target:.6g}), so the values are not log1p(normalize_total) "
+            "of these genes alone (e.g. genes were subset after normalising). Pass "
+            "target_sum= (the value given to sc.pp.normalize_total) or counts_layer=."
+        )
+    return target
+
+
+def _is_training(labels: Any) -> bool:
+    return isinstance(labels, str) and labels == TRAINING
+
+
+def _check_guidance(guidance_scale: Any) -> float:
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float | np.number):
+        raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}.")
+    if not np.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
+    return float(guidance_scale)
+
+
+def _invert_log1p(X: sp.csr_matrix, size_factors: np.ndarray) -> sp.csr_matrix:
+    """Counts ``max(1, round(expm1(x) * s))`` on the non-zeros of ``X`` (CSR float32).
+
+    Examples
+    --------
+    >>> X = sp.csr_matrix(np.log1p(np.array([[0.0, 2.0], [0.25, 0.0]])))
+    >>> _invert_log1p(X, np.array([3.0, 2.0])).toarray().tolist()
+    [[0.0, 6.0], [1.0, 0.0]]
+    """
+    X = sp.csr_matrix(X, copy=True)
+    X.eliminate_zeros()
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    values = np.rint(np.expm1(X.data.astype(np.float64)) * size_factors[rows])
+    out = X.copy()
+    out.data = np.maximum(values, 1.0).astype(np.float32)
+    return out
+
+
+def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum to ``total`` (largest remainder)."""
+    exact = weights / weights.sum() * total
+    out = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - out), kind="stable")
+    out[order[: total - int(out.sum())]] += 1
+    return out
 
 
 def _categories(adata: AnnData, key: str) -> list[str]:
@@ -56,6 +216,11 @@ class SDD:
     ``2 x / m_g - 1``; generated values are clipped to [-1, 1] and mapped back, so they
     lie in ``[0, m_g]`` in the units the model was trained on (usually log1p-normalised
     expression).
+
+    Beyond the paper: conditional generation with classifier-free guidance
+    (``labels_key`` in :meth:`setup_anndata`, ``labels`` and ``guidance_scale`` in
+    :meth:`generate`), raw integer counts (``generate(counts=True)``) and imputation of
+    missing genes (:meth:`impute`).
 
     Parameters
     ----------
@@ -143,14 +308,14 @@ class SDD:
         if adata is not None:
             if SETUP_KEY not in adata.uns:
                 self.setup_anndata(adata)
-            self.setup_args_ = dict(adata.uns[SETUP_KEY])
+            self.setup_args_ = _plain(adata.uns[SETUP_KEY])
             self._matrix = get_matrix(adata, self.setup_args_["layer"])
             self.var_names_ = [str(v) for v in adata.var_names]
             self.scaler_ = Scaler.fit(self._matrix)
         else:
             if _setup is None or _var_names is None or _scale is None:
                 raise TypeError("SDD needs an AnnData (or use SDD.load for a saved model).")
-            self.setup_args_ = dict(_setup)
+            self.setup_args_ = _plain(_setup)
             self._matrix = None
             self.var_names_ = list(_var_names)
             self.scaler_ = Scaler(_scale)
@@ -168,6 +333,12 @@ class SDD:
         self.weight_masks_ = make_masks(self.module, self.ema_, weight_sparsity, **sparse_args)
         self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
         self.is_trained_ = False
+        # training label composition and size factors (see generate(labels="training",
+        # counts=True)); fitted here from adata, restored by load
+        self.composition_: dict[str, np.ndarray] | None = None
+        self.library_: dict[str, np.ndarray | None] | None = None
+        if adata is not None:
+            self._fit_training_stats(adata)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -177,11 +348,31 @@ class SDD:
         layer: str | None = None,
         labels_key: str | None = None,
         categorical_covariate_keys: Sequence[str] | None = None,
+        *,
+        counts_layer: str | None = None,
+        library_size_key: str | None = None,
+        target_sum: float | None = None,
     ) -> None:
         """Register which data and annotations the model uses.
 
         Checks the data (numeric, finite, non-negative, not empty) and stores the
         choices in ``adata.uns["sdd_setup"]``.
+
+        To generate raw integer counts (``generate(counts=True)``) the model needs the
+        training cells' library sizes, from one of two sources:
+
+        - ``counts_layer``: a layer of raw integer counts of the same cells and genes.
+          The training values must be ``x = log1p(counts / s)`` with one factor ``s`` per
+          cell, as ``sc.pp.normalize_total`` (``s = library size / target_sum``) followed
+          by ``sc.pp.log1p`` give; ``s = counts / expm1(x)`` is read off every cell. This
+          also works when genes were subset after normalising (highly variable genes).
+        - ``library_size_key``: an ``obs`` column with the library sizes
+          ``normalize_total`` used, with ``target_sum`` (inferred when ``None`` as the
+          per-cell sum of ``expm1(x)``, which must then be the same for all cells, i.e.
+          all normalised genes are present).
+
+        Data that are not log1p-normalised counts in this sense raise a ValueError (checked
+        here on the first 2,048 cells, and on all cells when the model is created).
 
         Parameters
         ----------
@@ -194,6 +385,13 @@ class SDD:
             Column of ``adata.obs`` with cell labels to condition on (optional).
         categorical_covariate_keys
             Further categorical ``obs`` columns to condition on.
+        counts_layer
+            Layer of raw integer counts, for counts output (see above).
+        library_size_key
+            ``obs`` column of library sizes, for counts output (see above).
+        target_sum
+            ``target_sum`` given to ``sc.pp.normalize_total``; only with
+            ``library_size_key``.
         """
         matrix = get_matrix(adata, layer)
         check_matrix(matrix, where=f"adata.{'X' if layer is None else f'layers[{layer!r}]'}")
@@ -201,11 +399,37 @@ class SDD:
         if len(set(keys)) != len(keys):
             raise ValueError(f"Conditioning keys must be distinct, got {keys}.")
         categories = {key: _categories(adata, key) for key in keys}
+        if counts_layer is not None and library_size_key is not None:
+            raise ValueError("Pass counts_layer or library_size_key, not both.")
+        if target_sum is not None:
+            if library_size_key is None:
+                raise ValueError("target_sum is only used together with library_size_key.")
+            if isinstance(target_sum, bool) or not np.isfinite(target_sum) or target_sum <= 0:
+                raise ValueError(f"target_sum must be a positive number, got {target_sum!r}.")
+            target_sum = float(target_sum)
+        if counts_layer is not None:
+            if counts_layer == layer:
+                raise ValueError(
+                    f"counts_layer={counts_layer!r} is the layer the model learns; the model "
+                    "learns log1p-normalised values (layer=) and reads raw counts from "
+                    "counts_layer."
+                )
+            counts = get_matrix(adata, counts_layer)
+            check_matrix(counts, where=f"adata.layers[{counts_layer!r}]")
+            names = [str(v) for v in adata.obs_names]
+            _size_factors_from_counts(matrix, counts, names, n_rows=SETUP_CHECK_ROWS)
+        if library_size_key is not None:
+            _library_sizes(adata, library_size_key)
+            if target_sum is None:
+                target_sum = _infer_target_sum(matrix)
         adata.uns[SETUP_KEY] = {
             "layer": layer,
             "labels_key": labels_key,
             "categorical_covariate_keys": list(categorical_covariate_keys or []),
             "categories": categories,
+            "counts_layer": counts_layer,
+            "library_size_key": library_size_key,
+            "target_sum": target_sum,
         }
 
     def view_anndata_setup(self) -> None:
@@ -215,6 +439,13 @@ class SDD:
         print(f"genes: {self.n_genes}")
         for key, cats in s["categories"].items():
             print(f"condition {key!r}: {len(cats)} categories")
+        if s.get("counts_layer"):
+            print(f"library sizes: from counts layer {s['counts_layer']!r}")
+        elif s.get("library_size_key"):
+            print(
+                f"library sizes: adata.obs[{s['library_size_key']!r}], "
+                f"target_sum {s['target_sum']:.6g}"
+            )
 
     @property
     def categories_(self) -> dict[str, list[str]]:
@@ -244,6 +475,29 @@ class SDD:
             lookup = {c: i for i, c in enumerate(cats)}
             columns.append([lookup[str(v)] for v in adata.obs[key]])
         return np.asarray(columns, dtype=np.int64).T
+
+    def _fit_training_stats(self, adata: AnnData) -> None:
+        """Label composition and per-cell size factors of the training data."""
+        codes = self._codes(adata)
+        if codes is not None:
+            unique, counts = np.unique(codes, axis=0, return_counts=True)
+            self.composition_ = {"codes": unique.astype(np.int64), "counts": counts}
+        s = self.setup_args_
+        if s.get("counts_layer"):
+            names = [str(v) for v in adata.obs_names]
+            counts_matrix = get_matrix(adata, s["counts_layer"])
+            factors = _size_factors_from_counts(self._matrix, counts_matrix, names)
+        elif s.get("library_size_key"):
+            factors = _library_sizes(adata, s["library_size_key"]) / float(s["target_sum"])
+        else:
+            return
+        ok = np.isfinite(factors) & (factors > 0)
+        if not ok.any():
+            raise ValueError("No training cell has counts; cannot learn library sizes.")
+        self.library_ = {
+            "size_factors": factors[ok].astype(np.float64),
+            "codes": None if codes is None else codes[ok],
+        }
 
     # ------------------------------------------------------------------ train
     def train(
@@ -410,13 +664,18 @@ class SDD:
         if labels is None:
             return None, {}
         if not self.categories_:
-            raise ValueError("labels were given but the model was set up without labels_key.")
+            raise ValueError(
+                "labels were given but the model was set up without labels_key or "
+                "categorical_covariate_keys."
+            )
+        if _is_training(labels):
+            raise ValueError(f"labels={TRAINING!r} is only available in generate().")
         if not isinstance(labels, Mapping):
-            labels = {self.setup_args_["labels_key"] or next(iter(self.categories_)): labels}
-        unknown_keys = set(labels) - set(self.categories_)
+            labels = {self._default_key: labels}
+        unknown_keys = sorted(str(k) for k in set(labels) - set(self.categories_))
         if unknown_keys:
             raise ValueError(
-                f"Unknown condition key(s) {sorted(unknown_keys)}; known: {list(self.categories_)}."
+                f"Unknown condition key(s) {unknown_keys}; known: {list(self.categories_)}."
             )
         codes = np.tile(np.asarray([len(c) for c in self.categories_.values()]), (n_cells, 1))
         obs = {}
@@ -430,20 +689,96 @@ class SDD:
             lookup = {c: i for i, c in enumerate(cats)}
             bad = sorted(str(v) for v in set(values) - set(lookup))
             if bad:
-                raise ValueError(f"Unknown {key!r} label(s) {bad[:5]}; known labels: {cats}.")
+                raise ValueError(
+                    f"Unknown {key!r} label(s) {bad[:5]}; known labels: {[str(c) for c in cats]}."
+                )
             codes[:, k] = [lookup[v] for v in values]
             obs[key] = pd.Categorical(values, categories=cats)
         return codes, obs
 
+    @property
+    def _default_key(self) -> str:
+        """The condition a bare label value or array refers to."""
+        return self.setup_args_["labels_key"] or next(iter(self.categories_))
+
+    @staticmethod
+    def _check_n_cells(n_cells: Any) -> int:
+        if isinstance(n_cells, bool) or not isinstance(n_cells, int | np.integer) or n_cells <= 0:
+            raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}.")
+        return int(n_cells)
+
+    def _resolve_n_cells(self, n_cells: int | None, labels: Any) -> int:
+        """``n_cells``, or the length of per-cell labels, or the default."""
+        if n_cells is None:
+            values = labels.values() if isinstance(labels, Mapping) else [labels]
+            lengths = {len(v) for v in values if v is not None and np.ndim(v) > 0}
+            if len(lengths) > 1:
+                raise ValueError(f"Per-cell label arrays differ in length: {sorted(lengths)}.")
+            n_cells = lengths.pop() if lengths else DEFAULT_N_CELLS
+        return self._check_n_cells(n_cells)
+
+    def _training_labels(self, n_cells: int | None) -> dict[str, np.ndarray]:
+        """Per-cell labels in the training data's composition, grouped by label."""
+        if self.composition_ is None:
+            raise ValueError(
+                f"labels={TRAINING!r} needs a model set up with labels_key or "
+                "categorical_covariate_keys."
+            )
+        key = self._default_key
+        if TRAINING in self.categories_[key]:
+            raise ValueError(
+                f"labels={TRAINING!r} is ambiguous: {key!r} has a label named {TRAINING!r}. "
+                f"Pass labels={{{key!r}: {TRAINING!r}}} to generate cells of that label."
+            )
+        counts = self.composition_["counts"]
+        if n_cells is not None:
+            counts = _largest_remainder(counts.astype(np.float64), self._check_n_cells(n_cells))
+        codes = np.repeat(self.composition_["codes"], counts, axis=0)
+        return {
+            key: np.asarray(cats, dtype=object)[codes[:, k]]
+            for k, (key, cats) in enumerate(self.categories_.items())
+        }
+
+    def _sample_size_factors(
+        self, codes: np.ndarray | None, n_cells: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Size factors drawn (with replacement) from training cells with the same conditions."""
+        factors, pool_codes = self.library_["size_factors"], self.library_["codes"]
+        if codes is None or pool_codes is None:
+            return rng.choice(factors, size=n_cells)
+        null = np.asarray([len(c) for c in self.categories_.values()])
+        out = np.empty(n_cells)
+        unique, inverse = np.unique(codes, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        for j, row in enumerate(unique):
+            given = row != null
+            pool = np.all(pool_codes[:, given] == row[given], axis=1)
+            if not pool.any():
+                asked = {
+                    key: cats[c]
+                    for (key, cats), c, g in zip(self.categories_.items(), row, given, strict=True)
+                    if g
+                }
+                warnings.warn(
+                    f"No training cell has the conditions {asked}; their library sizes are "
+                    "drawn from all training cells.",
+                    stacklevel=3,
+                )
+                pool[:] = True
+            cells = inverse == j
+            out[cells] = rng.choice(factors[pool], size=int(cells.sum()))
+        return out
+
     def generate(
         self,
-        n_cells: int = 10_000,
+        n_cells: int | None = None,
         *,
         sampler: Literal["ddpm", "ddim"] = "ddpm",
         n_steps: int = 1000,
         batch_size: int = 2048,
         labels: Mapping[str, Any] | Any = None,
         guidance_scale: float = 0.0,
+        counts: bool = False,
         random_state: int = 0,
         use_ema: bool = True,
         store_dense: bool = True,
@@ -459,7 +794,8 @@ class SDD:
         Parameters
         ----------
         n_cells
-            Number of cells.
+            Number of cells. ``None``: the length of per-cell ``labels``, the training
+            composition with ``labels="training"``, otherwise 10,000.
         sampler
             ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic).
         n_steps
@@ -468,10 +804,30 @@ class SDD:
             Cells sampled at once.
         labels
             Condition on labels: a value or per-cell array for ``labels_key``, or a dict
-            ``{obs key: value or array}``. Unconditional when ``None``.
+            ``{obs key: value or array}`` (conditions left out are unconditional).
+            ``"training"``: as many cells per label (per combination of all conditions)
+            as the training data had, grouped by label; with ``n_cells``, that many cells
+            in the same proportions (largest-remainder rounding). Unconditional when
+            ``None``.
         guidance_scale
-            Classifier-free guidance weight ``w``: ``x0 = (1 + w) x0_cond - w x0_uncond``;
-            ``0`` is plain conditional sampling.
+            Classifier-free guidance weight ``w``: ``x0 = (1 + w) x0_cond - w x0_uncond``
+            (the network runs twice per step); ``0`` is plain conditional sampling, and
+            ``w`` has no effect without ``labels``.
+        counts
+            Also return raw integer counts in ``layers["counts"]`` (the model must be set
+            up with ``counts_layer`` or ``library_size_key``; see
+            :meth:`setup_anndata`). Each cell gets a size factor ``s = library size /
+            target_sum`` drawn with replacement from the training cells with the same
+            requested labels (all training cells when unconditional), and
+            ``counts = max(1, round(expm1(x) * s))`` where ``X`` is non-zero, 0 elsewhere.
+            So counts are zero exactly where ``X`` (and ``layers["sparsity_bits"]``) is
+            zero; the ``max(1, .)`` keeps rounding from adding zeros. Modelled: the
+            expression profile, its zero pattern, and the per-label library-size
+            distribution. Not modelled: the dependence of library size on the profile
+            within a label (drawn independently), and count noise (Poisson or negative
+            binomial sampling) on top of the rounded expected counts; counts over the
+            modelled genes do not sum to the library size when genes were subset after
+            normalising.
         random_state
             Seed; the same seed, model and settings give identical cells on the CPU.
         use_ema
@@ -487,17 +843,27 @@ class SDD:
         (1 where the cell expresses the gene: equals ``X != 0``), ``layers["dense"]``
         (values before masking), ``layers["sb_logits"]`` (analog SB values in [-1, 1]
         before thresholding at 0; only with sparsity bits), ``obs["generated"]``,
-        requested labels in ``obs``, and the settings in ``uns["sdd"]``.
+        requested labels in ``obs``, and the settings in ``uns["sdd"]``. With ``counts``:
+        ``layers["counts"]`` (CSR float32 holding integers, non-zero exactly where ``X``
+        is), ``obs["size_factor"]`` (the drawn ``s``) and ``obs["total_counts"]``.
         """
         if not self.is_trained_:
             raise ValueError("The model is not trained yet; call model.train() first.")
-        if isinstance(n_cells, bool) or not isinstance(n_cells, int | np.integer) or n_cells <= 0:
-            raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}.")
+        if _is_training(labels):
+            labels, n_cells = self._training_labels(n_cells), None
+        n_cells = self._resolve_n_cells(n_cells, labels)
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        codes, label_obs = self._label_codes(labels, int(n_cells))
+        guidance_scale = _check_guidance(guidance_scale)
+        if counts and self.library_ is None:
+            raise ValueError(
+                "counts=True needs the training library sizes: set the model up with "
+                "SDD.setup_anndata(adata, counts_layer=...) or library_size_key=... "
+                "(on log1p-normalised data)."
+            )
+        codes, label_obs = self._label_codes(labels, n_cells)
         dev = resolve_device(accelerator, device)
         net = (self.ema_.model if use_ema else self.module).to(dev).eval()
         generator = torch.Generator(dev).manual_seed(int(random_state))
@@ -548,6 +914,11 @@ class SDD:
                 layers["sb_logits"] = np.concatenate(parts["sb_logits"]).astype(np.float32)
         obs = pd.DataFrame({"generated": np.ones(n_cells, dtype=bool), **label_obs})
         obs.index = [f"generated_{i}" for i in range(n_cells)]
+        if counts:
+            factors = self._sample_size_factors(codes, n_cells, np.random.default_rng(random_state))
+            layers["counts"] = _invert_log1p(X, factors)
+            obs["size_factor"] = factors
+            obs["total_counts"] = np.asarray(layers["counts"].sum(axis=1)).ravel()
         out = AnnData(
             X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names_)), layers=layers
         )
@@ -561,8 +932,211 @@ class SDD:
             "guidance_scale": float(guidance_scale),
             "use_ema": bool(use_ema),
             "layer": self.setup_args_["layer"] or "X",
+            "counts": bool(counts),
         }
         return out
+
+    # ----------------------------------------------------------------- impute
+    def _missing_genes(
+        self, adata: AnnData, mask: Any
+    ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
+        """Model column of each adata gene, genes missing for all cells, per-entry mask."""
+        genes = [str(v) for v in adata.var_names]
+        if len(set(genes)) != len(genes):
+            raise ValueError("adata.var_names has duplicates; call .var_names_make_unique().")
+        position = {g: i for i, g in enumerate(self.var_names_)}
+        unknown = [g for g in genes if g not in position]
+        if unknown:
+            raise ValueError(
+                f"adata has {len(unknown)} gene(s) the model was not trained on (e.g. "
+                f"{unknown[:5]}); subset adata to the model's genes (model.var_names_)."
+            )
+        columns = np.asarray([position[g] for g in genes], dtype=np.int64)
+        missing = np.ones(self.n_genes, dtype=bool)  # genes absent from adata
+        missing[columns] = False
+        entries = None
+        if mask is None:
+            pass
+        elif isinstance(mask, str):
+            raise TypeError("mask must be a list of gene names or a boolean array, not a string.")
+        elif sp.issparse(mask) or (isinstance(mask, np.ndarray) and mask.dtype.kind == "b"):
+            if mask.shape != adata.shape:
+                raise ValueError(
+                    f"mask has shape {tuple(mask.shape)}; expected adata's shape {adata.shape} "
+                    "(cells x genes, True = missing)."
+                )
+            if mask.dtype.kind != "b":
+                raise TypeError(f"mask must be boolean, got dtype {mask.dtype}.")
+            entries = sp.csr_matrix(mask)
+        elif isinstance(mask, np.ndarray) and mask.dtype.kind not in "UO":
+            raise TypeError(
+                f"mask must be boolean (True = missing), got dtype {mask.dtype}; "
+                "use mask.astype(bool)."
+            )
+        elif isinstance(mask, Sequence | np.ndarray | pd.Index | pd.Series):
+            names = [str(g) for g in mask]
+            bad = [g for g in names if g not in position]
+            if bad:
+                raise ValueError(f"mask names gene(s) the model does not know: {bad[:5]}.")
+            missing[[position[g] for g in names]] = True
+        else:
+            raise TypeError(
+                "mask must be a list of gene names or a boolean (cells x genes) array, "
+                f"got {type(mask).__name__}."
+            )
+        if not missing.any() and (entries is None or entries.nnz == 0):
+            raise ValueError(
+                "mask marks no entry as missing and adata has all genes: nothing to impute."
+            )
+        return columns, missing, entries
+
+    def impute(
+        self,
+        adata: AnnData,
+        mask: Sequence[str] | np.ndarray | sp.spmatrix | None = None,
+        *,
+        labels: Mapping[str, Any] | Any = None,
+        guidance_scale: float = 0.0,
+        sampler: Literal["ddpm", "ddim"] | None = None,
+        n_steps: int | None = None,
+        batch_size: int = 2048,
+        random_state: int = 0,
+        use_ema: bool = True,
+        accelerator: str = "auto",
+        device: int | str | None = None,
+        progress: bool = True,
+    ) -> AnnData:
+        """Fill in missing genes (inpainting), conditioned on the observed genes.
+
+        Runs the same reverse process as :meth:`generate`; after every step the
+        observed coordinates, value half and sparsity-bit half alike, are replaced by
+        the observed values noised to the current time (RePaint-style replacement
+        without resampling), so the missing genes are generated consistently with the
+        observed ones and the final output keeps the observed values.
+
+        Parameters
+        ----------
+        adata
+            Cells x genes in the units the model was trained on (its ``layer``). Its
+            genes must be model genes (any order); model genes absent from ``adata`` are
+            missing for every cell, e.g. genes dropped from a panel.
+        mask
+            Entries to treat as missing (``True`` = missing): a boolean array or sparse
+            matrix of ``adata``'s shape, or a list of gene names missing for every cell.
+            ``None``: only the absent genes.
+        labels
+            Condition on labels as in :meth:`generate` (e.g. ``adata.obs["cell_type"]``);
+            per-cell arrays have one entry per cell of ``adata``.
+        guidance_scale
+            Classifier-free guidance weight, as in :meth:`generate`.
+        sampler, n_steps
+            Sampler and reverse steps; ``None``: the defaults of :meth:`generate`.
+        batch_size, random_state, use_ema, accelerator, device, progress
+            As in :meth:`generate`.
+
+        Returns
+        -------
+        AnnData with ``adata``'s ``obs`` and the model's genes in the model's order:
+        ``X`` (CSR; observed entries equal the input exactly, in the input's float
+        dtype; missing ones are generated, exactly 0 where the generated sparsity bit is
+        off), ``layers["imputed"]`` (boolean CSR, True where generated),
+        ``layers["sparsity_bits"]`` (1 where ``X`` is non-zero) and the settings in
+        ``uns["sdd"]``.
+
+        Examples
+        --------
+        >>> filled = model.impute(adata, ["CD3E", "MS4A1"])  # doctest: +SKIP
+        """
+        if not self.is_trained_:
+            raise ValueError("The model is not trained yet; call model.train() first.")
+        if not isinstance(adata, AnnData):
+            raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
+        defaults = inspect.signature(type(self).generate).parameters
+        sampler = defaults["sampler"].default if sampler is None else sampler
+        n_steps = defaults["n_steps"].default if n_steps is None else n_steps
+        if sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        guidance_scale = _check_guidance(guidance_scale)
+        layer = self.setup_args_["layer"]
+        matrix = get_matrix(adata, layer)
+        where = f"adata.{'X' if layer is None else f'layers[{layer!r}]'}"
+        check_matrix(matrix, where=where)
+        columns, gene_missing, entries = self._missing_genes(adata, mask)
+        n_obs = adata.n_obs
+        codes, _ = self._label_codes(labels, n_obs)
+        dtype = np.result_type(matrix.dtype, np.float32)
+        from ..train import resolve_devices, sample_split
+
+        devices = resolve_devices(accelerator, device)
+        dev = torch.device(devices[0])
+        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        generator = torch.Generator(dev).manual_seed(int(random_state))
+        sb = self.init_args_["sparsity_bits"]
+        parts, missing_parts = [], []
+        try:
+            for start in range(0, n_obs, int(batch_size)):
+                stop = min(start + int(batch_size), n_obs)
+                observed = np.zeros((stop - start, self.n_genes), dtype=dtype)
+                observed[:, columns] = _dense_rows(matrix, start, stop)
+                missing = np.broadcast_to(gene_missing, observed.shape).copy()
+                if entries is not None:
+                    missing[:, columns] |= entries[start:stop].toarray()
+                x = torch.as_tensor(observed.astype(np.float32), device=dev)
+                z = self.scaler_.transform(x)
+                keep = torch.as_tensor(~missing, device=dev)
+                if sb:
+                    z, keep = sparsity.encode(z, x != 0), torch.cat([keep, keep], dim=1)
+                cond = None if codes is None else torch.as_tensor(codes[start:stop], device=dev)
+                out = sample_split(
+                    net,
+                    lambda m, c: self._denoise_fn(m, c, guidance_scale),
+                    (stop - start, self.data_dim),
+                    self.schedule,
+                    devices=devices,
+                    cond=cond,
+                    known=(z, keep),
+                    generator=generator,
+                    fast=None,
+                    sampler=sampler,
+                    n_steps=n_steps,
+                    self_condition=self.init_args_["self_condition"],
+                    progress=progress,
+                )
+                masked = sparsity.decode(out, zero_value=-1.0)[0] if sb else out
+                generated = self.scaler_.inverse(masked).cpu().numpy().astype(dtype)
+                parts.append(sp.csr_matrix(np.where(missing, generated, observed)))
+                missing_parts.append(sp.csr_matrix(missing))
+        finally:
+            net.cpu()
+        X = sp.vstack(parts, format="csr")
+        X.eliminate_zeros()
+        bits = X.copy()
+        bits.data = np.ones_like(bits.data, dtype=np.float32)
+        result = AnnData(
+            X=X,
+            obs=adata.obs.copy(),
+            var=pd.DataFrame(index=pd.Index(self.var_names_)),
+            layers={
+                "imputed": sp.vstack(missing_parts, format="csr"),
+                "sparsity_bits": bits.astype(np.float32),
+            },
+        )
+        result.uns["sdd"] = {
+            "model": self._model_class,
+            "version": __version__,
+            "imputed": True,
+            "n_imputed": int(result.layers["imputed"].nnz),
+            "sparsity_bits": sb,
+            "sampler": sampler,
+            "n_steps": int(n_steps),
+            "random_state": int(random_state),
+            "guidance_scale": guidance_scale,
+            "use_ema": bool(use_ema),
+            "layer": layer or "X",
+        }
+        return result
 
     def _denoise_fn(self, net, cond: torch.Tensor | None, guidance_scale: float):
         if cond is None or guidance_scale == 0:
@@ -595,6 +1169,12 @@ class SDD:
         }
         if self.weight_masks_ is not None:
             state["weight_masks"] = self.weight_masks_.state_dict()
+        if self.composition_ is not None:
+            state["composition"] = {k: torch.as_tensor(v) for k, v in self.composition_.items()}
+        if self.library_ is not None:
+            state["library"] = {
+                k: torch.as_tensor(v) for k, v in self.library_.items() if v is not None
+            }
         config = {
             "sdd_version": __version__,
             "model_class": self._model_class,
@@ -636,6 +1216,14 @@ class SDD:
         except (KeyError, TypeError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
         model.ema_.n_updates = int(state.get("ema_updates", 0))
+        if "composition" in state:
+            model.composition_ = {k: v.numpy() for k, v in state["composition"].items()}
+        if "library" in state:
+            library = {k: v.numpy() for k, v in state["library"].items()}
+            model.library_ = {
+                "size_factors": library["size_factors"],
+                "codes": library.get("codes"),
+            }
         model.history_ = pd.DataFrame({k: v.numpy() for k, v in state["history"].items()})
         model.history_[["step", "epoch"]] = model.history_[["step", "epoch"]].astype(np.int64)
         model.is_trained_ = bool(config.get("is_trained", False))

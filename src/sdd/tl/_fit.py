@@ -18,6 +18,9 @@ def fit(
     layer: str | None = None,
     labels_key: str | None = None,
     categorical_covariate_keys: Sequence[str] | None = None,
+    counts_layer: str | None = None,
+    library_size_key: str | None = None,
+    target_sum: float | None = None,
     sparsity_bits: bool = True,
     max_steps: int = 10_000,
     batch_size: int = 256,
@@ -40,6 +43,9 @@ def fit(
         Layer to train on instead of ``adata.X``.
     labels_key, categorical_covariate_keys
         ``obs`` columns to condition on (optional).
+    counts_layer, library_size_key, target_sum
+        Where the training library sizes come from, for ``generate(counts=True)``
+        (optional; see :meth:`sdd.SDD.setup_anndata`).
     sparsity_bits
         ``False`` trains the plain diffusion baseline.
     max_steps, batch_size, lr, accelerator, random_state, progress
@@ -64,6 +70,9 @@ def fit(
         layer=layer,
         labels_key=labels_key,
         categorical_covariate_keys=categorical_covariate_keys,
+        counts_layer=counts_layer,
+        library_size_key=library_size_key,
+        target_sum=target_sum,
     )
     model = SDD(adata, sparsity_bits=sparsity_bits, **model_kwargs)
     model.train(
@@ -85,17 +94,19 @@ def fit(
     return model
 
 
-def generate(n_cells: int = 10_000, *, model: SDD | None = None, **kwargs: Any) -> AnnData:
+def generate(n_cells: int | None = None, *, model: SDD | None = None, **kwargs: Any) -> AnnData:
     """Generate cells from ``model`` or, by default, the model last trained by :func:`fit`.
 
     Parameters
     ----------
     n_cells
-        Number of cells.
+        Number of cells; ``None``: 10,000, the length of per-cell ``labels``, or the
+        training composition with ``labels="training"`` (see :meth:`sdd.SDD.generate`).
     model
         A trained model; defaults to the last one :func:`fit` returned.
     **kwargs
-        Passed to :meth:`sdd.SDD.generate` (``sampler``, ``n_steps``, ``labels``, ...).
+        Passed to :meth:`sdd.SDD.generate` (``sampler``, ``n_steps``, ``labels``,
+        ``guidance_scale``, ``counts``, ...).
 
     Returns
     -------
@@ -104,4 +115,6 @@ def generate(n_cells: int = 10_000, *, model: SDD | None = None, **kwargs: Any) 
     model = model if model is not None else _last_model
     if model is None:
         raise ValueError("No model: call sdd.tl.fit(adata) first or pass model=.")
+    if n_cells is None:  # the model's own default
+        return model.generate(**kwargs)
     return model.generate(n_cells, **kwargs)
