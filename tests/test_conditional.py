@@ -19,7 +19,7 @@ from sklearn.neighbors import NearestCentroid
 
 import sdd
 from sdd.diffusion import sample, sparsity
-from sdd.model._anndata import _invert_log1p
+from sdd.model._counts import _invert_log1p
 
 TYPES = ["type_0", "type_1", "type_2"]
 FAST = {"sampler": "ddim", "n_steps": 8, "progress": False}

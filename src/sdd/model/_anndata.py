@@ -19,6 +19,23 @@ from ..diffusion import SAMPLERS, CosineSchedule, sparsity
 from ..nn import SkipMLP
 from ..train import EMA, resolve_device, train_denoiser
 from ..train._sparse import make_masks, weight_report
+from ._base import (
+    ModelBase,
+    classifier_free_guidance,
+    empty_history,
+    history_from_state,
+    label_dropout,
+    obs_categories,
+    obs_codes,
+)
+from ._counts import (
+    _dense_rows,
+    _infer_target_sum,
+    _invert_log1p,
+    _largest_remainder,
+    _library_sizes,
+    _size_factors_from_counts,
+)
 from ._data import MinibatchSampler, Scaler
 from ._io import load_dir, save_dir
 from ._validate import check_matrix, get_matrix
@@ -29,7 +46,6 @@ SETUP_KEY = "sdd_setup"
 TRAINING = "training"
 """``generate(labels=TRAINING)``: the training data's label composition."""
 DEFAULT_N_CELLS = 10_000
-RELATIVE_TOLERANCE = 1e-3  # allowed spread of per-cell normalisation factors
 SETUP_CHECK_ROWS = 2048  # cells checked by setup_anndata (the model checks all)
 
 
@@ -46,107 +62,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _dense_rows(matrix: Any, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of a dense, sparse or backed matrix as a dense array (own dtype)."""
-    block = matrix[start:stop]
-    return block.toarray() if sp.issparse(block) else np.asarray(block)
-
-
-def _row_step(n_genes: int) -> int:
-    return max(1, 2**22 // max(int(n_genes), 1))  # ~4M entries per dense chunk
-
-
-def _size_factors_from_counts(
-    matrix: Any, counts: Any, obs_names: Sequence[str], n_rows: int | None = None
-) -> np.ndarray:
-    """Per-cell ``s`` with ``expm1(x) * s == counts`` (NaN for cells without counts).
-
-    Raises a ValueError when ``counts`` is not integer-valued or ``x`` is not
-    ``log1p(counts / s)`` with one factor per cell.
-    """
-    n = matrix.shape[0] if n_rows is None else min(int(n_rows), matrix.shape[0])
-    out = np.full(n, np.nan)
-    step = _row_step(matrix.shape[1])
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        x = _dense_rows(matrix, start, stop).astype(np.float64)
-        c = _dense_rows(counts, start, stop).astype(np.float64)
-        if np.any(c != np.round(c)):
-            raise ValueError(
-                "The counts layer must hold raw integer counts, but it has non-integer values."
-            )
-        nonzero = c > 0
-        mismatch = nonzero != (x > 0)
-        if mismatch.any():
-            cell = obs_names[start + int(np.flatnonzero(mismatch.any(axis=1))[0])]
-            raise ValueError(
-                "The counts layer and the training values have different zero patterns (e.g. "
-                f"cell {str(cell)!r}); counts output needs training values that are "
-                "log1p-normalised counts of the same cells and genes."
-            )
-        has = nonzero.any(axis=1)
-        if not has.any():
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(nonzero, c / np.expm1(x), np.nan)[has]
-        factor = np.nanmedian(ratio, axis=1)
-        spread = np.nanmax(np.abs(ratio / factor[:, None] - 1.0), axis=1)
-        if np.any(spread > RELATIVE_TOLERANCE):
-            k = int(np.argmax(spread))
-            cell = obs_names[start + int(np.flatnonzero(has)[k])]
-            raise ValueError(
-                "Counts output needs training values x = log1p(counts / s) with one factor s "
-                "per cell (natural log; e.g. sc.pp.normalize_total then sc.pp.log1p), but in "
-                f"cell {str(cell)!r} counts / expm1(x) varies by {spread[k]:.2g} (relative) "
-                "across genes. Is the data log1p-normalised?"
-            )
-        block = np.full(stop - start, np.nan)
-        block[has] = factor
-        out[start:stop] = block
-    return out
-
-
-def _expm1_sums(matrix: Any) -> np.ndarray:
-    step = _row_step(matrix.shape[1])
-    parts = [
-        np.expm1(_dense_rows(matrix, s, min(s + step, matrix.shape[0])).astype(np.float64)).sum(1)
-        for s in range(0, matrix.shape[0], step)
-    ]
-    return np.concatenate(parts)
-
-
-def _library_sizes(adata: AnnData, key: str) -> np.ndarray:
-    if key not in adata.obs:
-        raise ValueError(
-            f"Column {key!r} not found in adata.obs (columns: {list(adata.obs.columns)})."
-        )
-    column = adata.obs[key]
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        raise TypeError(f"adata.obs[{key!r}] must hold numeric library sizes, got {column.dtype}.")
-    sizes = column.to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(sizes)) or sizes.min() < 0:
-        raise ValueError(f"adata.obs[{key!r}] must hold finite, non-negative library sizes.")
-    return sizes
-
-
-def _infer_target_sum(matrix: Any) -> float:
-    """``target_sum`` of ``normalize_total``: the per-cell sum of ``expm1(x)``, if constant."""
-    sums = _expm1_sums(matrix)
-    sums = sums[sums > 0]
-    if not sums.size:
-        raise ValueError("Every cell is all-zero; cannot infer target_sum.")
-    target = float(np.median(sums))
-    spread = float(np.max(np.abs(sums / target - 1.0)))
-    if spread > RELATIVE_TOLERANCE:
-        raise ValueError(
-            "Cannot infer target_sum: the per-cell sums of expm1(x) differ by up to "
-            f"{spread:.1%} (median {target:.6g}), so the values are not log1p(normalize_total) "
-            "of these genes alone (e.g. genes were subset after normalising). Pass "
-            "target_sum= (the value given to sc.pp.normalize_total) or counts_layer=."
-        )
-    return target
-
-
 def _is_training(labels: Any) -> bool:
     return isinstance(labels, str) and labels == TRAINING
 
@@ -159,50 +74,7 @@ def _check_guidance(guidance_scale: Any) -> float:
     return float(guidance_scale)
 
 
-def _invert_log1p(X: sp.csr_matrix, size_factors: np.ndarray) -> sp.csr_matrix:
-    """Counts ``max(1, round(expm1(x) * s))`` on the non-zeros of ``X`` (CSR float32).
-
-    Examples
-    --------
-    >>> X = sp.csr_matrix(np.log1p(np.array([[0.0, 2.0], [0.25, 0.0]])))
-    >>> _invert_log1p(X, np.array([3.0, 2.0])).toarray().tolist()
-    [[0.0, 6.0], [1.0, 0.0]]
-    """
-    X = sp.csr_matrix(X, copy=True)
-    X.eliminate_zeros()
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    values = np.rint(np.expm1(X.data.astype(np.float64)) * size_factors[rows])
-    out = X.copy()
-    out.data = np.maximum(values, 1.0).astype(np.float32)
-    return out
-
-
-def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
-    """Integers proportional to ``weights`` that sum to ``total`` (largest remainder)."""
-    exact = weights / weights.sum() * total
-    out = np.floor(exact).astype(np.int64)
-    order = np.argsort(-(exact - out), kind="stable")
-    out[order[: total - int(out.sum())]] += 1
-    return out
-
-
-def _categories(adata: AnnData, key: str) -> list[str]:
-    if key not in adata.obs:
-        raise ValueError(
-            f"Column {key!r} not found in adata.obs (columns: {list(adata.obs.columns)})."
-        )
-    column = adata.obs[key]
-    if column.isna().any():
-        raise ValueError(f"adata.obs[{key!r}] has missing values.")
-    cats = (
-        column.cat.categories
-        if isinstance(column.dtype, pd.CategoricalDtype)
-        else np.unique(column)
-    )
-    return [str(c) for c in cats]
-
-
-class SDD:
+class SDD(ModelBase):
     """Sparse Data Diffusion model for single-cell expression (Ostheimer et al., 2025, arXiv:2502.02448).
 
     Each cell ``x`` (genes, non-negative) is scaled per gene to [-1, 1] and concatenated
@@ -331,7 +203,7 @@ class SDD:
         ).eval()
         self.ema_ = EMA(self.module)
         self.weight_masks_ = make_masks(self.module, self.ema_, weight_sparsity, **sparse_args)
-        self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
+        self.history_ = empty_history()
         self.is_trained_ = False
         # training label composition and size factors (see generate(labels="training",
         # counts=True)); fitted here from adata, restored by load
@@ -398,7 +270,7 @@ class SDD:
         keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
         if len(set(keys)) != len(keys):
             raise ValueError(f"Conditioning keys must be distinct, got {keys}.")
-        categories = {key: _categories(adata, key) for key in keys}
+        categories = {key: obs_categories(adata, key) for key in keys}
         if counts_layer is not None and library_size_key is not None:
             raise ValueError("Pass counts_layer or library_size_key, not both.")
         if target_sum is not None:
@@ -468,13 +340,7 @@ class SDD:
         )
 
     def _codes(self, adata: AnnData) -> np.ndarray | None:
-        if not self.categories_:
-            return None
-        columns = []
-        for key, cats in self.categories_.items():
-            lookup = {c: i for i, c in enumerate(cats)}
-            columns.append([lookup[str(v)] for v in adata.obs[key]])
-        return np.asarray(columns, dtype=np.int64).T
+        return obs_codes(adata, self.categories_)
 
     def _fit_training_stats(self, adata: AnnData) -> None:
         """Label composition and per-cell size factors of the training data."""
@@ -600,24 +466,17 @@ class SDD:
             rank=rank,
             world_size=world_size,
         )
-        drop = self.init_args_["condition_dropout"]
-        null = None
-        if self.module.labels is not None:
-            null = torch.tensor(self.module.labels.n_categories, device=dev)
+        drop_labels = label_dropout(
+            self.module, self.init_args_["condition_dropout"], dev, generator
+        )
 
         def next_batch():
             x, nonzero, codes = batches()
             z = sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x
-            if codes is not None and drop > 0:
-                dropped = torch.rand(codes.shape, device=dev, generator=generator) < drop
-                codes = torch.where(dropped, null.expand_as(codes), codes)
-            return z, codes
+            return z, drop_labels(codes)
 
-        start = int(self.history_["step"].max()) if len(self.history_) else 0
-        after_step = None
-        if self.weight_masks_ is not None:
-            self.weight_masks_.plan(start, int(max_steps))
-            after_step = self.weight_masks_.hook(self.module, self.ema_)
+        start = self._last_step()
+        after_step = self._weight_mask_hook(start, int(max_steps))
         try:
             history, _ = train_denoiser(
                 self.module,
@@ -639,11 +498,7 @@ class SDD:
             batches.close()
             self.module.cpu()
             self.ema_.model.cpu()
-        self.history_ = (
-            history
-            if not len(self.history_)
-            else pd.concat([self.history_, history], ignore_index=True)
-        )
+        self._append_history(history)
         self.train_args_ = {
             "max_steps": int(max_steps),
             "batch_size": int(batch_size),
@@ -847,8 +702,7 @@ class SDD:
         ``layers["counts"]`` (CSR float32 holding integers, non-zero exactly where ``X``
         is), ``obs["size_factor"]`` (the drawn ``s``) and ``obs["total_counts"]``.
         """
-        if not self.is_trained_:
-            raise ValueError("The model is not trained yet; call model.train() first.")
+        self._require_trained()
         if _is_training(labels):
             labels, n_cells = self._training_labels(n_cells), None
         n_cells = self._resolve_n_cells(n_cells, labels)
@@ -865,7 +719,7 @@ class SDD:
             )
         codes, label_obs = self._label_codes(labels, n_cells)
         dev = resolve_device(accelerator, device)
-        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        net = self._sampling_net(use_ema, dev)
         generator = torch.Generator(dev).manual_seed(int(random_state))
         sb = self.init_args_["sparsity_bits"]
         parts: dict[str, list[np.ndarray]] = {"X": [], "dense": [], "sb_logits": []}
@@ -1047,8 +901,7 @@ class SDD:
         --------
         >>> filled = model.impute(adata, ["CD3E", "MS4A1"])  # doctest: +SKIP
         """
-        if not self.is_trained_:
-            raise ValueError("The model is not trained yet; call model.train() first.")
+        self._require_trained()
         if not isinstance(adata, AnnData):
             raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
         defaults = inspect.signature(type(self).generate).parameters
@@ -1071,7 +924,7 @@ class SDD:
 
         devices = resolve_devices(accelerator, device)
         dev = torch.device(devices[0])
-        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        net = self._sampling_net(use_ema, dev)
         generator = torch.Generator(dev).manual_seed(int(random_state))
         sb = self.init_args_["sparsity_bits"]
         parts, missing_parts = [], []
@@ -1139,51 +992,20 @@ class SDD:
         return result
 
     def _denoise_fn(self, net, cond: torch.Tensor | None, guidance_scale: float):
-        if cond is None or guidance_scale == 0:
-            return lambda x, t, sc: net(x, t, sc, cond)
-        null = net.labels.null(cond.shape[0], cond.device)
-        w = float(guidance_scale)
-
-        def guided(x, t, sc):
-            both = net(
-                torch.cat([x, x]), torch.cat([t, t]), torch.cat([sc, sc]), torch.cat([cond, null])
-            )
-            x_cond, x_uncond = both.chunk(2)
-            return (1 + w) * x_cond - w * x_uncond
-
-        return guided
+        """``denoise(x, t, self_cond)`` for the sampler, with classifier-free guidance."""
+        return classifier_free_guidance(net, net, cond, guidance_scale)
 
     # -------------------------------------------------------------- save/load
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save weights (``model.pt``, ``weights_only``-loadable) and ``config.json`` atomically."""
-        history = {
-            c: torch.as_tensor(self.history_[c].to_numpy(dtype=np.float64))
-            for c in ("step", "epoch", "loss")
-        }
-        state = {
-            "module": self.module.state_dict(),
-            "ema": self.ema_.model.state_dict(),
-            "ema_updates": int(self.ema_.n_updates),
-            "scale": torch.as_tensor(self.scaler_.scale),
-            "history": history,
-        }
-        if self.weight_masks_ is not None:
-            state["weight_masks"] = self.weight_masks_.state_dict()
+        state = self._checkpoint_state(scale=torch.as_tensor(self.scaler_.scale))
         if self.composition_ is not None:
             state["composition"] = {k: torch.as_tensor(v) for k, v in self.composition_.items()}
         if self.library_ is not None:
             state["library"] = {
                 k: torch.as_tensor(v) for k, v in self.library_.items() if v is not None
             }
-        config = {
-            "sdd_version": __version__,
-            "model_class": self._model_class,
-            "init_args": self.init_args_,
-            "setup_args": self.setup_args_,
-            "var_names": self.var_names_,
-            "is_trained": bool(self.is_trained_),
-            "train_args": getattr(self, "train_args_", None),
-        }
+        config = self._checkpoint_config(setup_args=self.setup_args_, var_names=self.var_names_)
         save_dir(dir_path, state, config, overwrite=overwrite)
 
     @classmethod
@@ -1209,13 +1031,10 @@ class SDD:
                 _var_names=var_names,
                 _scale=state["scale"].numpy(),
             )
-            model.module.load_state_dict(state["module"])
-            model.ema_.model.load_state_dict(state["ema"])
-            if model.weight_masks_ is not None:
-                model.weight_masks_.load_state_dict(state["weight_masks"])
+            model._load_weights(state)
         except (KeyError, TypeError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        model.ema_.n_updates = int(state.get("ema_updates", 0))
+        model._restore_training_state(state, config)
         if "composition" in state:
             model.composition_ = {k: v.numpy() for k, v in state["composition"].items()}
         if "library" in state:
@@ -1224,11 +1043,7 @@ class SDD:
                 "size_factors": library["size_factors"],
                 "codes": library.get("codes"),
             }
-        model.history_ = pd.DataFrame({k: v.numpy() for k, v in state["history"].items()})
-        model.history_[["step", "epoch"]] = model.history_[["step", "epoch"]].astype(np.int64)
-        model.is_trained_ = bool(config.get("is_trained", False))
-        if config.get("train_args"):
-            model.train_args_ = config["train_args"]
+        model.history_ = history_from_state(state["history"])
         if adata is not None:
             model._attach(adata)
         return model
@@ -1262,11 +1077,9 @@ class SDD:
     def __repr__(self) -> str:
         a = self.init_args_
         kind = "sparsity bits" if a["sparsity_bits"] else "plain diffusion baseline"
-        steps = int(self.history_["step"].max()) if len(self.history_) else 0
-        status = f"trained for {steps} steps" if self.is_trained_ else "not trained"
         cond = f", conditioned on {list(self.categories_)}" if self.categories_ else ""
         return (
             f"SDD model ({kind}): {self.n_genes} genes, MLP hidden {tuple(a['hidden'])}, "
-            f"{self.n_params / 1e6:.2f}M parameters, {status}{cond}; "
+            f"{self.n_params / 1e6:.2f}M parameters, {self._status()}{cond}; "
             f"layer={self.setup_args_['layer'] or 'X'!r}"
         )

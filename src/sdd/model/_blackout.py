@@ -20,7 +20,15 @@ from ..nn import SkipMLP
 from ..train import EMA, resolve_device
 from ..train._batches import RowBatches
 from ..train._sparse import make_masks, weight_report
-from ._anndata import _categories
+from ._base import (
+    ModelBase,
+    classifier_free_guidance,
+    empty_history,
+    history_from_state,
+    label_dropout,
+    obs_categories,
+    obs_codes,
+)
 from ._data import gene_max
 from ._io import load_dir, save_dir
 from ._validate import check_matrix, get_matrix
@@ -56,7 +64,7 @@ def _gene_mean(matrix, chunk_rows: int = 4096) -> np.ndarray:
     return total / matrix.shape[0]
 
 
-class SDDBlackout:
+class SDDBlackout(ModelBase):
     """Blackout Diffusion (Santos et al., ICML 2023) for counts: generation from empty cells.
 
     The forward process kills every unit of every count independently, ``x_t ~
@@ -191,7 +199,7 @@ class SDDBlackout:
             dense_layers=dense_layers,
             sparse_distribution=sparse_distribution,
         )
-        self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
+        self.history_ = empty_history()
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ setup
@@ -227,7 +235,7 @@ class SDDBlackout:
             "layer": layer,
             "labels_key": labels_key,
             "categorical_covariate_keys": list(categorical_covariate_keys or []),
-            "categories": {key: _categories(adata, key) for key in keys},
+            "categories": {key: obs_categories(adata, key) for key in keys},
             "image_shape": None,
         }
 
@@ -305,13 +313,7 @@ class SDDBlackout:
         )
 
     def _codes(self, adata: AnnData) -> np.ndarray | None:
-        if not self.categories_:
-            return None
-        columns = []
-        for key, cats in self.categories_.items():
-            lookup = {c: i for i, c in enumerate(cats)}
-            columns.append([lookup[str(v)] for v in adata.obs[key]])
-        return np.asarray(columns, dtype=np.int64).T
+        return obs_codes(adata, self.categories_)
 
     # ---------------------------------------------------------------- network
     def _make_births(
@@ -337,18 +339,10 @@ class SDDBlackout:
     def _births_fn(
         self, net: torch.nn.Module, cond: torch.Tensor | None, guidance_scale: float, dev
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        births = self._make_births(net, dev)
+        births = classifier_free_guidance(self._make_births(net, dev), net, cond, guidance_scale)
         if cond is None or guidance_scale == 0:
-            return lambda x, index: births(x, index, cond)
-        null = net.labels.null(cond.shape[0], cond.device)
-        w = float(guidance_scale)
-
-        def guided(x, index):
-            both = births(torch.cat([x, x]), torch.cat([index, index]), torch.cat([cond, null]))
-            b_cond, b_uncond = both.chunk(2)
-            return ((1 + w) * b_cond - w * b_uncond).clamp_min(0.0)
-
-        return guided
+            return births
+        return lambda x, index: births(x, index).clamp_min(0.0)  # guidance can go negative
 
     # ------------------------------------------------------------------ train
     def train(
@@ -409,17 +403,13 @@ class SDDBlackout:
             codes=self._codes(self.adata),
             random_state=random_state,
         )
-        drop = self.init_args_["condition_dropout"]
-        null = None
-        if self.module.labels is not None:
-            null = torch.tensor(self.module.labels.n_categories, device=dev)
+        drop_labels = label_dropout(
+            self.module, self.init_args_["condition_dropout"], dev, generator
+        )
         survival = self.schedule.survival.to(dev, torch.float32)
         weights = self.loss_weights_.to(dev)
-        start = int(self.history_["step"].max()) if len(self.history_) else 0
-        after_step = None
-        if self.weight_masks_ is not None:
-            self.weight_masks_.plan(start, max_steps)
-            after_step = self.weight_masks_.hook(self.module, self.ema_)
+        start = self._last_step()
+        after_step = self._weight_mask_hook(start, max_steps)
 
         births = self._make_births(self.module, dev)
         optimizer = torch.optim.Adam(self.module.parameters(), lr=lr)
@@ -432,9 +422,7 @@ class SDDBlackout:
                 x0 = x0.to(dev, non_blocking=True)
                 if codes is not None:
                     codes = codes.to(dev, non_blocking=True)
-                if codes is not None and drop > 0:
-                    dropped = torch.rand(codes.shape, device=dev, generator=generator) < drop
-                    codes = torch.where(dropped, null.expand_as(codes), codes)
+                codes = drop_labels(codes)
                 k = torch.randint(
                     self.schedule.n_times, (x0.shape[0],), device=dev, generator=generator
                 )
@@ -459,11 +447,7 @@ class SDDBlackout:
         history = pd.DataFrame(
             {"step": steps, "epoch": (steps - 1) // batches.steps_per_epoch, "loss": losses}
         )
-        self.history_ = (
-            history
-            if not len(self.history_)
-            else pd.concat([self.history_, history], ignore_index=True)
-        )
+        self._append_history(history)
         self.train_args_ = {
             "max_steps": max_steps,
             "batch_size": int(batch_size),
@@ -559,8 +543,7 @@ class SDDBlackout:
         requested labels in ``obs``, the training genes as ``var`` and the settings in
         ``uns["sdd"]``.
         """
-        if not self.is_trained_:
-            raise ValueError("The model is not trained yet; call model.train() first.")
+        self._require_trained()
         if isinstance(n_cells, bool) or not isinstance(n_cells, int | np.integer) or n_cells <= 0:
             raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}.")
         if isinstance(batch_size, bool) or int(batch_size) < 1:
@@ -573,7 +556,7 @@ class SDDBlackout:
         n_cells = int(n_cells)
         codes, label_obs = self._label_codes(labels, n_cells)
         dev = resolve_device(accelerator, device)
-        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        net = self._sampling_net(use_ema, dev)
         generator = torch.Generator(dev).manual_seed(int(random_state))
         max_value = torch.as_tensor(self.gene_max_, device=dev) if clip else None
         parts = []
@@ -640,29 +623,10 @@ class SDDBlackout:
     # -------------------------------------------------------------- save/load
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save weights (``model.pt``, ``weights_only``-loadable) and ``config.json``."""
-        history = {
-            c: torch.as_tensor(self.history_[c].to_numpy(dtype=np.float64))
-            for c in ("step", "epoch", "loss")
-        }
-        state = {
-            "module": self.module.state_dict(),
-            "ema": self.ema_.model.state_dict(),
-            "ema_updates": int(self.ema_.n_updates),
-            "gene_max": torch.as_tensor(self.gene_max_),
-            "gene_mean": torch.as_tensor(self.gene_mean_),
-            "history": history,
-        }
-        if self.weight_masks_ is not None:
-            state["weight_masks"] = self.weight_masks_.state_dict()
-        config = {
-            "sdd_version": __version__,
-            "model_class": self._model_class,
-            "init_args": self.init_args_,
-            "setup_args": self.setup_args_,
-            "var_names": self.var_names_,
-            "is_trained": bool(self.is_trained_),
-            "train_args": getattr(self, "train_args_", None),
-        }
+        state = self._checkpoint_state(
+            gene_max=torch.as_tensor(self.gene_max_), gene_mean=torch.as_tensor(self.gene_mean_)
+        )
+        config = self._checkpoint_config(setup_args=self.setup_args_, var_names=self.var_names_)
         save_dir(dir_path, state, config, overwrite=overwrite)
 
     @classmethod
@@ -686,19 +650,11 @@ class SDDBlackout:
                 _var_names=list(config["var_names"]),
                 _stats=stats,
             )
-            model.module.load_state_dict(state["module"])
-            model.ema_.model.load_state_dict(state["ema"])
-            if model.weight_masks_ is not None:
-                model.weight_masks_.load_state_dict(state["weight_masks"])
-            history = pd.DataFrame({k: v.numpy() for k, v in state["history"].items()})
+            model._load_weights(state)
+            model.history_ = history_from_state(state["history"])
         except (KeyError, TypeError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        model.ema_.n_updates = int(state.get("ema_updates", 0))
-        history[["step", "epoch"]] = history[["step", "epoch"]].astype(np.int64)
-        model.history_ = history
-        model.is_trained_ = bool(config.get("is_trained", False))
-        if config.get("train_args"):
-            model.train_args_ = config["train_args"]
+        model._restore_training_state(state, config)
         if adata is not None:
             model._attach(adata)
         return model
@@ -723,8 +679,6 @@ class SDDBlackout:
 
     def __repr__(self) -> str:
         a = self.init_args_
-        steps = int(self.history_["step"].max()) if len(self.history_) else 0
-        status = f"trained for {steps} steps" if self.is_trained_ else "not trained"
         sparse = (
             f", {a['sparse_method']} weights at {a['weight_sparsity']:.0%} sparsity"
             if self.weight_masks_ is not None
@@ -737,6 +691,7 @@ class SDDBlackout:
         )
         return (
             f"SDDBlackout model (Blackout Diffusion on counts): {what}, MLP hidden "
-            f"{tuple(a['hidden'])}, {self.n_params / 1e6:.2f}M parameters{sparse}, {status}; "
+            f"{tuple(a['hidden'])}, {self.n_params / 1e6:.2f}M parameters{sparse}, "
+            f"{self._status()}; "
             f"layer={self.setup_args_['layer'] or 'X'!r}"
         )

@@ -8,13 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .. import __version__
 from ..diffusion import SAMPLERS, CosineSchedule, sample, sparsity
 from ..nn.unet import UNet
 from ..train import EMA, resolve_device, train_denoiser
+from ._base import (
+    ModelBase,
+    classifier_free_guidance,
+    empty_history,
+    history_from_state,
+    label_dropout,
+)
 from ._data import MinibatchSampler, Scaler
 from ._io import load_dir, save_dir
 
@@ -185,7 +191,7 @@ class GeneratedImages:
 
 
 # ---------------------------------------------------------------------- model
-class SDDImage:
+class SDDImage(ModelBase):
     """Sparse Data Diffusion model for images (Ostheimer et al., SDD).
 
     Each image (non-negative intensities, shape ``(C, H, W)``) is scaled per channel to
@@ -330,7 +336,7 @@ class SDDImage:
             scale_shift=scale_shift,
         ).eval()
         self.ema_ = EMA(self.module)
-        self.history_ = pd.DataFrame(columns=["step", "epoch", "loss"])
+        self.history_ = empty_history()
         self.is_trained_ = False
 
     # ------------------------------------------------------------------ properties
@@ -425,20 +431,16 @@ class SDDImage:
             random_state=random_state,
         )
         with_bits = self.init_args_["sparsity_bits"]
-        drop = self.init_args_["condition_dropout"]
-        null = None
-        if self.module.labels is not None:
-            null = torch.tensor(self.module.labels.n_categories, device=dev)
+        drop_labels = label_dropout(
+            self.module, self.init_args_["condition_dropout"], dev, generator
+        )
 
         def next_batch():
             x, nonzero, codes = batches()
             z = sparsity.encode(x, nonzero, dim=1) if with_bits else x
-            if codes is not None and drop > 0:
-                dropped = torch.rand(codes.shape, device=dev, generator=generator) < drop
-                codes = torch.where(dropped, null.expand_as(codes), codes)
-            return z, codes
+            return z, drop_labels(codes)
 
-        start = int(self.history_["step"].max()) if len(self.history_) else 0
+        start = self._last_step()
         try:
             history, _ = train_denoiser(
                 self.module,
@@ -456,11 +458,7 @@ class SDDImage:
         finally:
             self.module.cpu()
             self.ema_.model.cpu()
-        self.history_ = (
-            history
-            if not len(self.history_)
-            else pd.concat([self.history_, history], ignore_index=True)
-        )
+        self._append_history(history)
         self.train_args_ = {
             "max_steps": int(max_steps),
             "batch_size": int(batch_size),
@@ -539,8 +537,7 @@ class SDDImage:
         :class:`GeneratedImages` with ``images`` (exact zeros), ``sparsity_bits``,
         ``dense``, ``sb_logits``, ``labels`` and ``settings``, in the training layout.
         """
-        if not self.is_trained_:
-            raise ValueError("The model is not trained yet; call model.train() first.")
+        self._require_trained()
         if (
             isinstance(n_images, bool)
             or not isinstance(n_images, int | np.integer)
@@ -556,7 +553,7 @@ class SDDImage:
         n_images = int(n_images)
         codes, label_values = self._label_codes(labels, n_images)
         dev = resolve_device(accelerator, device)
-        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        net = self._sampling_net(use_ema, dev)
         generator = torch.Generator(dev).manual_seed(int(random_state))
         with_bits = self.init_args_["sparsity_bits"]
         shape = (self.data_channels, *self.image_shape[1:])
@@ -570,7 +567,7 @@ class SDDImage:
                     else torch.as_tensor(codes[start : start + n, None], device=dev)
                 )
                 z = sample(
-                    _denoise_fn(net, cond, guidance_scale),
+                    classifier_free_guidance(net, net, cond, guidance_scale),
                     (n, *shape),
                     self.schedule,
                     sampler=sampler,
@@ -630,25 +627,8 @@ class SDDImage:
         overwrite
             Replace an existing directory.
         """
-        history = {
-            c: torch.as_tensor(self.history_[c].to_numpy(dtype=np.float64))
-            for c in ("step", "epoch", "loss")
-        }
-        state = {
-            "module": self.module.state_dict(),
-            "ema": self.ema_.model.state_dict(),
-            "ema_updates": int(self.ema_.n_updates),
-            "scale": torch.as_tensor(self.scaler_.scale),
-            "history": history,
-        }
-        config = {
-            "sdd_version": __version__,
-            "model_class": self._model_class,
-            "init_args": self.init_args_,
-            "data_args": self.data_args_,
-            "is_trained": bool(self.is_trained_),
-            "train_args": getattr(self, "train_args_", None),
-        }
+        state = self._checkpoint_state(scale=torch.as_tensor(self.scaler_.scale))
+        config = self._checkpoint_config(data_args=self.data_args_)
         save_dir(dir_path, state, config, overwrite=overwrite)
 
     @classmethod
@@ -673,16 +653,11 @@ class SDDImage:
                 _data_args=dict(config["data_args"]),
                 _scale=state["scale"].numpy(),
             )
-            model.module.load_state_dict(state["module"])
-            model.ema_.model.load_state_dict(state["ema"])
-            model.history_ = pd.DataFrame({k: v.numpy() for k, v in state["history"].items()})
+            model._load_weights(state)
+            model.history_ = history_from_state(state["history"])
         except (KeyError, TypeError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        model.ema_.n_updates = int(state.get("ema_updates", 0))
-        model.history_[["step", "epoch"]] = model.history_[["step", "epoch"]].astype(np.int64)
-        model.is_trained_ = bool(config.get("is_trained", False))
-        if config.get("train_args"):
-            model.train_args_ = config["train_args"]
+        model._restore_training_state(state, config)
         if images is not None:
             model._attach(images, labels)
         elif labels is not None:
@@ -716,8 +691,6 @@ class SDDImage:
     def __repr__(self) -> str:
         a = self.init_args_
         kind = "sparsity bits" if a["sparsity_bits"] else "plain diffusion baseline"
-        steps = int(self.history_["step"].max()) if len(self.history_) else 0
-        status = f"trained for {steps} steps" if self.is_trained_ else "not trained"
         cond = f", conditioned on {len(self.categories_)} classes" if self.categories_ else ""
         c, h, w = self.image_shape
         transform = (
@@ -728,22 +701,5 @@ class SDDImage:
         return (
             f"SDDImage model ({kind}): {c}x{h}x{w} images, U-Net base {a['base_channels']}, "
             f"mult {tuple(a['channel_mult'])}, {a['num_res_blocks']} blocks/stage, "
-            f"{self.n_params / 1e6:.2f}M parameters, {status}{cond}{transform}"
+            f"{self.n_params / 1e6:.2f}M parameters, {self._status()}{cond}{transform}"
         )
-
-
-def _denoise_fn(net: UNet, cond: torch.Tensor | None, guidance_scale: float):
-    """``denoise(x, t, self_cond)`` for the sampler, with classifier-free guidance."""
-    if cond is None or guidance_scale == 0:
-        return lambda x, t, sc: net(x, t, sc, cond)
-    null = net.labels.null(cond.shape[0], cond.device)
-    w = float(guidance_scale)
-
-    def guided(x, t, sc):
-        both = net(
-            torch.cat([x, x]), torch.cat([t, t]), torch.cat([sc, sc]), torch.cat([cond, null])
-        )
-        x_cond, x_uncond = both.chunk(2)
-        return (1 + w) * x_cond - w * x_uncond
-
-    return guided
