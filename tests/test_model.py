@@ -46,6 +46,22 @@ def test_exact_zeros_match_sparsity_bits(trained_model):
     assert np.allclose(x[x != 0], gen.layers["dense"][x != 0])
 
 
+def test_bf16_sampling_on_cpu_keeps_the_output_contract(trained_model):
+    plain, fast = _gen(trained_model, 30, fast=False), _gen(trained_model, 30, fast=True)
+    x = fast.X.toarray()
+    assert np.array_equal(fast.layers["sparsity_bits"].toarray(), (x != 0).astype(np.float32))
+    assert not np.array_equal(plain.layers["dense"], fast.layers["dense"])  # bf16 did run
+    # the same noise through a bf16 network: the same cells, up to bf16 rounding
+    assert np.corrcoef(plain.layers["dense"].ravel(), fast.layers["dense"].ravel())[0, 1] > 0.99
+    with pytest.raises(TypeError, match="fast"):
+        _gen(trained_model, 5, fast="yes")
+
+
+def test_default_sampler_is_ddpm_250(trained_model):
+    gen = trained_model.generate(3, progress=False)
+    assert gen.uns["sdd"]["sampler"] == "ddpm" and gen.uns["sdd"]["n_steps"] == 250
+
+
 def test_generated_values_in_training_range(trained_model, adata):
     gen = _gen(trained_model, 50)
     gene_max = np.asarray(adata.X.max(axis=0).todense()).ravel()
