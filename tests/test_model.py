@@ -181,6 +181,18 @@ def test_baseline_mode_runs_without_sb_half():
     assert "baseline" in repr(model)
 
 
+def test_tl_fit_is_reproducible(adata):
+    a = sdd.tl.fit(adata.copy(), max_steps=3, batch_size=16, random_state=5, progress=False, **TINY)
+    torch.rand(10)  # move the global RNG: the seed alone decides the model
+    b = sdd.tl.fit(adata.copy(), max_steps=3, batch_size=16, random_state=5, progress=False, **TINY)
+    c = sdd.tl.fit(adata.copy(), max_steps=3, batch_size=16, random_state=6, progress=False, **TINY)
+    for key, value in a.module.state_dict().items():
+        assert torch.equal(value, b.module.state_dict()[key]), key
+    assert any(
+        not torch.equal(v, c.module.state_dict()[k]) for k, v in a.module.state_dict().items()
+    )
+
+
 def test_dense_input_and_layer(adata):
     adata.X = adata.X.toarray()
     sdd.SDD.setup_anndata(adata, layer="counts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from anndata import AnnData
 
 from ..model import SDD
@@ -48,8 +49,11 @@ def fit(
         (optional; see :meth:`sdd.SDD.setup_anndata`).
     sparsity_bits
         ``False`` trains the plain diffusion baseline.
-    max_steps, batch_size, lr, accelerator, random_state, progress
+    max_steps, batch_size, lr, accelerator, progress
         Passed to :meth:`sdd.SDD.train`.
+    random_state
+        Seed of the initial weights and of training: the same seed and data give the
+        same model.
     **model_kwargs
         Architecture arguments of :class:`~sdd.SDD` (``hidden``, ``emb_dim``, ...).
 
@@ -74,7 +78,9 @@ def fit(
         library_size_key=library_size_key,
         target_sum=target_sum,
     )
-    model = SDD(adata, sparsity_bits=sparsity_bits, **model_kwargs)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+        torch.manual_seed(random_state)
+        model = SDD(adata, sparsity_bits=sparsity_bits, **model_kwargs)
     model.train(
         max_steps=max_steps,
         batch_size=batch_size,
