@@ -100,6 +100,19 @@ def test_save_refuses_overwrite_and_leaves_no_temp(trained_model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+def test_save_never_replaces_a_foreign_directory(trained_model, tmp_path):
+    user_dir = tmp_path / "results"
+    user_dir.mkdir()
+    (user_dir / "precious.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="does not hold an sdd model"):
+        trained_model.save(user_dir, overwrite=True)
+    assert (user_dir / "precious.txt").read_text() == "keep me"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    trained_model.save(empty, overwrite=True)  # an empty directory may be filled
+    assert sdd.SDD.load(empty).n_genes == trained_model.n_genes
+
+
 def test_save_is_atomic_when_writing_fails(trained_model, tmp_path, monkeypatch):
     trained_model.save(tmp_path / "m")
     before = (tmp_path / "m" / "model.pt").read_bytes()
@@ -158,6 +171,43 @@ def test_truncated_weights(trained_model, tmp_path):
     trained_model.save(tmp_path / "m")
     data = (tmp_path / "m" / "model.pt").read_bytes()
     (tmp_path / "m" / "model.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="Corrupt"):
+        sdd.SDD.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("missing", ["history", "scale", "ema_updates"])
+def test_load_state_missing_entries(trained_model, tmp_path, missing):
+    trained_model.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.pt"
+    state = torch.load(weights, weights_only=True)
+    if missing == "ema_updates":
+        state[missing] = "not a number"
+    else:
+        del state[missing]
+    torch.save(state, weights)
+    with pytest.raises(ValueError, match="Corrupt model directory"):
+        sdd.SDD.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "corruption",
+    ["scale_length", "setup_args", "duplicate_genes", "format_version"],
+)
+def test_load_inconsistent_config(trained_model, tmp_path, corruption):
+    trained_model.save(tmp_path / "m")
+    weights, config_file = tmp_path / "m" / "model.pt", tmp_path / "m" / "config.json"
+    config = json.loads(config_file.read_text())
+    if corruption == "scale_length":
+        state = torch.load(weights, weights_only=True)
+        state["scale"] = torch.ones(3)
+        torch.save(state, weights)
+    elif corruption == "setup_args":
+        config["setup_args"] = {}
+    elif corruption == "duplicate_genes":
+        config["var_names"][1] = config["var_names"][0]
+    else:
+        config["format_version"] = "x"
+    config_file.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="Corrupt"):
         sdd.SDD.load(tmp_path / "m")
 
@@ -263,6 +313,34 @@ def test_non_numeric_and_non_anndata(adata):
         sdd.SDD.setup_anndata(np.zeros((3, 3)))
 
 
+def test_data_changed_after_setup_is_checked(adata):
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    bad = adata.copy()
+    bad.X = -bad.X
+    with pytest.raises(ValueError, match="negative"):
+        sdd.SDD(bad, **TINY)
+    no_labels = adata.copy()
+    del no_labels.obs["cell_type"]
+    with pytest.raises(ValueError, match="condition column 'cell_type'"):
+        sdd.SDD(no_labels, **TINY)
+    new_label = adata.copy()
+    new_label.obs["cell_type"] = new_label.obs["cell_type"].astype(str)
+    new_label.obs.iloc[0, new_label.obs.columns.get_loc("cell_type")] = "platypus"
+    with pytest.raises(ValueError, match="platypus"):
+        sdd.SDD(new_label, **TINY)
+    with pytest.raises(ValueError, match="empty"):
+        sdd.SDD(adata[:0].copy(), **TINY)
+
+
+def test_duplicate_genes_and_array_input(adata):
+    dup = adata.copy()
+    dup.var_names = ["g"] * dup.n_vars
+    with pytest.raises(ValueError, match="var_names_make_unique"):
+        sdd.SDD(dup, **TINY)
+    with pytest.raises(TypeError, match="AnnData"):
+        sdd.SDD(np.zeros((3, 3)))
+
+
 def test_generate_before_training_and_bad_n_cells(adata):
     model = sdd.SDD(adata, **TINY)
     with pytest.raises(ValueError, match="not trained"):
@@ -271,6 +349,9 @@ def test_generate_before_training_and_bad_n_cells(adata):
     for n in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="n_cells"):
             model.generate(n)
+    for n in (0, 2.7, True):
+        with pytest.raises(ValueError, match="n_steps"):
+            model.generate(4, n_steps=n)
 
 
 def test_bad_training_arguments(adata):

@@ -80,8 +80,8 @@ def sample(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-    if int(n_steps) < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps}.")
+    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
     n_steps = int(n_steps)
     n = shape[0]
     x = torch.randn(shape, device=device, generator=generator)

@@ -21,6 +21,8 @@ from ..train import EMA, resolve_device, train_denoiser
 from ..train._sparse import make_masks, weight_report
 from ._base import (
     ModelBase,
+    check_saved_setup,
+    check_var_names,
     classifier_free_guidance,
     empty_history,
     history_from_state,
@@ -178,11 +180,20 @@ class SDD(ModelBase):
             self.init_args_.update(weight_sparsity=float(weight_sparsity), **sparse_args)
         self.adata = adata
         if adata is not None:
-            if SETUP_KEY not in adata.uns:
+            if not isinstance(adata, AnnData):
+                raise TypeError(
+                    f"Expected an AnnData object, got {type(adata).__name__}; for image arrays "
+                    "use sdd.SDDImage."
+                )
+            registered = SETUP_KEY in adata.uns
+            if not registered:
                 self.setup_anndata(adata)
             self.setup_args_ = _plain(adata.uns[SETUP_KEY])
             self._matrix = get_matrix(adata, self.setup_args_["layer"])
-            self.var_names_ = [str(v) for v in adata.var_names]
+            if registered:  # the data may have changed since setup_anndata checked it
+                check_matrix(self._matrix, where=self._matrix_name())
+                obs_codes(adata, self.categories_)
+            self.var_names_ = check_var_names(adata)
             self.scaler_ = Scaler.fit(self._matrix)
         else:
             if _setup is None or _var_names is None or _scale is None:
@@ -318,6 +329,10 @@ class SDD(ModelBase):
                 f"library sizes: adata.obs[{s['library_size_key']!r}], "
                 f"target_sum {s['target_sum']:.6g}"
             )
+
+    def _matrix_name(self) -> str:
+        layer = self.setup_args_["layer"]
+        return "adata.X" if layer is None else f"adata.layers[{layer!r}]"
 
     @property
     def categories_(self) -> dict[str, list[str]]:
@@ -1032,6 +1047,7 @@ class SDD(ModelBase):
         try:
             var_names = list(config["var_names"])
             setup = dict(config["setup_args"])
+            check_saved_setup(var_names, setup, {"scale": state["scale"]})
             model = cls(
                 None,
                 **config["init_args"],
@@ -1040,18 +1056,18 @@ class SDD(ModelBase):
                 _scale=state["scale"].numpy(),
             )
             model._load_weights(state)
-        except (KeyError, TypeError, RuntimeError, AttributeError) as err:
+            model._restore_training_state(state, config)
+            if "composition" in state:
+                model.composition_ = {k: v.numpy() for k, v in state["composition"].items()}
+            if "library" in state:
+                library = {k: v.numpy() for k, v in state["library"].items()}
+                model.library_ = {
+                    "size_factors": library["size_factors"],
+                    "codes": library.get("codes"),
+                }
+            model.history_ = history_from_state(state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        model._restore_training_state(state, config)
-        if "composition" in state:
-            model.composition_ = {k: v.numpy() for k, v in state["composition"].items()}
-        if "library" in state:
-            library = {k: v.numpy() for k, v in state["library"].items()}
-            model.library_ = {
-                "size_factors": library["size_factors"],
-                "codes": library.get("codes"),
-            }
-        model.history_ = history_from_state(state["history"])
         if adata is not None:
             model._attach(adata)
         return model

@@ -146,9 +146,51 @@ def obs_codes(adata: AnnData, categories: Mapping[str, list[str]]) -> np.ndarray
         return None
     columns = []
     for key, cats in categories.items():
+        if key not in adata.obs:
+            raise ValueError(
+                f"adata.obs lacks the condition column {key!r} registered by setup_anndata "
+                f"(columns: {list(adata.obs.columns)})."
+            )
+        column = adata.obs[key]
+        if column.isna().any():
+            raise ValueError(f"adata.obs[{key!r}] has missing values.")
+        labels = column.astype(str).to_numpy()
+        unknown = sorted(set(labels) - set(cats))
+        if unknown:
+            raise ValueError(
+                f"adata.obs[{key!r}] has labels not registered by setup_anndata: {unknown[:5]} "
+                f"(registered: {cats}); run setup_anndata again on this AnnData."
+            )
         lookup = {c: i for i, c in enumerate(cats)}
-        columns.append([lookup[str(v)] for v in adata.obs[key]])
+        columns.append([lookup[v] for v in labels])
     return np.asarray(columns, dtype=np.int64).T
+
+
+def check_saved_setup(
+    var_names: list[str], setup: Mapping[str, Any], per_gene: Mapping[str, Any]
+) -> None:
+    """Raise ``ValueError`` if a loaded config/state pair is inconsistent."""
+    if len(set(var_names)) != len(var_names):
+        raise ValueError("var_names are not unique.")
+    missing = [k for k in ("layer", "labels_key", "categories") if k not in setup]
+    if missing:
+        raise ValueError(f"setup_args lacks {missing}.")
+    for name, values in per_gene.items():
+        if tuple(values.shape) != (len(var_names),):
+            raise ValueError(
+                f"{name} has shape {tuple(values.shape)}, expected ({len(var_names)},) "
+                "(one value per gene)."
+            )
+
+
+def check_var_names(adata: AnnData) -> list[str]:
+    """Gene names as strings; raise if they are not unique (they key saved models)."""
+    names = [str(v) for v in adata.var_names]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            "adata.var_names are not unique; call adata.var_names_make_unique() first."
+        )
+    return names
 
 
 # ---------------------------------------------------------------------- models

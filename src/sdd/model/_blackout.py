@@ -22,6 +22,8 @@ from ..train._batches import RowBatches
 from ..train._sparse import make_masks, weight_report
 from ._base import (
     ModelBase,
+    check_saved_setup,
+    check_var_names,
     classifier_free_guidance,
     empty_history,
     history_from_state,
@@ -168,11 +170,18 @@ class SDDBlackout(ModelBase):
                     f"Expected an AnnData object, got {type(adata).__name__}; for image arrays "
                     "use SDDBlackout.from_array."
                 )
-            if SETUP_KEY not in adata.uns:
+            registered = SETUP_KEY in adata.uns
+            if not registered:
                 self.setup_anndata(adata, layer="counts" if "counts" in adata.layers else None)
             self.setup_args_ = dict(adata.uns[SETUP_KEY])
             self._matrix = get_matrix(adata, self.setup_args_["layer"])
-            self.var_names_ = [str(v) for v in adata.var_names]
+            if registered:  # the data may have changed since setup_anndata checked it
+                layer = self.setup_args_["layer"]
+                check_integer_counts(
+                    self._matrix, where="adata.X" if layer is None else f"adata.layers[{layer!r}]"
+                )
+                obs_codes(adata, self.categories_)
+            self.var_names_ = check_var_names(adata)
             self.gene_max_ = gene_max(self._matrix).astype(np.float32)
             self.gene_mean_ = _gene_mean(self._matrix).astype(np.float32)
         else:
@@ -643,6 +652,7 @@ class SDDBlackout(ModelBase):
         state, config = load_dir(dir_path, model_class=cls._model_class)
         try:
             stats = {"gene_max": state["gene_max"].numpy(), "gene_mean": state["gene_mean"].numpy()}
+            check_saved_setup(list(config["var_names"]), dict(config["setup_args"]), stats)
             model = cls(
                 None,
                 **config["init_args"],
@@ -652,9 +662,9 @@ class SDDBlackout(ModelBase):
             )
             model._load_weights(state)
             model.history_ = history_from_state(state["history"])
-        except (KeyError, TypeError, RuntimeError, AttributeError) as err:
+            model._restore_training_state(state, config)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        model._restore_training_state(state, config)
         if adata is not None:
             model._attach(adata)
         return model

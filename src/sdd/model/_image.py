@@ -546,7 +546,7 @@ class SDDImage(ModelBase):
             raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-        if isinstance(n_steps, bool) or int(n_steps) < 1:
+        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
@@ -655,9 +655,9 @@ class SDDImage(ModelBase):
             )
             model._load_weights(state)
             model.history_ = history_from_state(state["history"])
-        except (KeyError, TypeError, RuntimeError, AttributeError) as err:
+            model._restore_training_state(state, config)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        model._restore_training_state(state, config)
         if images is not None:
             model._attach(images, labels)
         elif labels is not None:

@@ -33,11 +33,17 @@ def save_dir(
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a directory.")
+    if path.exists() and any(path.iterdir()) and not _is_model_dir(path):
+        raise ValueError(
+            f"{path} is a directory that does not hold an sdd model; refusing to replace it "
+            "even with overwrite=True. Choose a new path."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config}
     text = json.dumps(config, indent=2)  # fail before touching the disk if not serialisable
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give it a normal mode
         torch.save(state, tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(text)
         if path.exists():
@@ -51,6 +57,20 @@ def save_dir(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _is_model_dir(path: Path) -> bool:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
 
 
 def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,7 +89,10 @@ def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, An
         raise ValueError(f"Corrupt {config_file}: {err}") from err
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{path} was not written by sdd (config.json has no sdd format tag).")
-    if config.get("format_version", 0) > FORMAT_VERSION:
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"Corrupt {config_file}: format_version {version!r} is not an integer.")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} uses format version {config['format_version']}; this sdd reads up to "
             f"{FORMAT_VERSION}. Upgrade sdd."
