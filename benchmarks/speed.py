@@ -434,7 +434,9 @@ def main() -> None:
                 plans += [("ddim", 50, False, None), ("ddim", 50, True, None)]
                 plans += [("ddpm", 1000, True, 2048)]  # SDD.generate's default batch size
             else:
-                plans = [("ddim", 50, False, None), ("ddim", 50, True, None)]
+                # SDD.generate's default batch (2048), and all cells in one batch
+                plans = [("ddim", 50, False, 2048), ("ddim", 50, True, 2048)]
+                plans += [("ddim", 50, False, None)]
             for sampler, n_steps, fast, batch in plans:
                 attempt(
                     gen_rows, "generation", bench_generate, net, dev, n_cells=n,
