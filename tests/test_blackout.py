@@ -216,6 +216,18 @@ def test_setup_rejects_non_count_data():
         sdd.SDDBlackout(np.ones((3, 3)))
 
 
+def test_data_changed_after_setup_is_checked():
+    data = make_counts_adata(n_cells=20, n_genes=5)
+    sdd.SDDBlackout.setup_anndata(data, layer="counts", labels_key="cell_type")
+    halves = data.copy()
+    halves.layers["counts"] = halves.layers["counts"] * 0.5
+    with pytest.raises(ValueError, match="integer counts"):
+        sdd.SDDBlackout(halves, **TINY)
+    del data.obs["cell_type"]
+    with pytest.raises(ValueError, match="condition column 'cell_type'"):
+        sdd.SDDBlackout(data, **TINY)
+
+
 def test_bad_generate_arguments(trained_blackout):
     with pytest.raises(ValueError, match="n_cells"):
         trained_blackout.generate(0)
