@@ -40,7 +40,7 @@ from ._counts import (
 )
 from ._data import MinibatchSampler, Scaler
 from ._io import load_dir, save_dir
-from ._validate import check_matrix, get_matrix
+from ._validate import check_matrix, get_matrix, matrix_name
 
 __all__ = ["SDD"]
 
@@ -191,7 +191,7 @@ class SDD(ModelBase):
             self.setup_args_ = _plain(adata.uns[SETUP_KEY])
             self._matrix = get_matrix(adata, self.setup_args_["layer"])
             if registered:  # the data may have changed since setup_anndata checked it
-                check_matrix(self._matrix, where=self._matrix_name())
+                check_matrix(self._matrix, where=matrix_name(self.setup_args_["layer"]))
                 obs_codes(adata, self.categories_)
             self.var_names_ = check_var_names(adata)
             self.scaler_ = Scaler.fit(self._matrix)
@@ -277,7 +277,7 @@ class SDD(ModelBase):
             ``library_size_key``.
         """
         matrix = get_matrix(adata, layer)
-        check_matrix(matrix, where=f"adata.{'X' if layer is None else f'layers[{layer!r}]'}")
+        check_matrix(matrix, where=matrix_name(layer))
         keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
         if len(set(keys)) != len(keys):
             raise ValueError(f"Conditioning keys must be distinct, got {keys}.")
@@ -329,10 +329,6 @@ class SDD(ModelBase):
                 f"library sizes: adata.obs[{s['library_size_key']!r}], "
                 f"target_sum {s['target_sum']:.6g}"
             )
-
-    def _matrix_name(self) -> str:
-        layer = self.setup_args_["layer"]
-        return "adata.X" if layer is None else f"adata.layers[{layer!r}]"
 
     @property
     def categories_(self) -> dict[str, list[str]]:
@@ -937,7 +933,7 @@ class SDD(ModelBase):
         guidance_scale = _check_guidance(guidance_scale)
         layer = self.setup_args_["layer"]
         matrix = get_matrix(adata, layer)
-        where = f"adata.{'X' if layer is None else f'layers[{layer!r}]'}"
+        where = matrix_name(layer)
         check_matrix(matrix, where=where)
         columns, gene_missing, entries = self._missing_genes(adata, mask)
         n_obs = adata.n_obs

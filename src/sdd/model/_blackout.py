@@ -33,7 +33,7 @@ from ._base import (
 )
 from ._data import gene_max
 from ._io import load_dir, save_dir
-from ._validate import check_matrix, get_matrix
+from ._validate import check_matrix, get_matrix, matrix_name
 
 __all__ = ["SDDBlackout"]
 
@@ -176,10 +176,7 @@ class SDDBlackout(ModelBase):
             self.setup_args_ = dict(adata.uns[SETUP_KEY])
             self._matrix = get_matrix(adata, self.setup_args_["layer"])
             if registered:  # the data may have changed since setup_anndata checked it
-                layer = self.setup_args_["layer"]
-                check_integer_counts(
-                    self._matrix, where="adata.X" if layer is None else f"adata.layers[{layer!r}]"
-                )
+                check_integer_counts(self._matrix, where=matrix_name(self.setup_args_["layer"]))
                 obs_codes(adata, self.categories_)
             self.var_names_ = check_var_names(adata)
             self.gene_max_ = gene_max(self._matrix).astype(np.float32)
@@ -234,9 +231,7 @@ class SDDBlackout(ModelBase):
             Further categorical ``obs`` columns to condition on.
         """
         matrix = get_matrix(adata, layer)
-        check_integer_counts(
-            matrix, where=f"adata.{'X' if layer is None else f'layers[{layer!r}]'}"
-        )
+        check_integer_counts(matrix, where=matrix_name(layer))
         keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
         if len(set(keys)) != len(keys):
             raise ValueError(f"Conditioning keys must be distinct, got {keys}.")

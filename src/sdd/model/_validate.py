@@ -21,6 +21,11 @@ def get_matrix(adata: AnnData, layer: str | None):
     return adata.layers[layer]
 
 
+def matrix_name(layer: str | None) -> str:
+    """How error messages name the matrix: ``adata.X`` or ``adata.layers['...']``."""
+    return "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+
+
 def _values(matrix) -> np.ndarray:
     if sp.issparse(matrix):
         return matrix.data
