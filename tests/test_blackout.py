@@ -228,6 +228,16 @@ def test_data_changed_after_setup_is_checked():
         sdd.SDDBlackout(data, **TINY)
 
 
+def test_setup_survives_an_h5ad_round_trip(tmp_path):
+    data = make_counts_adata(n_cells=20, n_genes=5)
+    sdd.SDDBlackout.setup_anndata(data, layer="counts", labels_key="cell_type")
+    data.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")  # lists in uns come back as arrays
+    model = sdd.SDDBlackout(back, **TINY)
+    model.save(tmp_path / "m")
+    assert sdd.SDDBlackout.load(tmp_path / "m").categories_ == {"cell_type": ["A", "B"]}
+
+
 def test_bad_generate_arguments(trained_blackout):
     with pytest.raises(ValueError, match="n_cells"):
         trained_blackout.generate(0)

@@ -22,13 +22,13 @@ from ..train._sparse import make_masks, weight_report
 from ._base import (
     ModelBase,
     check_saved_setup,
-    check_var_names,
     classifier_free_guidance,
     empty_history,
     history_from_state,
     label_dropout,
     obs_categories,
     obs_codes,
+    plain,
 )
 from ._counts import (
     _dense_rows,
@@ -49,19 +49,6 @@ TRAINING = "training"
 """``generate(labels=TRAINING)``: the training data's label composition."""
 DEFAULT_N_CELLS = 10_000
 SETUP_CHECK_ROWS = 2048  # cells checked by setup_anndata (the model checks all)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly copy of setup arguments (an h5ad round trip turns lists into arrays)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _is_training(labels: Any) -> bool:
@@ -180,25 +167,18 @@ class SDD(ModelBase):
             self.init_args_.update(weight_sparsity=float(weight_sparsity), **sparse_args)
         self.adata = adata
         if adata is not None:
-            if not isinstance(adata, AnnData):
-                raise TypeError(
-                    f"Expected an AnnData object, got {type(adata).__name__}; for image arrays "
-                    "use sdd.SDDImage."
-                )
-            registered = SETUP_KEY in adata.uns
-            if not registered:
-                self.setup_anndata(adata)
-            self.setup_args_ = _plain(adata.uns[SETUP_KEY])
-            self._matrix = get_matrix(adata, self.setup_args_["layer"])
-            if registered:  # the data may have changed since setup_anndata checked it
-                check_matrix(self._matrix, where=matrix_name(self.setup_args_["layer"]))
-                obs_codes(adata, self.categories_)
-            self.var_names_ = check_var_names(adata)
+            self._use_anndata(
+                adata,
+                SETUP_KEY,
+                setup=self.setup_anndata,
+                check=check_matrix,
+                arrays="sdd.SDDImage",
+            )
             self.scaler_ = Scaler.fit(self._matrix)
         else:
             if _setup is None or _var_names is None or _scale is None:
                 raise TypeError("SDD needs an AnnData (or use SDD.load for a saved model).")
-            self.setup_args_ = _plain(_setup)
+            self.setup_args_ = plain(_setup)
             self._matrix = None
             self.var_names_ = list(_var_names)
             self.scaler_ = Scaler(_scale)

@@ -5,7 +5,8 @@
   history) and its restoration, and the checks every sampler starts with;
 - :func:`classifier_free_guidance` and :func:`label_dropout`: conditioning in sampling
   and training;
-- :func:`obs_categories` and :func:`obs_codes`: condition labels read from ``adata.obs``.
+- :func:`obs_categories` and :func:`obs_codes`: condition labels read from ``adata.obs``;
+- :func:`plain`: setup arguments as plain Python values (after an h5ad round trip).
 
 The class only holds private helpers; each model keeps its public methods and
 properties, so they stay documented on the model's own page.
@@ -22,6 +23,7 @@ import torch
 from anndata import AnnData
 
 from .. import __version__
+from ._validate import get_matrix, matrix_name
 
 HISTORY_COLUMNS = ("step", "epoch", "loss")
 
@@ -123,6 +125,19 @@ def label_dropout(
     return drop
 
 
+def plain(value: Any) -> Any:
+    """JSON-friendly copy of setup arguments (an h5ad round trip turns lists into arrays)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def obs_categories(adata: AnnData, key: str) -> list[str]:
     """Sorted (or categorical-order) labels of ``adata.obs[key]`` as strings."""
     if key not in adata.obs:
@@ -204,6 +219,37 @@ class ModelBase:
     """
 
     # no class-level annotations: autosummary would list them on the models' pages
+
+    # ------------------------------------------------------------------ data
+    def _use_anndata(
+        self,
+        adata: AnnData,
+        setup_key: str,
+        *,
+        setup: Callable[[AnnData], None],
+        check: Callable[..., None],
+        arrays: str,
+    ) -> None:
+        """Set ``setup_args_``, ``_matrix`` and ``var_names_`` from ``adata``.
+
+        Runs ``setup(adata)`` if ``adata`` is not registered yet; otherwise checks the data
+        (``check(matrix, where=...)``) and the registered label columns again, since the
+        AnnData may have changed after ``setup_anndata`` checked it.
+        """
+        if not isinstance(adata, AnnData):
+            raise TypeError(
+                f"Expected an AnnData object, got {type(adata).__name__}; for arrays use {arrays}."
+            )
+        registered = setup_key in adata.uns
+        if not registered:
+            setup(adata)
+        self.setup_args_ = plain(adata.uns[setup_key])
+        layer = self.setup_args_["layer"]
+        self._matrix = get_matrix(adata, layer)
+        if registered:
+            check(self._matrix, where=matrix_name(layer))
+            obs_codes(adata, self.setup_args_.get("categories", {}))
+        self.var_names_ = check_var_names(adata)
 
     # ------------------------------------------------------------------ training
     def _last_step(self) -> int:

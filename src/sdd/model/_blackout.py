@@ -23,13 +23,13 @@ from ..train._sparse import make_masks, weight_report
 from ._base import (
     ModelBase,
     check_saved_setup,
-    check_var_names,
     classifier_free_guidance,
     empty_history,
     history_from_state,
     label_dropout,
     obs_categories,
     obs_codes,
+    plain,
 )
 from ._data import gene_max
 from ._io import load_dir, save_dir
@@ -165,26 +165,21 @@ class SDDBlackout(ModelBase):
         }
         self.adata = adata
         if adata is not None:
-            if not isinstance(adata, AnnData):
-                raise TypeError(
-                    f"Expected an AnnData object, got {type(adata).__name__}; for image arrays "
-                    "use SDDBlackout.from_array."
-                )
-            registered = SETUP_KEY in adata.uns
-            if not registered:
-                self.setup_anndata(adata, layer="counts" if "counts" in adata.layers else None)
-            self.setup_args_ = dict(adata.uns[SETUP_KEY])
-            self._matrix = get_matrix(adata, self.setup_args_["layer"])
-            if registered:  # the data may have changed since setup_anndata checked it
-                check_integer_counts(self._matrix, where=matrix_name(self.setup_args_["layer"]))
-                obs_codes(adata, self.categories_)
-            self.var_names_ = check_var_names(adata)
+            self._use_anndata(
+                adata,
+                SETUP_KEY,
+                setup=lambda a: self.setup_anndata(
+                    a, layer="counts" if "counts" in a.layers else None
+                ),
+                check=check_integer_counts,
+                arrays="SDDBlackout.from_array",
+            )
             self.gene_max_ = gene_max(self._matrix).astype(np.float32)
             self.gene_mean_ = _gene_mean(self._matrix).astype(np.float32)
         else:
             if _setup is None or _var_names is None or _stats is None:
                 raise TypeError("SDDBlackout needs an AnnData (or use SDDBlackout.load).")
-            self.setup_args_ = dict(_setup)
+            self.setup_args_ = plain(_setup)
             self._matrix = None
             self.var_names_ = list(_var_names)
             self.gene_max_ = np.asarray(_stats["gene_max"], dtype=np.float32)
