@@ -321,6 +321,18 @@ def test_labels_and_library_sizes_survive_save_and_load(model, tmp_path):
     assert a.obs.equals(b.obs)
 
 
+def test_load_with_adata_checks_its_labels(model, labelled, tmp_path):
+    model.save(tmp_path / "m")
+    other = labelled.copy()
+    other.obs["cell_type"] = other.obs["cell_type"].astype(str)
+    other.obs.loc[other.obs_names[0], "cell_type"] = "platypus"
+    with pytest.raises(ValueError, match="unknown to the model: \\['platypus'\\]"):
+        sdd.SDD.load(tmp_path / "m", adata=other)
+    del other.obs["cell_type"]
+    with pytest.raises(ValueError, match="lacks the condition column 'cell_type'"):
+        sdd.SDD.load(tmp_path / "m", adata=other)
+
+
 def test_setup_read_back_from_h5ad_can_be_saved(labelled, tmp_path):
     data = labelled.copy()
     sdd.SDD.setup_anndata(data, labels_key="cell_type", counts_layer="counts")

@@ -1061,16 +1061,7 @@ class SDD(ModelBase):
         layer = self.setup_args_["layer"]
         matrix = get_matrix(adata, layer)
         check_matrix(matrix, where="adata")
-        for key, cats in self.categories_.items():
-            if key not in adata.obs:
-                raise ValueError(
-                    f"adata.obs lacks the condition column {key!r} the model was trained with."
-                )
-            unknown = set(map(str, adata.obs[key].unique())) - set(cats)
-            if unknown:
-                raise ValueError(
-                    f"adata.obs[{key!r}] has labels unknown to the model: {sorted(unknown)[:5]}."
-                )
+        obs_codes(adata, self.categories_)  # raises on missing columns or unknown labels
         adata.uns[SETUP_KEY] = dict(self.setup_args_)
         self.adata, self._matrix = adata, matrix
 

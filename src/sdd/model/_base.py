@@ -163,7 +163,7 @@ def obs_codes(adata: AnnData, categories: Mapping[str, list[str]]) -> np.ndarray
     for key, cats in categories.items():
         if key not in adata.obs:
             raise ValueError(
-                f"adata.obs lacks the condition column {key!r} registered by setup_anndata "
+                f"adata.obs lacks the condition column {key!r} the model conditions on "
                 f"(columns: {list(adata.obs.columns)})."
             )
         column = adata.obs[key]
@@ -173,8 +173,8 @@ def obs_codes(adata: AnnData, categories: Mapping[str, list[str]]) -> np.ndarray
         unknown = sorted(set(labels) - set(cats))
         if unknown:
             raise ValueError(
-                f"adata.obs[{key!r}] has labels not registered by setup_anndata: {unknown[:5]} "
-                f"(registered: {cats}); run setup_anndata again on this AnnData."
+                f"adata.obs[{key!r}] has labels unknown to the model: {unknown[:5]} "
+                f"(known: {cats})."
             )
         lookup = {c: i for i, c in enumerate(cats)}
         columns.append([lookup[v] for v in labels])

@@ -668,12 +668,7 @@ class SDDBlackout(ModelBase):
             )
         matrix = get_matrix(adata, self.setup_args_["layer"])
         check_integer_counts(matrix, where="adata")
-        for key, cats in self.categories_.items():
-            if key not in adata.obs:
-                raise ValueError(f"adata.obs lacks the condition column {key!r}.")
-            unknown = set(map(str, adata.obs[key].unique())) - set(cats)
-            if unknown:
-                raise ValueError(f"adata.obs[{key!r}] has unknown labels: {sorted(unknown)[:5]}.")
+        obs_codes(adata, self.categories_)  # raises on missing columns or unknown labels
         adata.uns[SETUP_KEY] = dict(self.setup_args_)
         self.adata, self._matrix = adata, matrix
 
