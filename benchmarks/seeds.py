@@ -175,6 +175,7 @@ def run_blackout(adata, args, seed, n_gen):
     gen = model.generate(
         n_gen,
         n_steps=args.blackout_steps,
+        rounding=args.blackout_rounding,
         accelerator=args.accelerator,
         random_state=seed,
         progress=False,
@@ -212,7 +213,7 @@ def benchmark(name: str, adata: ad.AnnData, args, *, counts_space: bool) -> None
         f"\n=== {name}: {adata.n_obs} x {adata.n_vars}, {1 - adata.X.nnz / np.prod(adata.shape):.2%} "
         f"zeros; {args.steps} steps, MLP {tuple(args.hidden)}, batch {args.batch_size}, "
         f"seeds {args.seeds}; SDD {args.sdd_sampler}:{args.sdd_steps}, "
-        f"Blackout binomial bridge:{args.blackout_steps} ==="
+        f"Blackout binomial bridge:{args.blackout_steps} ({args.blackout_rounding} rounding) ==="
     )
     sdd_data = adata.copy()
     if counts_space:
@@ -335,6 +336,12 @@ def main() -> None:
     p.add_argument("--sdd-sampler", default="ddpm", choices=["ddpm", "ddim"])
     p.add_argument("--sdd-steps", type=int, default=1000)
     p.add_argument("--blackout-steps", type=int, default=1000)
+    p.add_argument(
+        "--blackout-rounding",
+        default="stochastic",
+        choices=["stochastic", "nearest"],
+        help="how the Blackout bridge rounds the expected missing counts",
+    )
     p.add_argument("--weight-sparsity", type=float, nargs="+", default=[0.5, 0.9])
     p.add_argument("--update-interval", type=int, default=100)
     p.add_argument("--drop-fraction", type=float, default=0.3)

@@ -1,8 +1,9 @@
 """Sphinx configuration (Sphinx + myst-nb, after cookiecutter-scverse).
 
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (or ``docs/build.sh``).
-Nothing is downloaded (no intersphinx) and no notebook is executed
-(``nb_execution_mode = "off"``): the tutorials are rendered as committed.
+Nothing is downloaded (no intersphinx). By default no notebook is executed: the tutorials
+are rendered as committed (without outputs). ``SDD_DOCS_EXECUTE=1`` runs them while
+building (tens of minutes on a CPU), so the pages show their outputs.
 """
 
 from __future__ import annotations
@@ -56,10 +57,12 @@ master_doc = "index"
 default_role = "literal"
 suppress_warnings: list[str] = []
 
-# myst / myst-nb: render the committed notebooks, never re-train while building docs
+# myst / myst-nb: render the committed notebooks; execute them only when asked to
 myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist", "html_image"]
 myst_heading_anchors = 3
-nb_execution_mode = "off"
+nb_execution_mode = "force" if os.environ.get("SDD_DOCS_EXECUTE") == "1" else "off"
+nb_execution_timeout = 1800  # per cell
+nb_execution_raise_on_error = True
 nb_merge_streams = True
 
 # autodoc / autosummary / napoleon (numpydoc-style docstrings)
