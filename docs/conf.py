@@ -61,6 +61,8 @@ suppress_warnings: list[str] = []
 myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist", "html_image"]
 myst_heading_anchors = 3
 nb_execution_mode = "force" if os.environ.get("SDD_DOCS_EXECUTE") == "1" else "off"
+if nb_execution_mode == "force":  # kernels inherit the environment: draw figures inline
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 nb_execution_timeout = 1800  # per cell
 nb_execution_raise_on_error = True
 nb_merge_streams = True
