@@ -3,7 +3,7 @@
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (or ``docs/build.sh``).
 Nothing is downloaded (no intersphinx). By default no notebook is executed: the tutorials
 are rendered as committed (without outputs). ``SDD_DOCS_EXECUTE=1`` runs them while
-building (tens of minutes on a CPU), so the pages show their outputs.
+building (about 5 minutes on 2 CPU cores), so the pages show their outputs.
 """
 
 from __future__ import annotations
