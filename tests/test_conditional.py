@@ -18,8 +18,8 @@ from conftest import TINY, make_counts_adata
 from sklearn.neighbors import NearestCentroid
 
 import sdd
+from sdd.data import invert_log1p
 from sdd.diffusion import sample, sparsity
-from sdd.model._counts import _invert_log1p
 
 TYPES = ["type_0", "type_1", "type_2"]
 FAST = {"sampler": "ddim", "n_steps": 8, "progress": False}
@@ -205,7 +205,7 @@ def test_size_factors_invert_the_training_normalisation(model, labelled):
     counts = labelled.layers["counts"].toarray()
     factors = np.asarray(labelled.layers["counts"].sum(1)).ravel() / 1e3  # L / target_sum
     assert np.allclose(model.library_["size_factors"], factors, rtol=1e-5)
-    recovered = _invert_log1p(labelled.X, model.library_["size_factors"])
+    recovered = invert_log1p(labelled.X, model.library_["size_factors"])
     assert np.array_equal(recovered.toarray(), counts)
 
 

@@ -12,8 +12,8 @@ from torch import nn
 import sdd
 from sdd.diffusion import CosineSchedule
 from sdd.nn import SkipMLP
+from sdd.sparse import make_masks, weight_report
 from sdd.train import EMA, WeightMasks, count_flops, train_denoiser
-from sdd.train._sparse import make_masks, weight_report
 
 
 def _net(seed: int = 0) -> SkipMLP:

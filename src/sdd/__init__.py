@@ -1,8 +1,7 @@
 """Sparse Data Diffusion: diffusion models that generate exact zeros."""
 
-__version__ = "0.1.0"
-
 from . import datasets, diffusion, nn, tl  # noqa: E402
+from ._version import __version__
 from .model import SDD, SDDBlackout, SDDImage  # noqa: E402
 
 __all__ = [

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._utils import check_int, points_pair
+from ..data import check_int
+from ._utils import points_pair
 
 __all__ = ["classifier_auc"]
 

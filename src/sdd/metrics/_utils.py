@@ -86,10 +86,3 @@ def points_pair(x: Any, y: Any, *, min_points: int = 1) -> tuple[np.ndarray, np.
                 f"{name} has {m.shape[0]} points; this metric needs at least {min_points}."
             )
     return a, b
-
-
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)

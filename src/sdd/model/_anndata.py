@@ -14,11 +14,24 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from .. import __version__
+from .._version import __version__
+from ..data import (
+    MinibatchSampler,
+    Scaler,
+    check_matrix,
+    dense_rows,
+    get_matrix,
+    infer_target_sum,
+    invert_log1p,
+    largest_remainder,
+    library_sizes,
+    matrix_name,
+    size_factors_from_counts,
+)
 from ..diffusion import SAMPLERS, CosineSchedule, sparsity
 from ..nn import SkipMLP
+from ..sparse import make_masks, weight_report
 from ..train import EMA, resolve_device, train_denoiser
-from ..train._sparse import make_masks, weight_report
 from ._base import (
     ModelBase,
     check_saved_setup,
@@ -30,17 +43,7 @@ from ._base import (
     obs_codes,
     plain,
 )
-from ._counts import (
-    _dense_rows,
-    _infer_target_sum,
-    _invert_log1p,
-    _largest_remainder,
-    _library_sizes,
-    _size_factors_from_counts,
-)
-from ._data import MinibatchSampler, Scaler
 from ._io import load_dir, save_dir
-from ._validate import check_matrix, get_matrix, matrix_name
 
 __all__ = ["SDD"]
 
@@ -280,11 +283,11 @@ class SDD(ModelBase):
             counts = get_matrix(adata, counts_layer)
             check_matrix(counts, where=f"adata.layers[{counts_layer!r}]")
             names = [str(v) for v in adata.obs_names]
-            _size_factors_from_counts(matrix, counts, names, n_rows=SETUP_CHECK_ROWS)
+            size_factors_from_counts(matrix, counts, names, n_rows=SETUP_CHECK_ROWS)
         if library_size_key is not None:
-            _library_sizes(adata, library_size_key)
+            library_sizes(adata, library_size_key)
             if target_sum is None:
-                target_sum = _infer_target_sum(matrix)
+                target_sum = infer_target_sum(matrix)
         adata.uns[SETUP_KEY] = {
             "layer": layer,
             "labels_key": labels_key,
@@ -343,9 +346,9 @@ class SDD(ModelBase):
         if s.get("counts_layer"):
             names = [str(v) for v in adata.obs_names]
             counts_matrix = get_matrix(adata, s["counts_layer"])
-            factors = _size_factors_from_counts(self._matrix, counts_matrix, names)
+            factors = size_factors_from_counts(self._matrix, counts_matrix, names)
         elif s.get("library_size_key"):
-            factors = _library_sizes(adata, s["library_size_key"]) / float(s["target_sum"])
+            factors = library_sizes(adata, s["library_size_key"]) / float(s["target_sum"])
         else:
             return
         ok = np.isfinite(factors) & (factors > 0)
@@ -578,7 +581,7 @@ class SDD(ModelBase):
             )
         counts = self.composition_["counts"]
         if n_cells is not None:
-            counts = _largest_remainder(counts.astype(np.float64), self._check_n_cells(n_cells))
+            counts = largest_remainder(counts.astype(np.float64), self._check_n_cells(n_cells))
         codes = np.repeat(self.composition_["codes"], counts, axis=0)
         return {
             key: np.asarray(cats, dtype=object)[codes[:, k]]
@@ -768,7 +771,7 @@ class SDD(ModelBase):
         obs.index = [f"generated_{i}" for i in range(n_cells)]
         if counts:
             factors = self._sample_size_factors(codes, n_cells, np.random.default_rng(random_state))
-            layers["counts"] = _invert_log1p(X, factors)
+            layers["counts"] = invert_log1p(X, factors)
             obs["size_factor"] = factors
             obs["total_counts"] = np.asarray(layers["counts"].sum(axis=1)).ravel()
         out = AnnData(
@@ -931,7 +934,7 @@ class SDD(ModelBase):
             for start in range(0, n_obs, int(batch_size)):
                 stop = min(start + int(batch_size), n_obs)
                 observed = np.zeros((stop - start, self.n_genes), dtype=dtype)
-                observed[:, columns] = _dense_rows(matrix, start, stop)
+                observed[:, columns] = dense_rows(matrix, start, stop)
                 missing = np.broadcast_to(gene_missing, observed.shape).copy()
                 if entries is not None:
                     missing[:, columns] |= entries[start:stop].toarray()

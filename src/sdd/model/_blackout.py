@@ -14,12 +14,12 @@ from anndata import AnnData
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
+from ..data import RowBatches, check_matrix, gene_max, get_matrix, matrix_name
 from ..diffusion import blackout
 from ..nn import SkipMLP
+from ..sparse import make_masks, weight_report
 from ..train import EMA, resolve_device
-from ..train._batches import RowBatches
-from ..train._sparse import make_masks, weight_report
 from ._base import (
     ModelBase,
     check_saved_setup,
@@ -31,9 +31,7 @@ from ._base import (
     obs_codes,
     plain,
 )
-from ._data import gene_max
 from ._io import load_dir, save_dir
-from ._validate import check_matrix, get_matrix, matrix_name
 
 __all__ = ["SDDBlackout"]
 

@@ -10,7 +10,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
+from ..data import MinibatchSampler, Scaler
 from ..diffusion import SAMPLERS, CosineSchedule, sample, sparsity
 from ..nn.unet import UNet
 from ..train import EMA, resolve_device, train_denoiser
@@ -21,7 +22,6 @@ from ._base import (
     history_from_state,
     label_dropout,
 )
-from ._data import MinibatchSampler, Scaler
 from ._io import load_dir, save_dir
 
 __all__ = ["SDDImage", "GeneratedImages"]

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from ..metrics._utils import check_int
+from ..data import check_int
 from ._utils import finish, pair
 
 __all__ = ["umap"]

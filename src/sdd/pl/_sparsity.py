@@ -9,8 +9,8 @@ import numpy as np
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from ..data import check_int
 from ..metrics import cell_sparsity
-from ..metrics._utils import check_int
 from ._utils import finish, matrix, new_axes, pair
 
 __all__ = ["sparsity", "sparsity_bits"]

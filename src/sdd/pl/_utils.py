@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from ..data import get_matrix
 from ..metrics._utils import as_matrix, as_pair
-from ..model._validate import get_matrix
 from ..tl._evaluate import paired_matrices
 
 

@@ -11,8 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..metrics._utils import check_int
-from ..model._validate import get_matrix
+from ..data import check_int, get_matrix
 
 __all__ = ["evaluate"]
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
+
+__all__ = ["get_matrix", "matrix_name", "check_matrix", "check_int"]
 
 
 def get_matrix(adata: AnnData, layer: str | None):
@@ -65,3 +69,10 @@ def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None
                 f"{where} contains negative values (min {values.min():.4g}); SDD models "
                 "non-negative expression such as counts or log1p-normalised counts."
             )
+
+
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)

@@ -20,7 +20,7 @@ from anndata import AnnData
 RELATIVE_TOLERANCE = 1e-3  # allowed spread of per-cell normalisation factors
 
 
-def _dense_rows(matrix: Any, start: int, stop: int) -> np.ndarray:
+def dense_rows(matrix: Any, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of a dense, sparse or backed matrix as a dense array (own dtype)."""
     block = matrix[start:stop]
     return block.toarray() if sp.issparse(block) else np.asarray(block)
@@ -30,7 +30,7 @@ def _row_step(n_genes: int) -> int:
     return max(1, 2**22 // max(int(n_genes), 1))  # ~4M entries per dense chunk
 
 
-def _size_factors_from_counts(
+def size_factors_from_counts(
     matrix: Any, counts: Any, obs_names: Sequence[str], n_rows: int | None = None
 ) -> np.ndarray:
     """Per-cell ``s`` with ``expm1(x) * s == counts`` (NaN for cells without counts).
@@ -43,8 +43,8 @@ def _size_factors_from_counts(
     step = _row_step(matrix.shape[1])
     for start in range(0, n, step):
         stop = min(start + step, n)
-        x = _dense_rows(matrix, start, stop).astype(np.float64)
-        c = _dense_rows(counts, start, stop).astype(np.float64)
+        x = dense_rows(matrix, start, stop).astype(np.float64)
+        c = dense_rows(counts, start, stop).astype(np.float64)
         if np.any(c != np.round(c)):
             raise ValueError(
                 "The counts layer must hold raw integer counts, but it has non-integer values."
@@ -83,13 +83,13 @@ def _size_factors_from_counts(
 def _expm1_sums(matrix: Any) -> np.ndarray:
     step = _row_step(matrix.shape[1])
     parts = [
-        np.expm1(_dense_rows(matrix, s, min(s + step, matrix.shape[0])).astype(np.float64)).sum(1)
+        np.expm1(dense_rows(matrix, s, min(s + step, matrix.shape[0])).astype(np.float64)).sum(1)
         for s in range(0, matrix.shape[0], step)
     ]
     return np.concatenate(parts)
 
 
-def _library_sizes(adata: AnnData, key: str) -> np.ndarray:
+def library_sizes(adata: AnnData, key: str) -> np.ndarray:
     if key not in adata.obs:
         raise ValueError(
             f"Column {key!r} not found in adata.obs (columns: {list(adata.obs.columns)})."
@@ -103,7 +103,7 @@ def _library_sizes(adata: AnnData, key: str) -> np.ndarray:
     return sizes
 
 
-def _infer_target_sum(matrix: Any) -> float:
+def infer_target_sum(matrix: Any) -> float:
     """``target_sum`` of ``normalize_total``: the per-cell sum of ``expm1(x)``, if constant."""
     sums = _expm1_sums(matrix)
     sums = sums[sums > 0]
@@ -121,13 +121,13 @@ def _infer_target_sum(matrix: Any) -> float:
     return target
 
 
-def _invert_log1p(X: sp.csr_matrix, size_factors: np.ndarray) -> sp.csr_matrix:
+def invert_log1p(X: sp.csr_matrix, size_factors: np.ndarray) -> sp.csr_matrix:
     """Counts ``max(1, round(expm1(x) * s))`` on the non-zeros of ``X`` (CSR float32).
 
     Examples
     --------
     >>> X = sp.csr_matrix(np.log1p(np.array([[0.0, 2.0], [0.25, 0.0]])))
-    >>> _invert_log1p(X, np.array([3.0, 2.0])).toarray().tolist()
+    >>> invert_log1p(X, np.array([3.0, 2.0])).toarray().tolist()
     [[0.0, 6.0], [1.0, 0.0]]
     """
     X = sp.csr_matrix(X, copy=True)
@@ -139,7 +139,7 @@ def _invert_log1p(X: sp.csr_matrix, size_factors: np.ndarray) -> sp.csr_matrix:
     return out
 
 
-def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
+def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
     """Integers proportional to ``weights`` that sum to ``total`` (largest remainder)."""
     exact = weights / weights.sum() * total
     out = np.floor(exact).astype(np.int64)

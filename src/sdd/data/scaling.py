@@ -1,4 +1,4 @@
-"""From a cells x genes matrix (dense, CSR or backed) to scaled minibatches."""
+"""Per-gene scaling of non-negative data onto [-1, 1], the range the diffusion runs on."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..train._batches import RowBatches, is_in_memory, rows_dense
-
-__all__ = ["gene_max", "rows_dense", "is_in_memory", "Scaler", "MinibatchSampler"]
+__all__ = ["gene_max", "Scaler"]
 
 
 def gene_max(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
@@ -85,64 +83,3 @@ class Scaler:
     def __setstate__(self, state: dict) -> None:
         self.scale = state["scale"]
         self._on_device = {}
-
-
-class MinibatchSampler(RowBatches):
-    """Shuffled epochs of minibatches, densified and scaled one batch at a time.
-
-    A :class:`~sdd.train._batches.RowBatches` (data kept on the accelerator when it
-    fits, streamed from host memory or a backed file otherwise) whose minibatches are
-    scaled with ``scaler`` and returned with their non-zero mask.
-
-    Parameters
-    ----------
-    matrix
-        Cells x genes: NumPy array, SciPy sparse matrix or anndata backed dataset.
-    scaler
-        Maps raw values to [-1, 1] (``transform``).
-    batch_size, device, codes, random_state, data_on_device, rank, world_size, prefetch
-        See :class:`~sdd.train._batches.RowBatches`.
-
-    Examples
-    --------
-    >>> x = np.array([[0.0, 2.0], [1.0, 0.0], [3.0, 1.0]])
-    >>> batches = MinibatchSampler(x, Scaler.fit(x), batch_size=2, device=torch.device("cpu"))
-    >>> z, nonzero, codes = batches()
-    >>> tuple(z.shape), codes is None
-    ((2, 2), True)
-    """
-
-    def __init__(
-        self,
-        matrix: Any,
-        scaler: Any,
-        *,
-        batch_size: int,
-        device: torch.device | str,
-        codes: np.ndarray | None = None,
-        random_state: int = 0,
-        data_on_device: bool | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        prefetch: bool | None = None,
-    ) -> None:
-        super().__init__(
-            matrix,
-            batch_size=batch_size,
-            device=device,
-            codes=codes,
-            random_state=random_state,
-            data_on_device=data_on_device,
-            rank=rank,
-            world_size=world_size,
-            prefetch=prefetch,
-        )
-        self.scaler = scaler
-
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Return ``(scaled values, non-zero mask, condition codes or None)`` on the device."""
-        x, codes = self.next_batch()
-        x = x.to(self.device, non_blocking=True)
-        if codes is not None:
-            codes = codes.to(self.device, non_blocking=True)
-        return self.scaler.transform(x), x != 0, codes

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["RowBatches", "rows_dense", "is_in_memory", "STORAGES"]
+__all__ = ["RowBatches", "MinibatchSampler", "rows_dense", "is_in_memory", "STORAGES"]
 
 STORAGES = ("device", "host")
 
@@ -393,3 +393,64 @@ class RowBatches:
             f"RowBatches({self.n} rows, batch_size={self.batch_size}, storage={where}{mb}, "
             f"rank {self.rank}/{self.world_size})"
         )
+
+
+class MinibatchSampler(RowBatches):
+    """Shuffled epochs of minibatches, densified and scaled one batch at a time.
+
+    A :class:`RowBatches` (data kept on the accelerator when it
+    fits, streamed from host memory or a backed file otherwise) whose minibatches are
+    scaled with ``scaler`` and returned with their non-zero mask.
+
+    Parameters
+    ----------
+    matrix
+        Cells x genes: NumPy array, SciPy sparse matrix or anndata backed dataset.
+    scaler
+        Maps raw values to [-1, 1] (``transform``).
+    batch_size, device, codes, random_state, data_on_device, rank, world_size, prefetch
+        See :class:`RowBatches`.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 2.0], [1.0, 0.0], [3.0, 1.0]])
+    >>> batches = MinibatchSampler(x, Scaler.fit(x), batch_size=2, device=torch.device("cpu"))
+    >>> z, nonzero, codes = batches()
+    >>> tuple(z.shape), codes is None
+    ((2, 2), True)
+    """
+
+    def __init__(
+        self,
+        matrix: Any,
+        scaler: Any,
+        *,
+        batch_size: int,
+        device: torch.device | str,
+        codes: np.ndarray | None = None,
+        random_state: int = 0,
+        data_on_device: bool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        prefetch: bool | None = None,
+    ) -> None:
+        super().__init__(
+            matrix,
+            batch_size=batch_size,
+            device=device,
+            codes=codes,
+            random_state=random_state,
+            data_on_device=data_on_device,
+            rank=rank,
+            world_size=world_size,
+            prefetch=prefetch,
+        )
+        self.scaler = scaler
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Return ``(scaled values, non-zero mask, condition codes or None)`` on the device."""
+        x, codes = self.next_batch()
+        x = x.to(self.device, non_blocking=True)
+        if codes is not None:
+            codes = codes.to(self.device, non_blocking=True)
+        return self.scaler.transform(x), x != 0, codes

@@ -1,0 +1,43 @@
+"""The data layer: matrix access and checks, the AnnData registry, scaling, counts, loaders.
+
+Everything between a user's AnnData (or array) and the tensors the engine trains on.
+No :class:`torch.nn.Module` lives here; models, ``tl``, ``pl`` and the CLI import these
+public names.
+"""
+
+from .counts import (
+    dense_rows,
+    infer_target_sum,
+    invert_log1p,
+    largest_remainder,
+    library_sizes,
+    size_factors_from_counts,
+)
+from .loader import STORAGES, MinibatchSampler, RowBatches, is_in_memory, rows_dense
+from .registry import check_var_names, obs_categories, obs_codes, plain
+from .scaling import Scaler, gene_max
+from .validate import check_int, check_matrix, get_matrix, matrix_name
+
+__all__ = [
+    "RowBatches",
+    "MinibatchSampler",
+    "STORAGES",
+    "Scaler",
+    "check_int",
+    "check_matrix",
+    "check_var_names",
+    "dense_rows",
+    "gene_max",
+    "get_matrix",
+    "infer_target_sum",
+    "invert_log1p",
+    "is_in_memory",
+    "largest_remainder",
+    "library_sizes",
+    "matrix_name",
+    "obs_categories",
+    "obs_codes",
+    "plain",
+    "rows_dense",
+    "size_factors_from_counts",
+]
