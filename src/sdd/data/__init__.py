@@ -14,9 +14,16 @@ from .counts import (
     size_factors_from_counts,
 )
 from .loader import STORAGES, MinibatchSampler, RowBatches, is_in_memory, rows_dense
-from .registry import check_var_names, obs_categories, obs_codes, plain
+from .registry import check_var_names, label_codes, obs_categories, obs_codes, plain
 from .scaling import Scaler, gene_max
-from .validate import check_int, check_matrix, get_matrix, matrix_name
+from .validate import (
+    check_int,
+    check_matrix,
+    check_seed,
+    check_unit_interval,
+    get_matrix,
+    matrix_name,
+)
 
 __all__ = [
     "RowBatches",
@@ -25,6 +32,8 @@ __all__ = [
     "Scaler",
     "check_int",
     "check_matrix",
+    "check_seed",
+    "check_unit_interval",
     "check_var_names",
     "dense_rows",
     "gene_max",
@@ -32,6 +41,7 @@ __all__ = [
     "infer_target_sum",
     "invert_log1p",
     "is_in_memory",
+    "label_codes",
     "largest_remainder",
     "library_sizes",
     "matrix_name",

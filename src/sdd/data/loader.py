@@ -84,9 +84,11 @@ def _free_memory(device: torch.device) -> int | None:
 class RowBatches:
     """Shuffled epochs of dense float32 minibatches of rows, on ``device``.
 
-    Each epoch is a fresh permutation of the rows (``numpy.random.default_rng``
-    seeded with ``random_state``) cut into minibatches of ``batch_size``; the last,
-    incomplete batch of an epoch is skipped. With ``world_size > 1`` (data-parallel
+    Epoch ``e`` is the permutation of the rows drawn by
+    ``numpy.random.default_rng([random_state, e])``, cut into minibatches of
+    ``batch_size``; the last, incomplete batch of an epoch is skipped. Batch ``k`` of the
+    stream depends only on ``random_state`` and ``k``, so a run that starts at
+    ``start_batch=k`` continues the stream exactly where an earlier one stopped. With ``world_size > 1`` (data-parallel
     training) every rank draws the same permutation and takes its own ``batch_size``
     rows of each global batch of ``batch_size * world_size`` rows.
 
@@ -103,6 +105,8 @@ class RowBatches:
         Optional integer array (rows first) returned alongside each minibatch.
     random_state
         Seed of the epoch permutations.
+    start_batch
+        Batches of the stream already consumed (to resume a stream).
     data_on_device
         Keep the whole matrix on ``device``: ``None`` when it fits in
         ``memory_fraction`` of the free accelerator memory (in-memory data only),
@@ -133,6 +137,7 @@ class RowBatches:
         device: torch.device | str,
         codes: np.ndarray | torch.Tensor | None = None,
         random_state: int = 0,
+        start_batch: int = 0,
         data_on_device: bool | None = None,
         rank: int = 0,
         world_size: int = 1,
@@ -159,10 +164,17 @@ class RowBatches:
         self.codes = None if codes is None else torch.as_tensor(np.asarray(codes), dtype=torch.long)
         if self.codes is not None and self.codes.shape[0] != self.n:
             raise ValueError(f"codes has {self.codes.shape[0]} rows, the matrix {self.n}.")
-        self.rng = np.random.default_rng(random_state)
+        self.seed = int(random_state)
         self._order = np.empty(0, dtype=np.int64)
         self._pos = 0
         self._epoch = 0
+        if isinstance(start_batch, bool) or int(start_batch) != start_batch or start_batch < 0:
+            raise ValueError(f"start_batch must be a non-negative integer, got {start_batch!r}.")
+        if start_batch:
+            epoch, within = divmod(int(start_batch), self.steps_per_epoch)
+            self._order = self._permutation(epoch)
+            self._epoch = epoch + 1
+            self._pos = within * self.batch_size * self.world_size
         self._order_dev: torch.Tensor | None = None
         self._order_epoch = -1
         # several minibatches per read, but at most ~64 MiB of dense rows
@@ -244,11 +256,14 @@ class RowBatches:
         """Minibatches per epoch (per rank)."""
         return max(1, self.n // (self.batch_size * self.world_size))
 
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, int(epoch)]).permutation(self.n)
+
     def _next_index(self) -> np.ndarray:
         """Row indices of this rank's next minibatch (host array)."""
         step = self.batch_size * self.world_size
         if self._pos + step > len(self._order):
-            self._order = self.rng.permutation(self.n)
+            self._order = self._permutation(self._epoch)
             self._pos = 0
             self._epoch += 1
         start = self._pos + self.rank * self.batch_size
@@ -408,7 +423,7 @@ class MinibatchSampler(RowBatches):
         Cells x genes: NumPy array, SciPy sparse matrix or anndata backed dataset.
     scaler
         Maps raw values to [-1, 1] (``transform``).
-    batch_size, device, codes, random_state, data_on_device, rank, world_size, prefetch
+    batch_size, device, codes, random_state, start_batch, data_on_device, rank, world_size, prefetch
         See :class:`RowBatches`.
 
     Examples
@@ -429,6 +444,7 @@ class MinibatchSampler(RowBatches):
         device: torch.device | str,
         codes: np.ndarray | None = None,
         random_state: int = 0,
+        start_batch: int = 0,
         data_on_device: bool | None = None,
         rank: int = 0,
         world_size: int = 1,
@@ -440,6 +456,7 @@ class MinibatchSampler(RowBatches):
             device=device,
             codes=codes,
             random_state=random_state,
+            start_batch=start_batch,
             data_on_device=data_on_device,
             rank=rank,
             world_size=world_size,

@@ -6,14 +6,14 @@ what an h5ad round trip gives back (arrays, NumPy scalars) into lists and Python
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-__all__ = ["plain", "obs_categories", "obs_codes", "check_var_names"]
+__all__ = ["plain", "obs_categories", "obs_codes", "check_var_names", "label_codes"]
 
 
 def plain(value: Any) -> Any:
@@ -81,3 +81,77 @@ def check_var_names(adata: AnnData) -> list[str]:
             "adata.var_names are not unique; call adata.var_names_make_unique() first."
         )
     return names
+
+
+def label_codes(
+    labels: Mapping[str, Any] | Any,
+    categories: Mapping[str, Sequence[Any]],
+    n: int,
+    *,
+    default_key: str | None = None,
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Codes ``(n, n_covariates)`` of requested labels, the null token where none was asked.
+
+    The one place where user labels become the integer codes a network embeds; every
+    model and the CLI go through it.
+
+    Parameters
+    ----------
+    labels
+        ``None`` (unconditional), a value or per-row array for ``default_key``, or a dict
+        ``{key: value or per-row array}``; covariates left out get the null token
+        (code ``len(categories[key])``).
+    categories
+        Known labels per condition key, in code order. Labels are matched by their
+        string form, so ``3`` and ``"3"`` name the same category.
+    n
+        Number of rows.
+    default_key
+        The key a bare value or array refers to (default: the first key).
+
+    Returns
+    -------
+    The codes (``None`` when ``labels`` is ``None``) and, per requested key, the labels
+    as the category objects (same length ``n``).
+
+    Examples
+    --------
+    >>> codes, values = label_codes("B", {"cell_type": ["A", "B"]}, 2)
+    >>> codes.tolist(), values["cell_type"].tolist()
+    ([[1], [1]], ['B', 'B'])
+    """
+    if labels is None:
+        return None, {}
+    if not categories:
+        raise ValueError(
+            "labels were given but the model was set up without labels_key or "
+            "categorical_covariate_keys."
+        )
+    if not isinstance(labels, Mapping):
+        labels = {default_key or next(iter(categories)): labels}
+    unknown_keys = sorted(str(k) for k in set(labels) - set(categories))
+    if unknown_keys:
+        raise ValueError(f"Unknown condition key(s) {unknown_keys}; known: {list(categories)}.")
+    codes = np.tile(np.asarray([len(c) for c in categories.values()], dtype=np.int64), (n, 1))
+    values_out: dict[str, np.ndarray] = {}
+    for k, (key, cats) in enumerate(categories.items()):
+        if key not in labels:
+            continue
+        requested = labels[key]
+        if hasattr(requested, "detach"):  # a torch tensor
+            requested = requested.detach().cpu().numpy()
+        values = np.asarray(requested, dtype=object)
+        values = np.broadcast_to(values, (n,)) if values.ndim == 0 else values
+        if values.shape != (n,):
+            raise ValueError(f"labels[{key!r}] has {values.size} entries for {n} rows.")
+        lookup = {str(c): i for i, c in enumerate(cats)}
+        keys = [str(v.item() if isinstance(v, np.generic) else v) for v in values]
+        bad = sorted({v for v, raw in zip(keys, values, strict=True)
+                      if v not in lookup or isinstance(raw, float | np.floating)})  # fmt: skip
+        if bad:
+            raise ValueError(
+                f"Unknown {key!r} label(s) {bad[:5]}; known labels: {[str(c) for c in cats]}."
+            )
+        codes[:, k] = [lookup[v] for v in keys]
+        values_out[key] = np.asarray(list(cats), dtype=object)[codes[:, k]]
+    return codes, values_out

@@ -34,8 +34,10 @@ def gene_max(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
 class Scaler:
     """Per-gene affine map of non-negative values onto [-1, 1].
 
-    ``z = 2 x / m_g - 1`` with ``m_g`` the largest training value of gene ``g`` (1 for
-    all-zero genes). A zero maps to -1 and -1 maps back to exactly 0.
+    ``z = 2 x / m_g - 1`` with ``m_g`` the largest training value of gene ``g``. A zero
+    maps to -1 and -1 maps back to exactly 0; a gene that is zero in all training rows
+    (``m_g = 0``) maps back to exactly 0 whatever its value, so the output stays in
+    ``[0, m_g]``.
 
     Parameters
     ----------
@@ -50,7 +52,8 @@ class Scaler:
     """
 
     def __init__(self, scale: np.ndarray) -> None:
-        scale = np.asarray(scale, dtype=np.float32).copy()
+        self.gene_max = np.asarray(scale, dtype=np.float32).copy()
+        scale = self.gene_max.copy()
         scale[scale <= 0] = 1.0
         self.scale = scale
         self._on_device: dict[str, tuple[int, torch.Tensor]] = {}
@@ -74,12 +77,19 @@ class Scaler:
         return (2.0 * x / self._scale(x.device) - 1.0).clamp(-1.0, 1.0)
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        """Map [-1, 1] back to the data's units."""
-        return ((z.clamp(-1.0, 1.0) + 1.0) * 0.5) * self._scale(z.device)
+        """Map [-1, 1] back to the data's units (``[0, m_g]``)."""
+        return ((z.clamp(-1.0, 1.0) + 1.0) * 0.5) * self._upper(z.device)
+
+    def _upper(self, device: torch.device) -> torch.Tensor:
+        key = f"upper:{device}"
+        cached = self._on_device.get(key)
+        if cached is None or cached[0] != id(self.gene_max):
+            cached = (id(self.gene_max), torch.as_tensor(self.gene_max.reshape(self.scale.shape)).to(device))
+            self._on_device[key] = cached
+        return cached[1]
 
     def __getstate__(self) -> dict:
-        return {"scale": self.scale}
+        return {"scale": self.gene_max}
 
     def __setstate__(self, state: dict) -> None:
-        self.scale = state["scale"]
-        self._on_device = {}
+        self.__init__(state["scale"])

@@ -8,7 +8,9 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-__all__ = ["get_matrix", "matrix_name", "check_matrix", "check_int"]
+__all__ = [
+    "get_matrix", "matrix_name", "check_matrix", "check_int", "check_seed", "check_unit_interval"
+]
 
 
 def get_matrix(adata: AnnData, layer: str | None):
@@ -75,4 +77,22 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     """``value`` as an int, or a ValueError naming ``name`` if it is not an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_unit_interval(value: Any, name: str) -> float:
+    """``value`` as a float in [0, 1), or a ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}.")
+    if not (np.isfinite(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+    return float(value)
+
+
+def check_seed(value: Any, name: str = "random_state") -> int:
+    """A seed: an integer in [0, 2**63)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer in [0, 2**63), got {value!r}.")
+    if not 0 <= int(value) < 2**63:
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}.")
     return int(value)

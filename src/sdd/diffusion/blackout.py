@@ -331,6 +331,7 @@ def sample(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    step_callback: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Generate counts from the empty state with binomial-bridge (or Poisson) steps.
 
@@ -352,6 +353,8 @@ def sample(
         Random number generator on ``device``.
     progress
         Show a tqdm progress bar.
+    step_callback
+        Called after every network evaluation.
 
     Returns
     -------
@@ -376,4 +379,6 @@ def sample(
             max_value=max_value,
             generator=generator,
         )
+        if step_callback is not None:
+            step_callback()
     return x

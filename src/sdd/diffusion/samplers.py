@@ -50,6 +50,7 @@ def sample(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    step_callback: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from pure noise and return the final x0 estimate.
 
@@ -77,6 +78,9 @@ def sample(
         Random number generator (on ``device``) for reproducible samples.
     progress
         Show a tqdm progress bar.
+    step_callback
+        Called after every network evaluation (e.g. to advance a progress bar that
+        spans several batches).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
@@ -88,12 +92,16 @@ def sample(
     x0_hat = torch.zeros(shape, device=device)
     times = torch.linspace(1.0, 0.0, n_steps + 1, device=device)
 
-    for i in tqdm(range(n_steps), desc=f"{sampler.upper()} sampling", disable=not progress):
+    bar = tqdm(total=n_steps, desc=f"{sampler.upper()} sampling", disable=not progress)
+    for i in range(n_steps):
         t, s = times[i], times[i + 1]
         self_cond = x0_hat if self_condition else torch.zeros_like(x0_hat)
         x0_hat = denoise(x, t.expand(n), self_cond)
         if clip:
             x0_hat = x0_hat.clamp(-1.0, 1.0)
+        bar.update(1)
+        if step_callback is not None:
+            step_callback()
         if i == n_steps - 1:
             break
         alpha_t, sigma_t = (v.view(()) for v in schedule.alpha_sigma(t))
@@ -106,6 +114,7 @@ def sample(
             values, mask = known
             noise = torch.randn(shape, device=device, generator=generator)
             x = torch.where(mask, alpha_s * values + sigma_s * noise, x)
+    bar.close()
 
     if known is not None:
         values, mask = known

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -14,9 +13,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from .._version import __version__
 from ..data import (
-    MinibatchSampler,
     Scaler,
     check_matrix,
     dense_rows,
@@ -26,24 +23,14 @@ from ..data import (
     largest_remainder,
     library_sizes,
     matrix_name,
-    size_factors_from_counts,
-)
-from ..diffusion import SAMPLERS, CosineSchedule, sparsity
-from ..nn import SkipMLP
-from ..sparse import make_masks, weight_report
-from ..train import EMA, resolve_device, train_denoiser
-from ._base import (
-    ModelBase,
-    check_saved_setup,
-    classifier_free_guidance,
-    empty_history,
-    history_from_state,
-    label_dropout,
     obs_categories,
     obs_codes,
-    plain,
+    size_factors_from_counts,
 )
-from ._io import load_dir, save_dir
+from ..diffusion import GaussianDiffusion, sparsity
+from ..diffusion.schedule import CosineSchedule
+from ..nn import SkipMLP
+from ._cells import AnnDataModel
 
 __all__ = ["SDD"]
 
@@ -54,19 +41,31 @@ DEFAULT_N_CELLS = 10_000
 SETUP_CHECK_ROWS = 2048  # cells checked by setup_anndata (the model checks all)
 
 
+def _density(matrix: Any) -> float | None:
+    """Fraction of non-zero entries of a sparse matrix (``None`` for dense or backed data)."""
+    if sp.issparse(matrix):
+        return float(matrix.nnz) / max(1, matrix.shape[0] * matrix.shape[1])
+    return None
+
+
+def _warn_all_zero(gene_max: np.ndarray, var_names: Sequence[str]) -> None:
+    empty = np.flatnonzero(np.asarray(gene_max) <= 0)
+    if empty.size == len(gene_max):
+        warnings.warn("The training matrix is all zeros: the model can only generate zeros.", stacklevel=3)
+    elif empty.size:
+        names = [var_names[i] for i in empty[:5]]
+        warnings.warn(
+            f"{empty.size} gene(s) are zero in every training cell (e.g. {names}); they are "
+            "generated as exact zeros.",
+            stacklevel=3,
+        )
+
+
 def _is_training(labels: Any) -> bool:
     return isinstance(labels, str) and labels == TRAINING
 
 
-def _check_guidance(guidance_scale: Any) -> float:
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float | np.number):
-        raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}.")
-    if not np.isfinite(guidance_scale):
-        raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
-    return float(guidance_scale)
-
-
-class SDD(ModelBase):
+class SDD(AnnDataModel):
     """Sparse Data Diffusion model for single-cell expression (Ostheimer et al., 2025, arXiv:2502.02448).
 
     Each cell ``x`` (genes, non-negative) is scaled per gene to [-1, 1] and concatenated
@@ -124,10 +123,11 @@ class SDD(ModelBase):
     """
 
     _model_class = "SDD"
+    _setup_key = SETUP_KEY
 
     def __init__(
         self,
-        adata: AnnData | None = None,
+        adata: AnnData,
         *,
         sparsity_bits: bool = True,
         hidden: Sequence[int] = (1024, 512, 256),
@@ -138,73 +138,49 @@ class SDD(ModelBase):
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
         weight_sparsity: float = 0.0,
-        sparse_method: str = "rigl",
-        sparse_update_interval: int = 100,
-        sparse_drop_fraction: float = 0.3,
-        dense_layers: Sequence[str] = ("first", "last"),
-        sparse_distribution: str = "uniform",
-        _setup: dict | None = None,
-        _var_names: Sequence[str] | None = None,
-        _scale: np.ndarray | None = None,
+        **sparse: Any,
     ) -> None:
-        if not 0.0 <= condition_dropout < 1.0:
-            raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}.")
-        self.init_args_ = {
-            "sparsity_bits": bool(sparsity_bits),
-            "hidden": [int(h) for h in hidden],
-            "emb_dim": int(emb_dim),
-            "dropout": float(dropout),
-            "self_condition": bool(self_condition),
-            "condition_dropout": float(condition_dropout),
-            "logsnr_min": float(logsnr_min),
-            "logsnr_max": float(logsnr_max),
-        }
-        sparse_args = {
-            "sparse_method": sparse_method,
-            "sparse_update_interval": int(sparse_update_interval),
-            "sparse_drop_fraction": float(sparse_drop_fraction),
-            "dense_layers": list(dense_layers),
-            "sparse_distribution": sparse_distribution,
-        }
-        if weight_sparsity:  # recorded only for sparse models
-            self.init_args_.update(weight_sparsity=float(weight_sparsity), **sparse_args)
-        self.adata = adata
-        if adata is not None:
-            self._use_anndata(
-                adata,
-                SETUP_KEY,
-                setup=self.setup_anndata,
-                check=check_matrix,
-                arrays="sdd.SDDImage",
-            )
-            self.scaler_ = Scaler.fit(self._matrix)
-        else:
-            if _setup is None or _var_names is None or _scale is None:
-                raise TypeError("SDD needs an AnnData (or use SDD.load for a saved model).")
-            self.setup_args_ = plain(_setup)
-            self._matrix = None
-            self.var_names_ = list(_var_names)
-            self.scaler_ = Scaler(_scale)
-        self.schedule = CosineSchedule(logsnr_min, logsnr_max)
-        self.n_genes = len(self.var_names_)
-        n_categories = [len(c) for c in self.categories_.values()]
-        self.module = SkipMLP(
-            self.data_dim,
-            hidden=hidden,
-            emb_dim=emb_dim,
-            n_categories=n_categories,
-            dropout=dropout,
-        ).eval()
-        self.ema_ = EMA(self.module)
-        self.weight_masks_ = make_masks(self.module, self.ema_, weight_sparsity, **sparse_args)
-        self.history_ = empty_history()
-        self.is_trained_ = False
+        self._capture_init_args(locals())
+        self._use_anndata(adata, self.setup_anndata)
+        self.scaler_ = Scaler.fit(self._matrix)
+        self.density_ = _density(self._matrix)
+        _warn_all_zero(self.scaler_.gene_max, self.var_names_)
+        self._finish_init()
         # training label composition and size factors (see generate(labels="training",
         # counts=True)); fitted here from adata, restored by load
         self.composition_: dict[str, np.ndarray] | None = None
         self.library_: dict[str, np.ndarray | None] | None = None
-        if adata is not None:
-            self._fit_training_stats(adata)
+        self._fit_training_stats(adata)
+
+    def _build_network(self) -> SkipMLP:
+        a = self.init_args_
+        return SkipMLP(
+            self.data_dim, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
+            n_categories=[len(c) for c in self.categories_.values()],
+        )  # fmt: skip
+
+    def _make_process(self) -> GaussianDiffusion:
+        a = self.init_args_
+        schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
+        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
+
+    @property
+    def schedule(self) -> CosineSchedule:
+        """The noise schedule of the process."""
+        return self.process.schedule
+
+    def _encode(self, x, nonzero):
+        return sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x
+
+    def _sample_shape(self) -> tuple[int, ...]:
+        return (self.data_dim,)
+
+    def _example_inputs(self):
+        x = torch.zeros(1, self.data_dim)
+        return (x, torch.zeros(1), x)
+
+    def _check_data(self, matrix, *, where: str) -> None:
+        check_matrix(matrix, where=where)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -298,47 +274,14 @@ class SDD(ModelBase):
             "target_sum": target_sum,
         }
 
-    def view_anndata_setup(self) -> None:
-        """Print what :meth:`setup_anndata` registered."""
-        s = self.setup_args_
-        print(f"layer: {s['layer'] or 'X'}")
-        print(f"genes: {self.n_genes}")
-        for key, cats in s["categories"].items():
-            print(f"condition {key!r}: {len(cats)} categories")
-        if s.get("counts_layer"):
-            print(f"library sizes: from counts layer {s['counts_layer']!r}")
-        elif s.get("library_size_key"):
-            print(
-                f"library sizes: adata.obs[{s['library_size_key']!r}], "
-                f"target_sum {s['target_sum']:.6g}"
-            )
-
-    @property
-    def categories_(self) -> dict[str, list[str]]:
-        return self.setup_args_.get("categories", {})
-
     @property
     def data_dim(self) -> int:
         """Length of the vector the diffusion runs on (2 x genes with sparsity bits)."""
         return self.n_genes * (2 if self.init_args_["sparsity_bits"] else 1)
 
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
-    def weight_report(self, batch_size: int = 256) -> dict:
-        """Non-zero parameters and FLOPs (see :func:`sdd.train._sparse.weight_report`)."""
-        x = torch.zeros(1, self.data_dim)
-        return weight_report(
-            self.module, (x, torch.zeros(1), x), masks=self.weight_masks_, batch_size=batch_size
-        )
-
-    def _codes(self, adata: AnnData) -> np.ndarray | None:
-        return obs_codes(adata, self.categories_)
-
     def _fit_training_stats(self, adata: AnnData) -> None:
         """Label composition and per-cell size factors of the training data."""
-        codes = self._codes(adata)
+        codes = obs_codes(adata, self.categories_)
         if codes is not None:
             unique, counts = np.unique(codes, axis=0, return_counts=True)
             self.composition_ = {"codes": unique.astype(np.int64), "counts": counts}
@@ -358,197 +301,6 @@ class SDD(ModelBase):
             "size_factors": factors[ok].astype(np.float64),
             "codes": None if codes is None else codes[ok],
         }
-
-    # ------------------------------------------------------------------ train
-    def train(
-        self,
-        max_steps: int = 10_000,
-        *,
-        batch_size: int = 256,
-        lr: float = 2e-4,
-        ema_decay: float = 0.9999,
-        accelerator: str = "auto",
-        device: int | str | None = None,
-        random_state: int = 0,
-        progress: bool = True,
-        fast: bool | None = None,
-        data_on_device: bool | None = None,
-        distributed: bool | None = None,
-    ) -> SDD:
-        """Train the denoiser (Adam, EMA of weights, x0-prediction L2 loss).
-
-        Calling ``train`` again continues from the current weights (the optimizer
-        state restarts). Sets ``history_`` (loss per step, with epoch) and
-        ``is_trained_``.
-
-        Parameters
-        ----------
-        max_steps
-            Optimiser steps (the paper trains 300k steps on a GPU).
-        batch_size
-            Cells per step (paper: 256).
-        lr
-            Adam learning rate (paper: 2e-4).
-        ema_decay
-            Target EMA decay (paper: 0.9999), reached after a warm-up.
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        device
-            GPU index when several are present.
-        random_state
-            Seed for initial batch order, times and noise.
-        progress
-            Show a progress bar.
-        fast
-            GPU fast path: bf16 autocast, fused Adam and CUDA graphs of the whole step,
-            losses read back every 100 steps. ``None``: on CUDA (unless the environment
-            variable ``SDD_FAST=0``); ``False``: the float32 path, as on the CPU.
-        data_on_device
-            Keep the whole (sparse) matrix on the GPU: ``None`` when it fits in half the
-            free GPU memory; otherwise minibatches are read (ahead, in a thread) from
-            host memory or a backed file (``anndata.read_h5ad(path, backed="r")``) and
-            densified on the GPU one batch at a time.
-        distributed
-            Data-parallel training over the processes started by ``torchrun`` (each
-            process trains on its share of every epoch, gradients are averaged, weights
-            stay identical; each process uses the GPU ``LOCAL_RANK`` and ``batch_size``
-            cells per step, so the global batch is ``batch_size`` x processes). ``None``:
-            when launched by ``torchrun`` with more than one process. Save the model on
-            rank 0 only (``sdd.train.is_main_process()``).
-        """
-        if self._matrix is None:
-            raise ValueError(
-                "This model has no training data; load it with SDD.load(path, adata=...)."
-            )
-        if int(max_steps) < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps}.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}.")
-        from ..train import distributed_info, init_distributed, resolve_fast
-
-        if distributed not in (None, True, False):
-            raise TypeError(f"distributed must be True, False or None, got {distributed!r}.")
-        kind = resolve_device(accelerator).type
-        is_distributed = distributed is not False and init_distributed(
-            "nccl" if kind == "cuda" else "gloo"
-        )
-        if distributed and not is_distributed:
-            raise ValueError(
-                "distributed=True, but this process was not launched by torchrun with more "
-                "than one process (see the README for the torchrun command)."
-            )
-        rank, world_size, local_rank = distributed_info() if is_distributed else (0, 1, 0)
-        if is_distributed and kind == "cuda":
-            device = local_rank  # one GPU per process
-        dev = resolve_device(accelerator, device)
-        torch.manual_seed(random_state + rank)
-        generator = torch.Generator(dev).manual_seed(random_state + rank)
-        self.module.to(dev)
-        self.ema_.model.to(dev)
-        if self.ema_.decay != ema_decay:
-            self.ema_.decay = float(ema_decay)
-        batches = MinibatchSampler(
-            self._matrix,
-            self.scaler_,
-            batch_size=batch_size,
-            device=dev,
-            codes=self._codes(self.adata),
-            random_state=random_state,
-            data_on_device=data_on_device,
-            rank=rank,
-            world_size=world_size,
-        )
-        drop_labels = label_dropout(
-            self.module, self.init_args_["condition_dropout"], dev, generator
-        )
-
-        def next_batch():
-            x, nonzero, codes = batches()
-            z = sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x
-            return z, drop_labels(codes)
-
-        start = self._last_step()
-        after_step = self._weight_mask_hook(start, int(max_steps))
-        try:
-            history, _ = train_denoiser(
-                self.module,
-                self.ema_,
-                next_batch,
-                self.schedule,
-                max_steps=int(max_steps),
-                steps_per_epoch=batches.steps_per_epoch,
-                lr=lr,
-                self_condition=self.init_args_["self_condition"],
-                start_step=start,
-                generator=generator,
-                after_step=after_step,
-                progress=progress and rank == 0,
-                fast=fast,
-                distributed=is_distributed,
-            )
-        finally:
-            batches.close()
-            self.module.cpu()
-            self.ema_.model.cpu()
-        self._append_history(history)
-        self.train_args_ = {
-            "max_steps": int(max_steps),
-            "batch_size": int(batch_size),
-            "lr": float(lr),
-            "ema_decay": float(ema_decay),
-            "random_state": int(random_state),
-            "fast": resolve_fast(fast, dev),
-            "world_size": int(world_size),
-        }
-        self.is_trained_ = True
-        return self
-
-    # --------------------------------------------------------------- generate
-    def _label_codes(
-        self, labels: Mapping[str, Any] | Any, n_cells: int
-    ) -> tuple[np.ndarray | None, dict]:
-        """Codes (n_cells, n_covariates) with the null token where no label was asked for."""
-        if labels is None:
-            return None, {}
-        if not self.categories_:
-            raise ValueError(
-                "labels were given but the model was set up without labels_key or "
-                "categorical_covariate_keys."
-            )
-        if _is_training(labels):
-            raise ValueError(f"labels={TRAINING!r} is only available in generate().")
-        if not isinstance(labels, Mapping):
-            labels = {self._default_key: labels}
-        unknown_keys = sorted(str(k) for k in set(labels) - set(self.categories_))
-        if unknown_keys:
-            raise ValueError(
-                f"Unknown condition key(s) {unknown_keys}; known: {list(self.categories_)}."
-            )
-        codes = np.tile(np.asarray([len(c) for c in self.categories_.values()]), (n_cells, 1))
-        obs = {}
-        for k, (key, cats) in enumerate(self.categories_.items()):
-            if key not in labels:
-                continue
-            values = np.asarray(labels[key], dtype=object).astype(str)
-            values = np.broadcast_to(values, (n_cells,)) if values.ndim == 0 else values
-            if values.shape != (n_cells,):
-                raise ValueError(f"labels[{key!r}] has {values.size} entries for {n_cells} cells.")
-            lookup = {c: i for i, c in enumerate(cats)}
-            bad = sorted(str(v) for v in set(values) - set(lookup))
-            if bad:
-                raise ValueError(
-                    f"Unknown {key!r} label(s) {bad[:5]}; known labels: {[str(c) for c in cats]}."
-                )
-            codes[:, k] = [lookup[v] for v in values]
-            obs[key] = pd.Categorical(values, categories=cats)
-        return codes, obs
-
-    @property
-    def _default_key(self) -> str:
-        """The condition a bare label value or array refers to."""
-        return self.setup_args_["labels_key"] or next(iter(self.categories_))
 
     @staticmethod
     def _check_n_cells(n_cells: Any) -> int:
@@ -573,7 +325,7 @@ class SDD(ModelBase):
                 f"labels={TRAINING!r} needs a model set up with labels_key or "
                 "categorical_covariate_keys."
             )
-        key = self._default_key
+        key = self._default_key()
         if TRAINING in self.categories_[key]:
             raise ValueError(
                 f"labels={TRAINING!r} is ambiguous: {key!r} has a label named {TRAINING!r}. "
@@ -630,7 +382,7 @@ class SDD(ModelBase):
         counts: bool = False,
         random_state: int = 0,
         use_ema: bool = True,
-        store_dense: bool = True,
+        store_dense: bool = False,
         accelerator: str = "auto",
         device: int | str | None = None,
         fast: bool | None = None,
@@ -681,11 +433,14 @@ class SDD(ModelBase):
             modelled genes do not sum to the library size when genes were subset after
             normalising.
         random_state
-            Seed; the same seed, model and settings give identical cells on the CPU.
+            Seed: the same seed, model and settings give identical cells (values, zero
+            pattern, labels) on the CPU; ``obs_names`` differ per call (``gen-<run>-<i>``)
+            so that runs concatenate without clashes.
         use_ema
             Sample with the EMA weights (recommended).
         store_dense
-            Also store ``layers["dense"]`` and ``layers["sb_logits"]`` (dense arrays).
+            Also store ``layers["dense"]`` and ``layers["sb_logits"]`` (dense arrays: 1.1 GB
+            for 10,000 cells x 14,000 genes, so off by default).
         fast
             Run the network in bf16 (autocast): ``None`` on CUDA only (``SDD_FAST=0``
             turns it off), ``True`` also on the CPU (about 1.8x faster there; see the
@@ -698,8 +453,10 @@ class SDD(ModelBase):
         AnnData with ``X`` (CSR float32, exact zeros), ``layers["sparsity_bits"]``
         (1 where the cell expresses the gene: equals ``X != 0``), ``layers["dense"]``
         (values before masking), ``layers["sb_logits"]`` (analog SB values in [-1, 1]
-        before thresholding at 0; only with sparsity bits), ``obs["generated"]``,
-        requested labels in ``obs``, and the settings in ``uns["sdd"]``. With ``counts``:
+        before thresholding at 0; only with sparsity bits), ``obs["source"]``
+        (categorical, ``"generated"``), requested labels in ``obs``, the training ``var``
+        columns, ``uns["log1p"]`` when the training data had it, and the settings in
+        ``uns["sdd"]``. With ``counts``:
         ``layers["counts"]`` (CSR float32 holding integers, non-zero exactly where ``X``
         is), ``obs["size_factor"]`` (the drawn ``s``) and ``obs["total_counts"]``.
         """
@@ -707,88 +464,52 @@ class SDD(ModelBase):
         if _is_training(labels):
             labels, n_cells = self._training_labels(n_cells), None
         n_cells = self._resolve_n_cells(n_cells, labels)
-        if sampler not in SAMPLERS:
-            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        guidance_scale = _check_guidance(guidance_scale)
         if counts and self.library_ is None:
             raise ValueError(
                 "counts=True needs the training library sizes: set the model up with "
                 "SDD.setup_anndata(adata, counts_layer=...) or library_size_key=... "
                 "(on log1p-normalised data)."
             )
-        codes, label_obs = self._label_codes(labels, n_cells)
-        dev = resolve_device(accelerator, device)
-        net = self._sampling_net(use_ema, dev)
-        generator = torch.Generator(dev).manual_seed(int(random_state))
         sb = self.init_args_["sparsity_bits"]
-        parts: dict[str, list[np.ndarray]] = {"X": [], "dense": [], "sb_logits": []}
-        try:
-            for start in range(0, n_cells, int(batch_size)):
-                n = min(int(batch_size), n_cells - start)
-                cond = (
-                    None if codes is None else torch.as_tensor(codes[start : start + n], device=dev)
-                )
-                from ..train import resolve_devices, sample_split
-
-                # bf16 network on CUDA (SDD_FAST=0 turns it off); device=[0, 1] splits rows
-                z = sample_split(
-                    net,
-                    lambda m, c: self._denoise_fn(m, c, guidance_scale),
-                    (n, self.data_dim),
-                    self.schedule,
-                    devices=resolve_devices(accelerator, device),
-                    cond=cond,
-                    generator=generator,
-                    fast=fast,
-                    sampler=sampler,
-                    n_steps=n_steps,
-                    self_condition=self.init_args_["self_condition"],
-                    progress=progress,
-                )
+        density = self.density_ if self.density_ is not None else 1.0
+        dense_bytes = 4 * self.n_genes * ((2 if sb else 1) if store_dense else 0)
+        self._check_output_size(n_cells, dense_bytes + 24 * self.n_genes * density, "cells")
+        codes, label_values = self._label_codes(labels, n_cells)
+        parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
+        batches = self._sample_batches(
+            n_cells, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,
+            random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
+            fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
+        )  # fmt: skip
+        for _, _, z in batches:
+            if sb:
+                masked, dense, _ = sparsity.decode(z, zero_value=-1.0)
+            else:
+                masked = dense = z
+            parts["X"].append(sp.csr_matrix(self.scaler_.inverse(masked).cpu().numpy()))
+            if store_dense:
+                parts["dense"].append(self.scaler_.inverse(dense).cpu().numpy())
                 if sb:
-                    masked, dense, _ = sparsity.decode(z, zero_value=-1.0)
                     parts["sb_logits"].append(sparsity.split(z)[1].cpu().numpy())
-                else:
-                    masked = dense = z
-                parts["X"].append(self.scaler_.inverse(masked).cpu().numpy())
-                if store_dense:
-                    parts["dense"].append(self.scaler_.inverse(dense).cpu().numpy())
-        finally:
-            net.cpu()
-        values = np.concatenate(parts["X"]).astype(np.float32)
-        X = sp.csr_matrix(values)
-        X.eliminate_zeros()
-        bits = X.copy()
-        bits.data[:] = 1.0
-        layers = {"sparsity_bits": bits}
+        X = sp.vstack(parts["X"], format="csr")
+        layers: dict[str, Any] = {}
         if store_dense:
             layers["dense"] = np.concatenate(parts["dense"]).astype(np.float32)
             if sb:
                 layers["sb_logits"] = np.concatenate(parts["sb_logits"]).astype(np.float32)
-        obs = pd.DataFrame({"generated": np.ones(n_cells, dtype=bool), **label_obs})
-        obs.index = [f"generated_{i}" for i in range(n_cells)]
+        out = self._cells(
+            X, layers=layers, labels=label_values,
+            uns=self._provenance(
+                sparsity_bits=sb, sampler=sampler, n_steps=n_steps, random_state=random_state,
+                guidance_scale=guidance_scale, use_ema=use_ema,
+                layer=self.setup_args_["layer"] or "X", counts=counts,
+            ),
+        )  # fmt: skip
         if counts:
             factors = self._sample_size_factors(codes, n_cells, np.random.default_rng(random_state))
-            layers["counts"] = invert_log1p(X, factors)
-            obs["size_factor"] = factors
-            obs["total_counts"] = np.asarray(layers["counts"].sum(axis=1)).ravel()
-        out = AnnData(
-            X=X, obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names_)), layers=layers
-        )
-        out.uns["sdd"] = {
-            "model": self._model_class,
-            "version": __version__,
-            "sparsity_bits": sb,
-            "sampler": sampler,
-            "n_steps": int(n_steps),
-            "random_state": int(random_state),
-            "guidance_scale": float(guidance_scale),
-            "use_ema": bool(use_ema),
-            "layer": self.setup_args_["layer"] or "X",
-            "counts": bool(counts),
-        }
+            out.layers["counts"] = invert_log1p(out.X, factors)
+            out.obs["size_factor"] = factors
+            out.obs["total_counts"] = np.asarray(out.layers["counts"].sum(axis=1)).ravel()
         return out
 
     # ----------------------------------------------------------------- impute
@@ -909,62 +630,39 @@ class SDD(ModelBase):
         defaults = inspect.signature(type(self).generate).parameters
         sampler = defaults["sampler"].default if sampler is None else sampler
         n_steps = defaults["n_steps"].default if n_steps is None else n_steps
-        if sampler not in SAMPLERS:
-            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        guidance_scale = _check_guidance(guidance_scale)
         layer = self.setup_args_["layer"]
         matrix = get_matrix(adata, layer)
-        where = matrix_name(layer)
-        check_matrix(matrix, where=where)
+        check_matrix(matrix, where=matrix_name(layer))
         columns, gene_missing, entries = self._missing_genes(adata, mask)
-        n_obs = adata.n_obs
-        codes, _ = self._label_codes(labels, n_obs)
+        codes, _ = self._label_codes(labels, adata.n_obs)
         dtype = np.result_type(matrix.dtype, np.float32)
-        from ..train import resolve_devices, sample_split
-
-        devices = resolve_devices(accelerator, device)
-        dev = torch.device(devices[0])
-        net = self._sampling_net(use_ema, dev)
-        generator = torch.Generator(dev).manual_seed(int(random_state))
         sb = self.init_args_["sparsity_bits"]
+        batch: dict[str, np.ndarray] = {}
+
+        def known(start: int, stop: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+            observed = np.zeros((stop - start, self.n_genes), dtype=dtype)
+            observed[:, columns] = dense_rows(matrix, start, stop)
+            missing = np.broadcast_to(gene_missing, observed.shape).copy()
+            if entries is not None:
+                missing[:, columns] |= entries[start:stop].toarray()
+            batch.update(observed=observed, missing=missing)
+            x = torch.as_tensor(observed.astype(np.float32), device=dev)
+            z, keep = self.scaler_.transform(x), torch.as_tensor(~missing, device=dev)
+            if sb:
+                z, keep = sparsity.encode(z, x != 0), torch.cat([keep, keep], dim=1)
+            return z, keep
+
         parts, missing_parts = [], []
-        try:
-            for start in range(0, n_obs, int(batch_size)):
-                stop = min(start + int(batch_size), n_obs)
-                observed = np.zeros((stop - start, self.n_genes), dtype=dtype)
-                observed[:, columns] = dense_rows(matrix, start, stop)
-                missing = np.broadcast_to(gene_missing, observed.shape).copy()
-                if entries is not None:
-                    missing[:, columns] |= entries[start:stop].toarray()
-                x = torch.as_tensor(observed.astype(np.float32), device=dev)
-                z = self.scaler_.transform(x)
-                keep = torch.as_tensor(~missing, device=dev)
-                if sb:
-                    z, keep = sparsity.encode(z, x != 0), torch.cat([keep, keep], dim=1)
-                cond = None if codes is None else torch.as_tensor(codes[start:stop], device=dev)
-                out = sample_split(
-                    net,
-                    lambda m, c: self._denoise_fn(m, c, guidance_scale),
-                    (stop - start, self.data_dim),
-                    self.schedule,
-                    devices=devices,
-                    cond=cond,
-                    known=(z, keep),
-                    generator=generator,
-                    fast=fast,
-                    sampler=sampler,
-                    n_steps=n_steps,
-                    self_condition=self.init_args_["self_condition"],
-                    progress=progress,
-                )
-                masked = sparsity.decode(out, zero_value=-1.0)[0] if sb else out
-                generated = self.scaler_.inverse(masked).cpu().numpy().astype(dtype)
-                parts.append(sp.csr_matrix(np.where(missing, generated, observed)))
-                missing_parts.append(sp.csr_matrix(missing))
-        finally:
-            net.cpu()
+        for _, _, out in self._sample_batches(
+            adata.n_obs, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,
+            random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
+            fast=fast, progress=progress, known=known, sampler=sampler, n_steps=n_steps,
+        ):  # fmt: skip
+            masked = sparsity.decode(out, zero_value=-1.0)[0] if sb else out
+            generated = self.scaler_.inverse(masked).cpu().numpy().astype(dtype)
+            observed, missing = batch["observed"], batch["missing"]
+            parts.append(sp.csr_matrix(np.where(missing, generated, observed)))
+            missing_parts.append(sp.csr_matrix(missing))
         X = sp.vstack(parts, format="csr")
         X.eliminate_zeros()
         bits = X.copy()
@@ -972,101 +670,45 @@ class SDD(ModelBase):
         result = AnnData(
             X=X,
             obs=adata.obs.copy(),
-            var=pd.DataFrame(index=pd.Index(self.var_names_)),
+            var=pd.DataFrame(self.var_, index=pd.Index(self.var_names_)),
             layers={
                 "imputed": sp.vstack(missing_parts, format="csr"),
                 "sparsity_bits": bits.astype(np.float32),
             },
         )
-        result.uns["sdd"] = {
-            "model": self._model_class,
-            "version": __version__,
-            "imputed": True,
-            "n_imputed": int(result.layers["imputed"].nnz),
-            "sparsity_bits": sb,
-            "sampler": sampler,
-            "n_steps": int(n_steps),
-            "random_state": int(random_state),
-            "guidance_scale": guidance_scale,
-            "use_ema": bool(use_ema),
-            "layer": layer or "X",
-        }
+        result.uns["sdd"] = self._provenance(
+            imputed=True, n_imputed=int(result.layers["imputed"].nnz), sparsity_bits=sb,
+            sampler=sampler, n_steps=n_steps, random_state=random_state,
+            guidance_scale=guidance_scale, use_ema=use_ema, layer=layer or "X",
+        )  # fmt: skip
         return result
 
-    def _denoise_fn(self, net, cond: torch.Tensor | None, guidance_scale: float):
-        """``denoise(x, t, self_cond)`` for the sampler, with classifier-free guidance."""
-        return classifier_free_guidance(net, net, cond, guidance_scale)
-
-    # -------------------------------------------------------------- save/load
-    def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Save weights (``model.pt``, ``weights_only``-loadable) and ``config.json`` atomically."""
-        state = self._checkpoint_state(scale=torch.as_tensor(self.scaler_.scale))
+    # -------------------------------------------------------------- checkpoints
+    def _data_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"scale": torch.as_tensor(self.scaler_.gene_max)}
         if self.composition_ is not None:
             state["composition"] = {k: torch.as_tensor(v) for k, v in self.composition_.items()}
         if self.library_ is not None:
             state["library"] = {
                 k: torch.as_tensor(v) for k, v in self.library_.items() if v is not None
             }
-        config = self._checkpoint_config(setup_args=self.setup_args_, var_names=self.var_names_)
-        save_dir(dir_path, state, config, overwrite=overwrite)
+        return state
 
-    @classmethod
-    def load(cls, dir_path: str | os.PathLike, adata: AnnData | None = None) -> SDD:
-        """Load a model saved with :meth:`save`.
+    def _data_config(self) -> dict[str, Any]:
+        return {**super()._data_config(), "density": self.density_}
 
-        Parameters
-        ----------
-        dir_path
-            Directory written by :meth:`save`.
-        adata
-            Optional AnnData to continue training on; its genes must be the saved
-            model's genes in the same order.
-        """
-        state, config = load_dir(dir_path, model_class=cls._model_class)
-        try:
-            var_names = list(config["var_names"])
-            setup = dict(config["setup_args"])
-            check_saved_setup(var_names, setup, {"scale": state["scale"]})
-            model = cls(
-                None,
-                **config["init_args"],
-                _setup=setup,
-                _var_names=var_names,
-                _scale=state["scale"].numpy(),
-            )
-            model._load_weights(state)
-            model._restore_training_state(state, config)
-            if "composition" in state:
-                model.composition_ = {k: v.numpy() for k, v in state["composition"].items()}
-            if "library" in state:
-                library = {k: v.numpy() for k, v in state["library"].items()}
-                model.library_ = {
-                    "size_factors": library["size_factors"],
-                    "codes": library.get("codes"),
-                }
-            model.history_ = history_from_state(state["history"])
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        if adata is not None:
-            model._attach(adata)
-        return model
-
-    def _attach(self, adata: AnnData) -> None:
-        genes = [str(v) for v in adata.var_names]
-        if genes != self.var_names_:
-            missing = len(set(self.var_names_) - set(genes))
-            extra = len(set(genes) - set(self.var_names_))
-            raise ValueError(
-                f"Gene mismatch: the model was trained on {self.n_genes} genes, adata has "
-                f"{len(genes)} ({missing} missing, {extra} unexpected"
-                f"{', same genes in a different order' if not missing and not extra else ''})."
-            )
-        layer = self.setup_args_["layer"]
-        matrix = get_matrix(adata, layer)
-        check_matrix(matrix, where="adata")
-        obs_codes(adata, self.categories_)  # raises on missing columns or unknown labels
-        adata.uns[SETUP_KEY] = dict(self.setup_args_)
-        self.adata, self._matrix = adata, matrix
+    def _restore_data(self, state, config) -> None:
+        super()._restore_data(state, config)
+        scale = state["scale"].numpy()
+        self._check_per_gene(scale=scale)
+        self.scaler_ = Scaler(scale)
+        self.density_ = config.get("density")
+        self.composition_ = self.library_ = None
+        if "composition" in state:
+            self.composition_ = {k: v.numpy() for k, v in state["composition"].items()}
+        if "library" in state:
+            library = {k: v.numpy() for k, v in state["library"].items()}
+            self.library_ = {"size_factors": library["size_factors"], "codes": library.get("codes")}
 
     def __repr__(self) -> str:
         a = self.init_args_

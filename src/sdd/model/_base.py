@@ -1,31 +1,69 @@
-"""Plumbing shared by the model classes :class:`~sdd.SDD`, :class:`~sdd.SDDImage` and
-:class:`~sdd.SDDBlackout`.
+"""`DiffusionModel`: train, generate, save and load, written once for every model.
 
-- :class:`ModelBase`: training history, checkpoint state (weights, EMA, weight masks,
-  history) and its restoration, and the checks every sampler starts with;
-- :func:`classifier_free_guidance` and :func:`label_dropout`: conditioning in sampling
-  and training;
-- :func:`obs_categories` and :func:`obs_codes`: condition labels read from ``adata.obs``;
-- :func:`plain`: setup arguments as plain Python values (after an h5ad round trip).
+A model class supplies only what is particular to its data:
 
-The class only holds private helpers; each model keeps its public methods and
-properties, so they stay documented on the model's own page.
+- ``_build_network()`` (the denoiser, see :mod:`sdd.nn`) and ``_make_process()`` (a
+  :class:`~sdd.diffusion.DiffusionProcess`);
+- ``_training_data()`` (rows and condition codes), ``scaler_`` (raw values to the
+  process's range) and ``_encode(x, nonzero)`` (e.g. append sparsity bits);
+- ``_data_state()`` / ``_data_config()`` / ``_restore_data(state, config)`` (what a
+  checkpoint holds besides the weights) and ``_attach(...)`` (new training data);
+- its public ``generate`` (decoding the sampled batches into its output type).
+
+Everything else lives here: configuration captured from the constructor signature, the
+one training loop (:func:`sdd.train.train_denoiser`: plain and fast paths, EMA, DDP) with
+a rollback when training fails, a resumable batch stream, the one batched sampler
+(:func:`sdd.train.sample_split`) with one progress bar, and checkpoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import copy
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from anndata import AnnData
+from tqdm.auto import tqdm
 
 from .._version import __version__
-from ..data import check_var_names, get_matrix, matrix_name, obs_categories, obs_codes, plain  # noqa: F401
+from ..data import (
+    MinibatchSampler,
+    check_int,
+    check_seed,
+    check_unit_interval,
+    label_codes,
+    plain,
+)
+from ..diffusion import label_dropout
+from ..sparse import make_masks, weight_report
+from ..train import (
+    EMA,
+    check_lr,
+    distributed_info,
+    init_distributed,
+    resolve_device,
+    resolve_devices,
+    resolve_fast,
+    sample_split,
+    train_denoiser,
+)
+from ._io import load_dir, save_dir
+
+logger = logging.getLogger("sdd")
 
 HISTORY_COLUMNS = ("step", "epoch", "loss")
+SPARSE_OPTIONS = (
+    "sparse_method",
+    "sparse_update_interval",
+    "sparse_drop_fraction",
+    "dense_layers",
+    "sparse_distribution",
+)
 
 
 # ---------------------------------------------------------------------- history
@@ -46,216 +84,513 @@ def history_from_state(tensors: Mapping[str, torch.Tensor]) -> pd.DataFrame:
     return history
 
 
-# ---------------------------------------------------------------------- conditioning
-def classifier_free_guidance(
-    fn: Callable[..., torch.Tensor],
-    net: torch.nn.Module,
-    cond: torch.Tensor | None,
-    guidance_scale: float,
-) -> Callable[..., torch.Tensor]:
-    """``f(*inputs)``: ``fn(*inputs, cond)`` with classifier-free guidance weight ``w``.
-
-    With ``cond`` and ``w != 0``, ``fn`` runs once on the inputs stacked twice, with the
-    labels and with the null token of ``net.labels``, and ``f`` returns
-    ``(1 + w) f_cond - w f_uncond``; otherwise plain ``fn(*inputs, cond)``.
-
-    Parameters
-    ----------
-    fn
-        Called as ``fn(*inputs, codes)``, batch first.
-    net
-        The network; its label embedding ``net.labels`` supplies the null token.
-    cond
-        Label codes ``(batch, n_covariates)``, or ``None`` for unconditional sampling.
-    guidance_scale
-        Guidance weight ``w``.
-
-    Returns
-    -------
-    The (guided) function of the inputs.
-    """
-    if cond is None or guidance_scale == 0:
-        return lambda *inputs: fn(*inputs, cond)
-    null = net.labels.null(cond.shape[0], cond.device)
-    w = float(guidance_scale)
-
-    def guided(*inputs: torch.Tensor) -> torch.Tensor:
-        both = fn(*(torch.cat([v, v]) for v in inputs), torch.cat([cond, null]))
-        f_cond, f_uncond = both.chunk(2)
-        return (1 + w) * f_cond - w * f_uncond
-
-    return guided
+def check_guidance(guidance_scale: Any) -> float:
+    """A finite number."""
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float | np.number):
+        raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}.")
+    if not np.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
+    return float(guidance_scale)
 
 
-def label_dropout(
-    net: torch.nn.Module,
-    p: float,
-    device: torch.device,
-    generator: torch.Generator,
-) -> Callable[[torch.Tensor | None], torch.Tensor | None]:
-    """``drop(codes)``: each label replaced by the null token with probability ``p``.
-
-    Trains the unconditional model of classifier-free guidance alongside the
-    conditional one. ``None`` codes, and any codes when ``p`` is 0, pass unchanged
-    (and draw no random numbers).
-
-    Parameters
-    ----------
-    net
-        The network; ``net.labels.n_categories`` are the null tokens.
-    p
-        Drop probability.
-    device, generator
-        Where the codes live; the random generator of the training run.
-
-    Returns
-    -------
-    The dropout function.
-    """
-    null = None
-    if net.labels is not None:
-        null = torch.tensor(net.labels.n_categories, device=device)
-
-    def drop(codes: torch.Tensor | None) -> torch.Tensor | None:
-        if codes is not None and p > 0:
-            dropped = torch.rand(codes.shape, device=device, generator=generator) < p
-            codes = torch.where(dropped, null.expand_as(codes), codes)
-        return codes
-
-    return drop
+def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def check_saved_setup(
-    var_names: list[str], setup: Mapping[str, Any], per_gene: Mapping[str, Any]
-) -> None:
-    """Raise ``ValueError`` if a loaded config/state pair is inconsistent."""
-    if len(set(var_names)) != len(var_names):
-        raise ValueError("var_names are not unique.")
-    missing = [k for k in ("layer", "labels_key", "categories") if k not in setup]
-    if missing:
-        raise ValueError(f"setup_args lacks {missing}.")
-    for name, values in per_gene.items():
-        if tuple(values.shape) != (len(var_names),):
-            raise ValueError(
-                f"{name} has shape {tuple(values.shape)}, expected ({len(var_names)},) "
-                "(one value per gene)."
-            )
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, Mapping):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
-# ---------------------------------------------------------------------- models
-class ModelBase:
-    """Private helpers of the model classes (weights, EMA, history, checkpoints).
+def available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux ``MemAvailable``), else ``None``."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
-    A model sets ``module`` (the network, a :class:`torch.nn.Module`), ``ema_``
-    (:class:`~sdd.train.EMA`), ``history_`` (:class:`pandas.DataFrame`), ``is_trained_``,
-    ``init_args_`` and ``_model_class``, and optionally ``weight_masks_`` and
-    ``train_args_``.
+
+class DiffusionModel:
+    """Base class of :class:`~sdd.SDD`, :class:`~sdd.SDDImage` and :class:`~sdd.SDDBlackout`.
+
+    Attributes set by every model: ``init_args_`` (the constructor's configuration),
+    ``module`` (the network), ``ema_`` (:class:`~sdd.train.EMA`), ``process``,
+    ``weight_masks_`` (or ``None``), ``history_`` (loss per step), ``is_trained_``,
+    ``train_args_``. ``history`` and ``is_trained`` are aliases, as in scvi-tools.
     """
 
-    # no class-level annotations: autosummary would list them on the models' pages
+    _model_class = "DiffusionModel"
+    _data_params: tuple[str, ...] = ()
+    _default_batch_size = 256
 
-    # ------------------------------------------------------------------ data
-    def _use_anndata(
-        self,
-        adata: AnnData,
-        setup_key: str,
-        *,
-        setup: Callable[[AnnData], None],
-        check: Callable[..., None],
-        arrays: str,
-    ) -> None:
-        """Set ``setup_args_``, ``_matrix`` and ``var_names_`` from ``adata``.
+    # ------------------------------------------------------------------ construction
+    def _capture_init_args(self, arguments: Mapping[str, Any]) -> None:
+        """``init_args_`` from the constructor's arguments (data parameters left out)."""
+        signature = inspect.signature(type(self).__init__)
+        args: dict[str, Any] = {}
+        for name, param in signature.parameters.items():
+            if name == "self" or name in self._data_params:
+                continue
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                args.update(arguments.get(name, {}))
+            else:
+                args[name] = arguments[name]
+        unknown = sorted(set(args) - set(signature.parameters) - set(SPARSE_OPTIONS))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s) {unknown}.")
+        if not args.get("weight_sparsity"):  # sparse options are recorded for sparse models
+            for key in ("weight_sparsity", *SPARSE_OPTIONS):
+                args.pop(key, None)
+        self.init_args_ = plain(args)
 
-        Runs ``setup(adata)`` if ``adata`` is not registered yet; otherwise checks the data
-        (``check(matrix, where=...)``) and the registered label columns again, since the
-        AnnData may have changed after ``setup_anndata`` checked it.
+    def _finish_init(self) -> None:
+        """Build process, network, EMA and weight masks from ``init_args_`` and the data."""
+        self._check_init_args()
+        self.process = self._make_process()
+        self.module = self._build_network().eval()
+        self.ema_ = EMA(self.module)
+        sparse = {k: self.init_args_[k] for k in SPARSE_OPTIONS if k in self.init_args_}
+        self.weight_masks_ = make_masks(
+            self.module, self.ema_, self.init_args_.get("weight_sparsity", 0.0), **sparse
+        )
+        self.history_ = empty_history()
+        self.is_trained_ = False
+        self.train_args_: dict | None = None
+        self._train_state: dict | None = None
+
+    def _check_init_args(self) -> None:
+        """Raise on bad constructor arguments (common ones here; models add theirs)."""
+        dropout = self.init_args_.get("condition_dropout", 0.0)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {dropout}.")
+
+    # hooks every model supplies
+    def _build_network(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _make_process(self) -> Any:
+        raise NotImplementedError
+
+    def _training_data(self) -> tuple[Any, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _encode(self, x: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _example_inputs(self) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def _data_state(self) -> dict[str, Any]:
+        return {}
+
+    def _data_config(self) -> dict[str, Any]:
+        return {}
+
+    def _restore_data(self, state: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _attach(self, *data: Any, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def categories_(self) -> dict[str, list]:
+        """Known labels per condition key (empty for an unconditional model)."""
+        return self.setup_args_.get("categories", {})
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Loss per training step (alias of ``history_``)."""
+        return self.history_
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether the model has been trained (alias of ``is_trained_``)."""
+        return self.is_trained_
+
+    @property
+    def n_params(self) -> int:
+        """Number of network parameters."""
+        return sum(p.numel() for p in self.module.parameters())
+
+    def weight_report(self, batch_size: int = 256) -> dict:
+        """Non-zero parameters and FLOPs per example and per training step.
+
+        See :func:`sdd.sparse.weight_report`; dense models report ``"dense"``.
         """
-        if not isinstance(adata, AnnData):
-            raise TypeError(
-                f"Expected an AnnData object, got {type(adata).__name__}; for arrays use {arrays}."
-            )
-        registered = setup_key in adata.uns
-        if not registered:
-            setup(adata)
-        self.setup_args_ = plain(adata.uns[setup_key])
-        layer = self.setup_args_["layer"]
-        self._matrix = get_matrix(adata, layer)
-        if registered:
-            check(self._matrix, where=matrix_name(layer))
-            obs_codes(adata, self.setup_args_.get("categories", {}))
-        self.var_names_ = check_var_names(adata)
+        return weight_report(
+            self.module, self._example_inputs(), masks=self.weight_masks_, batch_size=batch_size
+        )
 
-    # ------------------------------------------------------------------ training
     def _last_step(self) -> int:
-        """Optimiser steps trained so far (0 for an untrained model)."""
         return int(self.history_["step"].max()) if len(self.history_) else 0
 
     def _status(self) -> str:
-        """``"trained for N steps"`` or ``"not trained"``, for ``__repr__``."""
         return f"trained for {self._last_step()} steps" if self.is_trained_ else "not trained"
 
-    def _append_history(self, history: pd.DataFrame) -> None:
-        """Add the rows of a training run to ``history_``."""
-        self.history_ = (
-            history
-            if not len(self.history_)
-            else pd.concat([self.history_, history], ignore_index=True)
+    def _default_key(self) -> str | None:
+        return self.setup_args_.get("labels_key") or next(iter(self.categories_), None)
+
+    def _label_codes(self, labels: Any, n: int) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        return label_codes(labels, self.categories_, n, default_key=self._default_key())
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_steps: int = 10_000,
+        *,
+        batch_size: int = 256,
+        lr: float = 2e-4,
+        ema_decay: float = 0.9999,
+        accelerator: str = "auto",
+        device: int | str | None = None,
+        random_state: int | None = None,
+        progress: bool = True,
+        fast: bool | None = None,
+        data_on_device: bool | None = None,
+        distributed: bool | None = None,
+    ) -> DiffusionModel:
+        """Train the network (Adam, EMA of weights, the process's loss).
+
+        A second call continues the first: the batch stream, the random numbers and the
+        Adam state go on where they stopped, so ``train(10); train(10)`` equals
+        ``train(20)`` (bit for bit on the CPU, for dense networks). Pass
+        ``random_state`` to restart the stream from that seed. If training fails (a NaN
+        or infinite loss, non-finite weights, Ctrl-C or any error), the model is
+        restored to its state before the call and the error is raised.
+
+        Parameters
+        ----------
+        max_steps
+            Optimiser steps (the paper trains 300k steps on a GPU).
+        batch_size
+            Examples per step (paper: 256).
+        lr
+            Adam learning rate (paper: 2e-4).
+        ema_decay
+            Target EMA decay in [0, 1) (paper: 0.9999), reached after a warm-up.
+        accelerator
+            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        device
+            GPU index when several are present.
+        random_state
+            Seed of batch order, times and noise; ``None``: 0 for the first call, the
+            continued stream for later ones.
+        progress
+            Show a progress bar.
+        fast
+            GPU fast path: bf16 autocast, fused Adam and CUDA graphs of the whole step,
+            losses read back every 100 steps. ``None``: on CUDA (unless ``SDD_FAST=0``);
+            ``False``: the float32 path, as on the CPU.
+        data_on_device
+            Keep the whole (sparse) matrix on the GPU: ``None`` when it fits in half the
+            free GPU memory; otherwise minibatches are read (ahead, in a thread) from
+            host memory or a backed file and densified on the GPU.
+        distributed
+            Data-parallel training over the processes started by ``torchrun`` (each
+            process trains on its share of every epoch; the global batch is
+            ``batch_size`` x processes). ``None``: when launched by ``torchrun`` with
+            more than one process. Save on rank 0 only (``sdd.train.is_main_process()``).
+
+        Returns
+        -------
+        The model itself.
+        """
+        matrix, codes = self._training_data()
+        max_steps = check_int(max_steps, "max_steps", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        lr = check_lr(lr)
+        ema_decay = check_unit_interval(ema_decay, "ema_decay")
+        if random_state is not None:
+            random_state = check_seed(random_state)
+        if distributed not in (None, True, False):
+            raise TypeError(f"distributed must be True, False or None, got {distributed!r}.")
+        kind = resolve_device(accelerator).type
+        is_distributed = distributed is not False and init_distributed(
+            "nccl" if kind == "cuda" else "gloo"
         )
+        if distributed and not is_distributed:
+            raise ValueError(
+                "distributed=True, but this process was not launched by torchrun with more "
+                "than one process (see the README for the torchrun command)."
+            )
+        rank, world_size, local_rank = distributed_info() if is_distributed else (0, 1, 0)
+        if is_distributed and kind == "cuda":
+            device = local_rank  # one GPU per process
+        dev = resolve_device(accelerator, device)
+        resume = self._train_state if random_state is None else None
+        seed = resume["seed"] if resume else (random_state or 0)
+        generator = torch.Generator(dev)
+        if resume and resume.get("device_type") == dev.type:
+            generator.set_state(resume["generator"])
+        else:
+            generator.manual_seed(seed + rank)
+            torch.manual_seed(seed + rank)
+        start_batch = resume["batches"] if resume else 0
+        snapshot = self._snapshot()
+        batches = MinibatchSampler(
+            matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
+            random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
+            rank=rank, world_size=world_size,
+        )  # fmt: skip
+        self.module.to(dev)
+        self.ema_.model.to(dev)
+        self.ema_.decay = ema_decay
+        drop = label_dropout(self.module, self.init_args_.get("condition_dropout", 0.0), dev, generator)
 
-    def _weight_mask_hook(self, start: int, max_steps: int) -> Callable[[int], None] | None:
-        """Plan the weight-mask updates of a run; the ``after_step`` hook (``None`` if dense)."""
-        masks = getattr(self, "weight_masks_", None)
-        if masks is None:
-            return None
-        masks.plan(start, max_steps)
-        return masks.hook(self.module, self.ema_)
+        def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+            x, nonzero, batch_codes = batches()
+            return self._encode(x, nonzero), drop(batch_codes)
 
-    # ------------------------------------------------------------------ sampling
+        start = self._last_step()
+        masks = self.weight_masks_
+        if masks is not None:
+            masks.plan(start, max_steps)
+        try:
+            history, optimizer_state = train_denoiser(
+                self.module, self.ema_, next_batch, self.process, max_steps=max_steps,
+                steps_per_epoch=batches.steps_per_epoch, lr=lr,
+                optimizer_state=resume["optimizer"] if resume else None, start_step=start,
+                generator=generator, after_step=None if masks is None else masks.hook(self.module, self.ema_),
+                progress=progress and rank == 0, fast=fast, distributed=is_distributed,
+            )  # fmt: skip
+            self._check_finite_weights()
+        except BaseException as err:
+            self._restore(snapshot)
+            if isinstance(err, FloatingPointError):
+                raise FloatingPointError(
+                    f"{err} The model was restored to its state before this train() call; "
+                    "try a smaller lr."
+                ) from err
+            raise
+        finally:
+            batches.close()
+            self.module.cpu()
+            self.ema_.model.cpu()
+        self.history_ = history if not len(self.history_) else pd.concat(
+            [self.history_, history], ignore_index=True
+        )
+        self._train_state = {
+            "seed": int(seed),
+            "batches": int(start_batch + max_steps),
+            "generator": generator.get_state().cpu(),
+            "optimizer": _to_cpu(optimizer_state),
+            "device_type": dev.type,
+        }
+        self.train_args_ = {
+            "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
+            "random_state": int(seed), "fast": resolve_fast(fast, dev), "world_size": int(world_size),
+        }  # fmt: skip
+        self.is_trained_ = True
+        return self
+
+    def _snapshot(self) -> dict[str, Any]:
+        masks = self.weight_masks_
+        return {
+            "module": _clone_state(self.module),
+            "ema": _clone_state(self.ema_.model),
+            "ema_updates": self.ema_.n_updates,
+            "ema_decay": self.ema_.decay,
+            "masks": None if masks is None else copy.deepcopy(masks.state_dict()),
+        }
+
+    def _restore(self, snapshot: Mapping[str, Any]) -> None:
+        self.module.load_state_dict(snapshot["module"])
+        self.ema_.model.load_state_dict(snapshot["ema"])
+        self.ema_.n_updates, self.ema_.decay = snapshot["ema_updates"], snapshot["ema_decay"]
+        if snapshot["masks"] is not None:
+            self.weight_masks_.load_state_dict(snapshot["masks"])
+
+    def _check_finite_weights(self) -> None:
+        for name, tensor in [*self.module.state_dict().items(), *self.ema_.model.state_dict().items()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise FloatingPointError(f"Training diverged: weight {name!r} is not finite.")
+
+    # --------------------------------------------------------------- generation
     def _require_trained(self) -> None:
         if not self.is_trained_:
             raise ValueError("The model is not trained yet; call model.train() first.")
 
-    def _sampling_net(self, use_ema: bool, device: torch.device) -> torch.nn.Module:
-        """The EMA (or raw) network on ``device`` in eval mode; move it back with ``.cpu()``."""
-        return (self.ema_.model if use_ema else self.module).to(device).eval()
+    def _check_output_size(self, n: int, bytes_per_row: float, what: str = "rows") -> None:
+        """Fail fast when the output would not fit in the memory available."""
+        need = float(n) * bytes_per_row
+        free = available_memory()
+        if free is not None and need > 0.8 * free:
+            raise ValueError(
+                f"Generating {n:,} {what} needs about {need / 2**30:.1f} GiB, but only "
+                f"{free / 2**30:.1f} GiB of memory is available. Generate fewer {what} per call "
+                "(e.g. in a loop, writing each result), or pass store_dense=False."
+            )
+
+    def _sample_batches(
+        self,
+        n: int,
+        *,
+        codes: np.ndarray | None,
+        batch_size: int,
+        guidance_scale: float,
+        random_state: int,
+        use_ema: bool,
+        accelerator: str,
+        device: int | str | None,
+        fast: bool | None,
+        progress: bool,
+        known: Callable[[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        **options: Any,
+    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """Yield ``(start, stop, encoded batch)`` for rows ``0..n``, batch by batch.
+
+        One progress bar spans all batches. ``known(start, stop, device)`` gives the
+        ``(values, mask)`` of inpainting per batch.
+        """
+        self._require_trained()
+        batch_size = check_int(batch_size, "batch_size", 1)
+        random_state = check_seed(random_state)
+        guidance_scale = check_guidance(guidance_scale)
+        options = self.process.check_options(**options)
+        devices = resolve_devices(accelerator, device)
+        dev = devices[0]
+        net = (self.ema_.model if use_ema else self.module).to(dev).eval()
+        generator = torch.Generator(dev).manual_seed(random_state)
+        n_batches = -(-n // batch_size)
+        bar = tqdm(
+            total=n_batches * self.process.n_evaluations(**options),
+            desc=f"Generating {n:,}", disable=not progress, unit="step",
+        )  # fmt: skip
+        try:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                cond = None if codes is None else torch.as_tensor(codes[start:stop], device=dev)
+                z = sample_split(
+                    net, self.process, (stop - start, *self._sample_shape()), devices=devices,
+                    cond=cond, guidance_scale=guidance_scale, generator=generator, fast=fast,
+                    known=None if known is None else known(start, stop, dev),
+                    step_callback=bar.update, **options,
+                )  # fmt: skip
+                yield start, stop, z
+        finally:
+            bar.close()
+            net.cpu()
+
+    def _sample_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _provenance(self, **settings: Any) -> dict[str, Any]:
+        """``uns["sdd"]`` / ``settings`` of a generated result."""
+        return {"model": self._model_class, "version": __version__, **plain(settings)}
 
     # ------------------------------------------------------------------ checkpoints
-    def _checkpoint_state(self, **data: Any) -> dict[str, Any]:
-        """``model.pt`` content: weights, EMA, ``data`` (e.g. scaling), history, masks."""
-        state = {
+    def save(
+        self, dir_path: str | os.PathLike, *, overwrite: bool = False, with_optimizer: bool = False
+    ) -> None:
+        """Save the model into a directory (``model.pt`` + ``config.json``), atomically.
+
+        ``model.pt`` holds tensors only (``torch.load(weights_only=True)`` reads it).
+
+        Parameters
+        ----------
+        dir_path
+            Directory to write (created; replaced only with ``overwrite=True``).
+        overwrite
+            Replace an existing model directory.
+        with_optimizer
+            Also store the training state (Adam moments, random-number state and the
+            position in the batch stream), so that ``load(dir, data).train(n)``
+            continues exactly as one longer run would.
+        """
+        state: dict[str, Any] = {
             "module": self.module.state_dict(),
             "ema": self.ema_.model.state_dict(),
             "ema_updates": int(self.ema_.n_updates),
-            **data,
+            **self._data_state(),
             "history": history_to_state(self.history_),
         }
-        masks = getattr(self, "weight_masks_", None)
-        if masks is not None:
-            state["weight_masks"] = masks.state_dict()
-        return state
-
-    def _checkpoint_config(self, **data: Any) -> dict[str, Any]:
-        """``config.json`` content: version, class, init arguments, ``data``, training status."""
-        return {
+        if self.weight_masks_ is not None:
+            state["weight_masks"] = self.weight_masks_.state_dict()
+        if with_optimizer and self._train_state is not None:
+            state["train_state"] = self._train_state
+        config = {
             "sdd_version": __version__,
             "model_class": self._model_class,
             "init_args": self.init_args_,
-            **data,
+            **self._data_config(),
             "is_trained": bool(self.is_trained_),
-            "train_args": getattr(self, "train_args_", None),
+            "train_args": self.train_args_,
         }
+        save_dir(os.path.expanduser(dir_path), state, config, overwrite=overwrite)
 
-    def _load_weights(self, state: Mapping[str, Any]) -> None:
-        """Load network, EMA and weight-mask state saved by :meth:`_checkpoint_state`."""
-        self.module.load_state_dict(state["module"])
-        self.ema_.model.load_state_dict(state["ema"])
-        masks = getattr(self, "weight_masks_", None)
-        if masks is not None:
-            masks.load_state_dict(state["weight_masks"])
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, *data: Any, **data_kwargs: Any) -> DiffusionModel:
+        """Load a model saved with :meth:`save`.
 
-    def _restore_training_state(self, state: Mapping[str, Any], config: Mapping[str, Any]) -> None:
-        """EMA update count, ``is_trained_`` and ``train_args_`` of a loaded model."""
-        self.ema_.n_updates = int(state.get("ema_updates", 0))
-        self.is_trained_ = bool(config.get("is_trained", False))
-        if config.get("train_args"):
-            self.train_args_ = config["train_args"]
+        Parameters
+        ----------
+        dir_path
+            Directory written by :meth:`save`.
+        *data, **data_kwargs
+            Optional training data to continue training on, as the constructor takes it
+            (``adata`` for :class:`~sdd.SDD` and :class:`~sdd.SDDBlackout`; ``images``
+            and ``labels`` for :class:`~sdd.SDDImage`); it must match the saved model
+            (same genes in the same order, or the same image shape).
+
+        Examples
+        --------
+        >>> model = sdd.SDD.load("my_model")  # doctest: +SKIP
+        >>> model = sdd.SDD.load("my_model", adata).train(1_000)  # doctest: +SKIP
+        """
+        dir_path = os.path.expanduser(dir_path)
+        state, config = load_dir(dir_path, model_class=cls._model_class)
+        try:
+            model = cls._from_checkpoint(state, config)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
+        if data or any(v is not None for v in data_kwargs.values()):
+            model._attach(*data, **data_kwargs)
+        return model
+
+    @classmethod
+    def _from_checkpoint(cls, state: Mapping[str, Any], config: Mapping[str, Any]) -> DiffusionModel:
+        model = cls.__new__(cls)
+        init_args = dict(config["init_args"])
+        params = inspect.signature(cls.__init__).parameters
+        unknown = sorted(set(init_args) - set(params) - {"weight_sparsity", *SPARSE_OPTIONS})
+        if unknown:
+            raise ValueError(f"config.json has unknown init_args {unknown}.")
+        model.init_args_ = init_args
+        model._restore_data(state, config)
+        model._check_init_args()
+        model._check_network_shapes(state["module"])
+        model._finish_init()
+        model.module.load_state_dict(state["module"])
+        model.ema_.model.load_state_dict(state["ema"])
+        if model.weight_masks_ is not None:
+            model.weight_masks_.load_state_dict(state["weight_masks"])
+        model.ema_.n_updates = int(state.get("ema_updates", 0))
+        model.history_ = history_from_state(state["history"])
+        model.is_trained_ = bool(config.get("is_trained", False))
+        model.train_args_ = config.get("train_args") or None
+        model._train_state = state.get("train_state")
+        return model
+
+    def _check_network_shapes(self, saved: Mapping[str, torch.Tensor]) -> None:
+        """Compare the network the config describes with the saved weights, allocating nothing."""
+        self.process = self._make_process()
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in self._build_network().state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in saved.items()}
+        if expected != got:
+            diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
+            key = diff[0]
+            raise ValueError(
+                f"config.json does not match model.pt: the network it describes has "
+                f"{key!r} {expected.get(key)}, the saved weights {got.get(key)}."
+            )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -10,19 +9,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._version import __version__
-from ..data import MinibatchSampler, Scaler
-from ..diffusion import SAMPLERS, CosineSchedule, sample, sparsity
+from ..data import Scaler, label_codes
+from ..diffusion import CosineSchedule, GaussianDiffusion, sparsity
 from ..nn.unet import UNet
-from ..train import EMA, resolve_device, train_denoiser
-from ._base import (
-    ModelBase,
-    classifier_free_guidance,
-    empty_history,
-    history_from_state,
-    label_dropout,
-)
-from ._io import load_dir, save_dir
+from ._base import DiffusionModel
 
 __all__ = ["SDDImage", "GeneratedImages"]
 
@@ -191,7 +181,7 @@ class GeneratedImages:
 
 
 # ---------------------------------------------------------------------- model
-class SDDImage(ModelBase):
+class SDDImage(DiffusionModel):
     """Sparse Data Diffusion model for images (Ostheimer et al., SDD).
 
     Each image (non-negative intensities, shape ``(C, H, W)``) is scaled per channel to
@@ -245,10 +235,11 @@ class SDDImage(ModelBase):
     """
 
     _model_class = "SDDImage"
+    _data_params = ("images", "labels")
 
     def __init__(
         self,
-        images: Any = None,
+        images: Any,
         labels: Any = None,
         *,
         sparsity_bits: bool = True,
@@ -267,77 +258,71 @@ class SDDImage(ModelBase):
         intensity_transform: Literal["none", "log1p"] = "none",
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
-        _data_args: dict | None = None,
-        _scale: np.ndarray | None = None,
+        weight_sparsity: float = 0.0,
+        **sparse: Any,
     ) -> None:
-        if not 0.0 <= condition_dropout < 1.0:
-            raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}.")
-        if intensity_transform not in TRANSFORMS:
-            raise ValueError(
-                f"Unknown intensity_transform {intensity_transform!r}; choose one of {TRANSFORMS}."
-            )
-        self.init_args_ = {
-            "sparsity_bits": bool(sparsity_bits),
-            "base_channels": int(base_channels),
-            "channel_mult": [int(m) for m in channel_mult],
-            "num_res_blocks": int(num_res_blocks),
-            "attention_stages": sorted({int(s) for s in attention_stages}),
-            "num_heads": int(num_heads),
-            "dropout": float(dropout),
-            "num_groups": int(num_groups),
-            "emb_dim": None if emb_dim is None else int(emb_dim),
-            "mid_attention": bool(mid_attention),
-            "scale_shift": bool(scale_shift),
-            "self_condition": bool(self_condition),
-            "condition_dropout": float(condition_dropout),
-            "intensity_transform": intensity_transform,
-            "logsnr_min": float(logsnr_min),
-            "logsnr_max": float(logsnr_max),
+        self._capture_init_args(locals())
+        self._images, channel_axis = check_images(images)
+        codes, categories = (
+            (None, None) if labels is None else check_labels(labels, len(self._images))
+        )
+        self._codes = None if codes is None else codes[:, None]
+        self.data_args_ = {
+            "image_shape": [int(s) for s in self._images.shape[1:]],
+            "channel_axis": bool(channel_axis),
+            "categories": categories,
+            "n_train": int(self._images.shape[0]),
         }
-        if images is not None:
-            self._images, channel_axis = check_images(images)
-            codes, categories = (
-                (None, None) if labels is None else check_labels(labels, len(self._images))
+        self.scaler_ = ImageScaler.fit(self._images, intensity_transform)
+        self._finish_init()
+
+    def _check_init_args(self) -> None:
+        super()._check_init_args()
+        transform = self.init_args_["intensity_transform"]
+        if transform not in TRANSFORMS:
+            raise ValueError(
+                f"Unknown intensity_transform {transform!r}; choose one of {TRANSFORMS}."
             )
-            self._codes = codes
-            self.data_args_ = {
-                "image_shape": [int(s) for s in self._images.shape[1:]],
-                "channel_axis": bool(channel_axis),
-                "categories": categories,
-                "n_train": int(self._images.shape[0]),
-            }
-            self.scaler_ = ImageScaler.fit(self._images, intensity_transform)
-        else:
-            if labels is not None:
-                raise ValueError("labels were given without images.")
-            if _data_args is None or _scale is None:
-                raise TypeError(
-                    "SDDImage needs training images (or use SDDImage.load for a saved model)."
-                )
-            self._images, self._codes = None, None
-            self.data_args_ = dict(_data_args)
-            self.scaler_ = ImageScaler(_scale, intensity_transform)
-        self.schedule = CosineSchedule(logsnr_min, logsnr_max)
-        c, h, w = self.image_shape
-        n_categories = [len(self.categories_)] if self.categories_ else []
-        self.module = UNet(
-            self.data_channels,
-            (h, w),
-            base_channels=base_channels,
-            channel_mult=channel_mult,
-            num_res_blocks=num_res_blocks,
-            attention_stages=attention_stages,
-            num_heads=num_heads,
-            dropout=dropout,
-            num_groups=num_groups,
-            emb_dim=emb_dim,
-            n_categories=n_categories,
-            mid_attention=mid_attention,
-            scale_shift=scale_shift,
-        ).eval()
-        self.ema_ = EMA(self.module)
-        self.history_ = empty_history()
-        self.is_trained_ = False
+
+    def _build_network(self) -> UNet:
+        a = self.init_args_
+        _, h, w = self.image_shape
+        return UNet(
+            self.data_channels, (h, w), base_channels=a["base_channels"],
+            channel_mult=a["channel_mult"], num_res_blocks=a["num_res_blocks"],
+            attention_stages=a["attention_stages"], num_heads=a["num_heads"],
+            dropout=a["dropout"], num_groups=a["num_groups"], emb_dim=a["emb_dim"],
+            n_categories=[len(c) for c in self.categories_.values()],
+            mid_attention=a["mid_attention"], scale_shift=a["scale_shift"],
+        )  # fmt: skip
+
+    def _make_process(self) -> GaussianDiffusion:
+        a = self.init_args_
+        schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
+        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
+
+    @property
+    def schedule(self) -> CosineSchedule:
+        """The noise schedule of the process."""
+        return self.process.schedule
+
+    def _training_data(self) -> tuple[Any, np.ndarray | None]:
+        if self._images is None:
+            raise ValueError(
+                "This model has no training data; load it with SDDImage.load(path, images) "
+                "to train it further."
+            )
+        return self._images, self._codes
+
+    def _encode(self, x, nonzero):
+        return sparsity.encode(x, nonzero, dim=1) if self.init_args_["sparsity_bits"] else x
+
+    def _sample_shape(self) -> tuple[int, ...]:
+        return (self.data_channels, *self.image_shape[1:])
+
+    def _example_inputs(self):
+        x = torch.zeros(1, *self._sample_shape())
+        return (x, torch.zeros(1), x)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -347,147 +332,30 @@ class SDDImage(ModelBase):
         return int(c), int(h), int(w)
 
     @property
-    def categories_(self) -> list | None:
-        """Class labels the model was trained with (``None`` if unconditional)."""
-        return self.data_args_.get("categories")
+    def categories_(self) -> dict[str, list]:
+        """Class labels the model was trained with, as ``{"label": [...]}`` (empty if
+        unconditional)."""
+        cats = self.data_args_.get("categories")
+        return {"label": list(cats)} if cats else {}
 
     @property
     def data_channels(self) -> int:
         """Channels of the diffused tensor (``2 C`` with sparsity bits, else ``C``)."""
         return self.image_shape[0] * (2 if self.init_args_["sparsity_bits"] else 1)
 
-    @property
-    def n_params(self) -> int:
-        """Number of U-Net parameters."""
-        return sum(p.numel() for p in self.module.parameters())
 
     # ------------------------------------------------------------------ train
-    def train(
-        self,
-        max_steps: int = 10_000,
-        *,
-        batch_size: int = 128,
-        lr: float = 2e-4,
-        ema_decay: float = 0.9999,
-        accelerator: str = "auto",
-        device: int | str | None = None,
-        random_state: int = 0,
-        progress: bool = True,
-    ) -> SDDImage:
-        """Train the U-Net (Adam, EMA of weights, x0-prediction L2 loss).
+    def train(self, max_steps: int = 10_000, *, batch_size: int = 128, **kwargs: Any) -> SDDImage:
+        """Train the U-Net; see :meth:`DiffusionModel.train <sdd.model.DiffusionModel.train>`
+        for every option (``lr``, ``ema_decay``, ``fast``, ``distributed``, ...).
 
-        Calling ``train`` again continues from the current weights (the optimizer
-        state restarts). Sets ``history_`` (loss per step, with epoch) and
-        ``is_trained_``.
-
-        Parameters
-        ----------
-        max_steps
-            Optimiser steps.
-        batch_size
-            Images per step.
-        lr
-            Adam learning rate (paper: 2e-4).
-        ema_decay
-            Target EMA decay (paper: 0.9999), reached after a warm-up.
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        device
-            GPU index when several are present.
-        random_state
-            Seed for the batch order, times and noise.
-        progress
-            Show a progress bar.
-
-        Returns
-        -------
-        The model itself.
+        Examples
+        --------
+        >>> model.train(max_steps=2_000, batch_size=128)  # doctest: +SKIP
         """
-        if self._images is None:
-            raise ValueError(
-                "This model has no training data; load it with SDDImage.load(path, images=...)."
-            )
-        if isinstance(max_steps, bool) or int(max_steps) < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps}.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}.")
-        dev = resolve_device(accelerator, device)
-        torch.manual_seed(random_state)
-        generator = torch.Generator(dev).manual_seed(random_state)
-        self.module.to(dev)
-        self.ema_.model.to(dev)
-        if self.ema_.decay != ema_decay:
-            if not 0.0 <= ema_decay < 1.0:
-                raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
-            self.ema_.decay = float(ema_decay)
-        batches = MinibatchSampler(
-            self._images,
-            self.scaler_,
-            batch_size=batch_size,
-            device=dev,
-            codes=None if self._codes is None else self._codes[:, None],
-            random_state=random_state,
-        )
-        with_bits = self.init_args_["sparsity_bits"]
-        drop_labels = label_dropout(
-            self.module, self.init_args_["condition_dropout"], dev, generator
-        )
-
-        def next_batch():
-            x, nonzero, codes = batches()
-            z = sparsity.encode(x, nonzero, dim=1) if with_bits else x
-            return z, drop_labels(codes)
-
-        start = self._last_step()
-        try:
-            history, _ = train_denoiser(
-                self.module,
-                self.ema_,
-                next_batch,
-                self.schedule,
-                max_steps=int(max_steps),
-                steps_per_epoch=batches.steps_per_epoch,
-                lr=lr,
-                self_condition=self.init_args_["self_condition"],
-                start_step=start,
-                generator=generator,
-                progress=progress,
-            )
-        finally:
-            self.module.cpu()
-            self.ema_.model.cpu()
-        self._append_history(history)
-        self.train_args_ = {
-            "max_steps": int(max_steps),
-            "batch_size": int(batch_size),
-            "lr": float(lr),
-            "ema_decay": float(ema_decay),
-            "random_state": int(random_state),
-        }
-        self.is_trained_ = True
-        return self
+        return super().train(max_steps, batch_size=batch_size, **kwargs)
 
     # --------------------------------------------------------------- generate
-    def _label_codes(self, labels: Any, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if labels is None:
-            return None, None
-        if not self.categories_:
-            raise ValueError("labels were given but the model was trained without labels.")
-        values = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
-        if values.ndim == 0:
-            values = np.broadcast_to(values, (n,))
-        if values.shape != (n,):
-            raise ValueError(f"labels has {values.size} entries for {n} images.")
-        lookup = {c: i for i, c in enumerate(self.categories_)}
-        keys = [_python_scalar(v) for v in values]
-        bad = sorted({str(k) for k in keys if isinstance(k, float) or k not in lookup})
-        if bad:
-            raise ValueError(f"Unknown label(s) {bad[:5]}; known labels: {self.categories_}.")
-        codes = np.asarray([lookup[k] for k in keys], dtype=np.int64)
-        return codes, np.asarray([self.categories_[c] for c in codes])
-
     def generate(
         self,
         n_images: int = 64,
@@ -502,6 +370,7 @@ class SDDImage(ModelBase):
         store_dense: bool = True,
         accelerator: str = "auto",
         device: int | str | None = None,
+        fast: bool | None = None,
         progress: bool = True,
     ) -> GeneratedImages:
         """Generate images.
@@ -528,7 +397,10 @@ class SDDImage(ModelBase):
         store_dense
             Also return ``dense`` and ``sb_logits``.
         accelerator, device
-            Where to sample, as in :meth:`train`.
+            Where to sample, as in :meth:`train`; ``device="all"`` splits each batch
+            across every GPU.
+        fast
+            Run the network in bf16 (autocast; CUDA graphs on CUDA): ``None`` on CUDA only.
         progress
             Show a progress bar.
 
@@ -538,56 +410,27 @@ class SDDImage(ModelBase):
         ``dense``, ``sb_logits``, ``labels`` and ``settings``, in the training layout.
         """
         self._require_trained()
-        if (
-            isinstance(n_images, bool)
-            or not isinstance(n_images, int | np.integer)
-            or n_images <= 0
-        ):
+        if isinstance(n_images, bool) or not isinstance(n_images, int | np.integer) or n_images <= 0:
             raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
         n_images = int(n_images)
-        codes, label_values = self._label_codes(labels, n_images)
-        dev = resolve_device(accelerator, device)
-        net = self._sampling_net(use_ema, dev)
-        generator = torch.Generator(dev).manual_seed(int(random_state))
         with_bits = self.init_args_["sparsity_bits"]
-        shape = (self.data_channels, *self.image_shape[1:])
+        pixels = int(np.prod(self.image_shape))
+        self._check_output_size(n_images, 4 * pixels * (3 if store_dense else 1) + pixels, "images")
+        codes, values = label_codes(labels, self.categories_, n_images, default_key="label")
         parts: dict[str, list[np.ndarray]] = {"images": [], "dense": [], "sb_logits": []}
-        try:
-            for start in range(0, n_images, int(batch_size)):
-                n = min(int(batch_size), n_images - start)
-                cond = (
-                    None
-                    if codes is None
-                    else torch.as_tensor(codes[start : start + n, None], device=dev)
-                )
-                z = sample(
-                    classifier_free_guidance(net, net, cond, guidance_scale),
-                    (n, *shape),
-                    self.schedule,
-                    sampler=sampler,
-                    n_steps=int(n_steps),
-                    self_condition=self.init_args_["self_condition"],
-                    generator=generator,
-                    device=dev,
-                    progress=progress,
-                )
-                if with_bits:
-                    masked, dense, _ = sparsity.decode(z, dim=1, zero_value=-1.0)
-                    if store_dense:
-                        parts["sb_logits"].append(sparsity.split(z, dim=1)[1].cpu().numpy())
-                else:
-                    masked = dense = z
-                parts["images"].append(self.scaler_.inverse(masked).cpu().numpy())
-                if store_dense and with_bits:
+        for _, _, z in self._sample_batches(
+            n_images, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,
+            random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
+            fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
+        ):  # fmt: skip
+            if with_bits:
+                masked, dense, _ = sparsity.decode(z, dim=1, zero_value=-1.0)
+                if store_dense:
+                    parts["sb_logits"].append(sparsity.split(z, dim=1)[1].cpu().numpy())
                     parts["dense"].append(self.scaler_.inverse(dense).cpu().numpy())
-        finally:
-            net.cpu()
+            else:
+                masked = z
+            parts["images"].append(self.scaler_.inverse(masked).cpu().numpy())
 
         def join(key: str) -> np.ndarray | None:
             if not parts[key]:
@@ -597,74 +440,38 @@ class SDDImage(ModelBase):
 
         images = join("images")
         dense = join("dense") if with_bits else (images.copy() if store_dense else None)
-        settings = {
-            "model": self._model_class,
-            "version": __version__,
-            "sparsity_bits": with_bits,
-            "sampler": sampler,
-            "n_steps": int(n_steps),
-            "random_state": int(random_state),
-            "guidance_scale": float(guidance_scale),
-            "use_ema": bool(use_ema),
-        }
+        settings = self._provenance(
+            sparsity_bits=with_bits, sampler=sampler, n_steps=n_steps, random_state=random_state,
+            guidance_scale=guidance_scale, use_ema=use_ema,
+        )  # fmt: skip
+        label_values = values.get("label")
         return GeneratedImages(
             images=images,
             sparsity_bits=images != 0,
             dense=dense,
             sb_logits=join("sb_logits"),
-            labels=label_values,
+            labels=None if label_values is None else np.asarray(label_values.tolist()),
             settings=settings,
         )
 
-    # -------------------------------------------------------------- save/load
-    def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Save weights (``model.pt``, ``weights_only``-loadable) and ``config.json`` atomically.
+    # -------------------------------------------------------------- checkpoints
+    def _data_state(self) -> dict[str, Any]:
+        return {"scale": torch.as_tensor(self.scaler_.scale)}
 
-        Parameters
-        ----------
-        dir_path
-            Directory to write (created; replaced only with ``overwrite=True``).
-        overwrite
-            Replace an existing directory.
-        """
-        state = self._checkpoint_state(scale=torch.as_tensor(self.scaler_.scale))
-        config = self._checkpoint_config(data_args=self.data_args_)
-        save_dir(dir_path, state, config, overwrite=overwrite)
+    def _data_config(self) -> dict[str, Any]:
+        return {"data_args": self.data_args_}
 
-    @classmethod
-    def load(cls, dir_path: str | os.PathLike, images: Any = None, labels: Any = None) -> SDDImage:
-        """Load a model saved with :meth:`save`.
+    def _restore_data(self, state, config) -> None:
+        self.data_args_ = dict(config["data_args"])
+        if len(self.data_args_["image_shape"]) != 3:
+            raise ValueError(f"image_shape {self.data_args_['image_shape']} is not (C, H, W).")
+        scale = state["scale"].numpy()
+        if scale.shape != (self.image_shape[0],):
+            raise ValueError(f"scale has shape {scale.shape}, expected ({self.image_shape[0]},).")
+        self.scaler_ = ImageScaler(scale, self.init_args_.get("intensity_transform", "none"))
+        self._images, self._codes = None, None
 
-        Parameters
-        ----------
-        dir_path
-            Directory written by :meth:`save`.
-        images
-            Optional images to continue training on; same ``(C, H, W)`` as the saved
-            model. The per-channel scaling stays the saved one.
-        labels
-            Labels of ``images`` (required if the model is conditional).
-        """
-        state, config = load_dir(dir_path, model_class=cls._model_class)
-        try:
-            model = cls(
-                None,
-                **config["init_args"],
-                _data_args=dict(config["data_args"]),
-                _scale=state["scale"].numpy(),
-            )
-            model._load_weights(state)
-            model.history_ = history_from_state(state["history"])
-            model._restore_training_state(state, config)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        if images is not None:
-            model._attach(images, labels)
-        elif labels is not None:
-            raise ValueError("labels were given without images.")
-        return model
-
-    def _attach(self, images: Any, labels: Any) -> None:
+    def _attach(self, images: Any, labels: Any = None) -> None:
         array, _ = check_images(images)
         if tuple(array.shape[1:]) != self.image_shape:
             raise ValueError(
@@ -683,7 +490,7 @@ class SDDImage(ModelBase):
                     f"labels must be a 1-D array with one label per image ({len(array)}), "
                     f"got shape {values.shape}."
                 )
-            codes, _ = self._label_codes(values, len(array))
+            codes, _ = label_codes(values, self.categories_, len(array))
         elif labels is not None:
             raise ValueError("labels were given but the model was trained without labels.")
         self._images, self._codes = array, codes

@@ -1,26 +1,27 @@
-"""Training: the optimisation loop, EMA of weights, device choice, data and multi-device."""
+"""Training and generation for any model: one loop, one batched sampler, EMA, devices, DDP.
 
-from ..data import RowBatches  # noqa: F401  (kept for sdd.train.RowBatches)
-from ..sparse import WeightMasks, count_flops  # noqa: F401
+Generic over the diffusion process: :func:`train_denoiser` minimises ``process.loss`` and
+:func:`sample_split` runs ``process.sample`` (see :mod:`sdd.diffusion.process`).
+"""
+
 from ._device import resolve_device, resolve_devices, resolve_fast
 from ._distributed import distributed_info, init_distributed, is_main_process, shard
 from ._ema import EMA
-from ._generate import autocast_denoise, sample_split
-from ._loop import train_denoiser
+from ._generate import GraphedDenoise, autocast_denoise, sample_split
+from ._loop import check_lr, train_denoiser
 
 __all__ = [
     "EMA",
-    "train_denoiser",
+    "GraphedDenoise",
+    "autocast_denoise",
+    "check_lr",
+    "distributed_info",
+    "init_distributed",
+    "is_main_process",
     "resolve_device",
     "resolve_devices",
     "resolve_fast",
-    "RowBatches",
-    "init_distributed",
-    "distributed_info",
-    "is_main_process",
-    "shard",
     "sample_split",
-    "autocast_denoise",
-    "WeightMasks",
-    "count_flops",
+    "shard",
+    "train_denoiser",
 ]

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..diffusion import sample
-from ..diffusion.samplers import DenoiseFn
+from ..diffusion import DiffusionProcess
 from ._device import resolve_fast
+
+DenoiseFn = Callable[..., torch.Tensor]
 
 __all__ = ["autocast_denoise", "sample_split", "GraphedDenoise"]
 
@@ -34,9 +35,9 @@ def autocast_denoise(
     """
     kind = torch.device(device).type
 
-    def wrapped(x: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor) -> torch.Tensor:
+    def wrapped(*inputs: torch.Tensor) -> torch.Tensor:
         with torch.autocast(kind, dtype=torch.bfloat16, cache_enabled=cache_enabled):
-            return denoise(x, t, self_cond).float()
+            return denoise(*inputs).float()
 
     return wrapped
 
@@ -46,58 +47,61 @@ class GraphedDenoise:
 
     Sampling a batch calls the network hundreds of times with tensors of the same
     shapes; replaying one graph instead of launching each kernel takes the CPU out of
-    the loop for batches of a few thousand cells. The inputs are copied into static
-    buffers and the output is returned as a fresh tensor. Same kernels, same numbers
-    as the eager call.
+    the loop for batches of a few thousand rows. The first call warms up and captures
+    the graph with that call's inputs; later calls copy their inputs into the static
+    buffers and return the output as a fresh tensor. Same kernels, same numbers as the
+    eager call.
 
     Parameters
     ----------
     denoise
-        ``denoise(x_t, t, self_cond) -> x0_hat`` (no host synchronisation inside).
-    shape
-        Shape of ``x_t`` (and ``self_cond``), rows first.
+        ``denoise(*inputs) -> estimate`` (no host synchronisation inside).
     device
         A CUDA device.
     """
 
-    def __init__(self, denoise: DenoiseFn, shape: tuple[int, ...], device: torch.device) -> None:
+    def __init__(self, denoise: DenoiseFn, device: torch.device) -> None:
         # the graph reads every tensor the call closes over (labels, null codes) by
         # address: keep them alive as long as the graph
-        self.denoise = denoise
-        self.x = torch.zeros(shape, device=device)
-        self.t = torch.full((shape[0],), 0.5, device=device)
-        self.self_cond = torch.zeros(shape, device=device)
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
+        self.denoise, self.device = denoise, device
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager = False  # capture failed: run the call as it is
+
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
+        self.static = tuple(v.detach().clone() for v in inputs)
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream), torch.no_grad():  # warm-up, as graphs require
             for _ in range(2):
-                denoise(self.x, self.t, self.self_cond)
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.out = denoise(self.x, self.t, self.self_cond)
+                self.denoise(*self.static)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self.out = self.denoise(*self.static)
+        self.graph = graph
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor) -> torch.Tensor:
-        self.x.copy_(x)
-        self.t.copy_(t)
-        self.self_cond.copy_(self_cond)
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.eager:
+            return self.denoise(*inputs)
+        if self.graph is None:
+            try:
+                self._capture(inputs)
+            except Exception:  # noqa: BLE001 - e.g. a host copy inside the network
+                torch.cuda.synchronize(self.device)
+                self.eager = True
+                return self.denoise(*inputs)
+        for static, value in zip(self.static, inputs, strict=True):
+            static.copy_(value)
         self.graph.replay()
         return self.out.clone()
 
 
-def _prepare(
-    denoise: DenoiseFn, shape: tuple[int, ...], device: torch.device, fast: bool, graph: bool
-) -> DenoiseFn:
+def _prepare(denoise: DenoiseFn, device: torch.device, fast: bool, graph: bool) -> DenoiseFn:
     """bf16 autocast on the fast path, replayed from a CUDA graph where it can be captured."""
     if not fast:
         return denoise
     if graph and device.type == "cuda":
-        try:
-            return GraphedDenoise(
-                autocast_denoise(denoise, device, cache_enabled=False), shape, device
-            )
-        except Exception:  # noqa: BLE001 - e.g. a host copy inside the network: run eagerly
-            torch.cuda.synchronize(device)
+        return GraphedDenoise(autocast_denoise(denoise, device, cache_enabled=False), device)
     return autocast_denoise(denoise, device)
 
 
@@ -113,23 +117,24 @@ def _chunks(n: int, k: int) -> list[tuple[int, int]]:
 
 def sample_split(
     net: nn.Module,
-    make_denoise: Callable[[nn.Module, torch.Tensor | None], DenoiseFn],
+    process: DiffusionProcess,
     shape: tuple[int, ...],
-    schedule: Any,
     *,
     devices: Sequence[torch.device],
     cond: torch.Tensor | None = None,
+    guidance_scale: float = 0.0,
     known: tuple[torch.Tensor, torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
     fast: bool | None = None,
     cuda_graph: bool | None = None,
-    progress: bool = False,
-    **sample_kwargs: Any,
+    step_callback: Callable[[], None] | None = None,
+    **options: Any,
 ) -> torch.Tensor:
-    """Run :func:`~sdd.diffusion.sample` for one batch, split row-wise across devices.
+    """Run ``process.sample`` for one batch, split row-wise across devices.
 
-    With one device this is ``sample(make_denoise(net, cond), shape, ...)`` with the
-    given ``generator`` (bf16 autocast around the network on the fast path). With
+    With one device this is ``process.sample(process.denoiser(net, cond, w), shape,
+    ...)`` with the given ``generator`` (bf16 autocast around the network on the fast
+    path, replayed from a CUDA graph on CUDA). With
     several, ``net`` is copied to each device, each takes an equal share of the rows
     with its own generator (seeded from draws of ``generator``, so the result is
     reproducible for a given device list), and the devices run concurrently in threads.
@@ -138,16 +143,16 @@ def sample_split(
     ----------
     net
         The denoising network (on ``devices[0]``, or anywhere for several devices).
-    make_denoise
-        ``make_denoise(net_on_device, cond_rows) -> denoise(x_t, t, self_cond)``.
+    process
+        The diffusion process (:class:`~sdd.diffusion.DiffusionProcess`).
     shape
         Shape of the whole batch, rows first.
-    schedule
-        Noise schedule.
     devices
         Devices to run on (see :func:`~sdd.train.resolve_devices`).
     cond
         Per-row conditioning codes (split with the rows) or ``None``.
+    guidance_scale
+        Classifier-free guidance weight (see :func:`~sdd.diffusion.classifier_free_guidance`).
     known
         Optional ``(values, mask)`` for inpainting (split with the rows).
     generator
@@ -158,10 +163,10 @@ def sample_split(
     cuda_graph
         On the fast path, replay the network from a CUDA graph (:class:`GraphedDenoise`);
         ``None``: yes. If the capture fails, the network runs eagerly.
-    progress
-        Progress bar (of the first device).
-    **sample_kwargs
-        ``sampler``, ``n_steps``, ``self_condition``, ``clip`` for :func:`~sdd.diffusion.sample`.
+    step_callback
+        Called after every network evaluation (of the first device).
+    **options
+        Sampler options of the process (e.g. ``sampler``, ``n_steps``).
 
     Returns
     -------
@@ -169,10 +174,10 @@ def sample_split(
 
     Examples
     --------
-    >>> from sdd.diffusion import CosineSchedule
-    >>> net = nn.Identity()
+    >>> from sdd.diffusion import GaussianDiffusion
+    >>> from sdd.nn import SkipMLP
     >>> z = sample_split(
-    ...     net, lambda m, c: (lambda x, t, sc: x.clamp(-1, 1)), (3, 2), CosineSchedule(),
+    ...     SkipMLP(2, hidden=(4,), emb_dim=4), GaussianDiffusion(), (3, 2),
     ...     devices=[torch.device("cpu")], n_steps=2,
     ... )
     >>> tuple(z.shape)
@@ -187,10 +192,10 @@ def sample_split(
         graph = False  # the network builds its null labels on the host at every call
     if len(devices) == 1:
         dev = devices[0]
-        denoise = _prepare(make_denoise(net, cond), tuple(shape), dev, fasts[0], graph)
-        return sample(
-            denoise, shape, schedule, known=known, generator=generator, device=dev,
-            progress=progress, **sample_kwargs,
+        denoise = _prepare(process.denoiser(net, cond, guidance_scale), dev, fasts[0], graph)
+        return process.sample(
+            denoise, tuple(shape), known=known, generator=generator, device=dev,
+            step_callback=step_callback, **options,
         )  # fmt: skip
 
     parts = _chunks(shape[0], len(devices))
@@ -208,15 +213,15 @@ def sample_split(
                 rows = slice(start, start + size)
                 c = None if cond is None else cond[rows].to(dev)
                 denoise = _prepare(
-                    make_denoise(replica, c), (size, *shape[1:]), dev, fasts[k], graph
+                    process.denoiser(replica, c, guidance_scale), dev, fasts[k], graph
                 )
                 kn = None
                 if known is not None:
                     kn = (known[0][rows].to(dev), known[1][rows].to(dev))
                 gen = torch.Generator(dev).manual_seed(int(seeds[k]))
-                results[k] = sample(
-                    denoise, (size, *shape[1:]), schedule, known=kn, generator=gen,
-                    device=dev, progress=progress and k == 0, **sample_kwargs,
+                results[k] = process.sample(
+                    denoise, (size, *shape[1:]), known=kn, generator=gen, device=dev,
+                    step_callback=step_callback if k == 0 else None, **options,
                 )  # fmt: skip
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller
             errors.append(err)

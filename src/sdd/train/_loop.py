@@ -28,13 +28,13 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..diffusion import CosineSchedule, diffusion_loss
+from ..diffusion import DiffusionProcess
 from ._device import resolve_fast
 from ._ema import EMA
 
 BatchFn = Callable[[], tuple[torch.Tensor, torch.Tensor | None]]
 
-__all__ = ["train_denoiser"]
+__all__ = ["train_denoiser", "check_lr"]
 
 #: Probability of a self-conditioning step (as in :func:`sdd.diffusion.diffusion_loss`).
 SELF_CONDITION_PROB = 0.5
@@ -45,6 +45,15 @@ def _check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or int(value) != value or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def check_lr(lr: float) -> float:
+    """``lr`` as a float; ``ValueError`` unless it is a finite positive number."""
+    if isinstance(lr, bool) or not isinstance(lr, int | float | np.number):
+        raise TypeError(f"lr must be a number, got {lr!r}.")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite positive number, got {lr!r}.")
+    return float(lr)
 
 
 def _resolve_distributed(distributed: bool | None) -> bool:
@@ -60,20 +69,21 @@ def _resolve_distributed(distributed: bool | None) -> bool:
 
 
 def _branch_seed(generator: torch.Generator | None) -> int:
-    seed = generator.initial_seed() if generator is not None else torch.initial_seed()
-    return int(seed) % 2**63
+    """A seed drawn from ``generator`` (so a continued run does not repeat its coins)."""
+    if generator is None:
+        return int(torch.initial_seed()) % 2**63
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
 
 
 def train_denoiser(
     denoiser: nn.Module,
     ema: EMA,
     next_batch: BatchFn,
-    schedule: CosineSchedule,
+    process: DiffusionProcess,
     *,
     max_steps: int,
     steps_per_epoch: int,
     lr: float = 2e-4,
-    self_condition: bool = True,
     optimizer_state: dict | None = None,
     start_step: int = 0,
     generator: torch.Generator | None = None,
@@ -96,14 +106,13 @@ def train_denoiser(
         Returns ``(x0, cond or None)`` on the denoiser's device. On the fast path with
         CUDA graphs every batch must have the same shape (a batch of another shape is
         trained without the graph).
-    schedule
-        Noise schedule.
+    process
+        The diffusion process (:class:`~sdd.diffusion.DiffusionProcess`): its ``loss`` is
+        minimised; with ``process.self_condition`` half of the steps self-condition.
     max_steps, steps_per_epoch
         Steps to run; steps per epoch (for the ``epoch`` column of the history).
     lr
-        Adam learning rate.
-    self_condition
-        Self-conditioning on half of the steps.
+        Adam learning rate (finite, positive).
     optimizer_state
         Adam state from an earlier call, to continue.
     start_step
@@ -138,21 +147,29 @@ def train_denoiser(
     The loss history (one row per step: ``step``, ``epoch``, ``loss``) and the optimizer
     state (to continue training later).
 
+    Raises
+    ------
+    FloatingPointError
+        If a loss is NaN or infinite. On the plain path the check runs before the
+        optimiser step, so the weights never take the bad step; the caller restores
+        earlier weights (the model classes restore those from before the call).
+
     Examples
     --------
+    >>> from sdd.diffusion import GaussianDiffusion
     >>> from sdd.nn import SkipMLP
     >>> net = SkipMLP(4, hidden=(8,), emb_dim=4)
     >>> batch = lambda: (torch.rand(16, 4) * 2 - 1, None)
     >>> history, _ = train_denoiser(
-    ...     net, EMA(net), batch, CosineSchedule(), max_steps=3, steps_per_epoch=1, progress=False
+    ...     net, EMA(net), batch, GaussianDiffusion(), max_steps=3, steps_per_epoch=1,
+    ...     progress=False,
     ... )
     >>> history["step"].tolist()
     [1, 2, 3]
     """
     max_steps = _check_positive_int(max_steps, "max_steps")
     log_every = _check_positive_int(log_every, "log_every")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}.")
+    lr = check_lr(lr)
     params = list(denoiser.parameters())
     if not params:
         raise ValueError("The denoiser has no parameters to train.")
@@ -175,18 +192,19 @@ def train_denoiser(
             group["fused"] = True if fast else None
             group["capturable"] = bool(cuda_graph)
             group["foreach"] = None
+            group["lr"] = lr  # this call's learning rate, not the saved one
     denoiser.train()
     try:
         if fast:
             losses = _FastLoop(
-                model, denoiser, ema, optimizer, schedule, next_batch,
-                self_condition=self_condition, start_step=start_step, after_step=after_step,
+                model, denoiser, ema, optimizer, process, next_batch,
+                start_step=start_step, after_step=after_step,
                 cuda_graph=cuda_graph, seed=_branch_seed(generator), max_steps=max_steps,
             ).run(progress=progress, log_every=log_every)  # fmt: skip
         else:
             losses = _plain_loop(
-                model, denoiser, ema, optimizer, schedule, next_batch,
-                self_condition=self_condition, start_step=start_step, after_step=after_step,
+                model, denoiser, ema, optimizer, process, next_batch,
+                start_step=start_step, after_step=after_step,
                 generator=generator, max_steps=max_steps, progress=progress,
             )  # fmt: skip
     finally:
@@ -228,24 +246,22 @@ def _diverged(losses: np.ndarray, offset: int) -> None:
 
 
 def _plain_loop(
-    model, denoiser, ema, optimizer, schedule, next_batch, *,
-    self_condition, start_step, after_step, generator, max_steps, progress,
+    model, denoiser, ema, optimizer, process, next_batch, *,
+    start_step, after_step, generator, max_steps, progress,
 ) -> np.ndarray:  # fmt: skip
     losses = np.empty(max_steps, dtype=np.float64)
     bar = tqdm(range(max_steps), desc="Training", disable=not progress, unit="step")
     for i in bar:
         x0, cond = next_batch()
-        loss = diffusion_loss(
-            model, x0, schedule, cond=cond, self_condition=self_condition, generator=generator
-        )
+        loss = process.loss(model, x0, cond, generator=generator)
+        losses[i] = loss.item()
+        _diverged(losses[i : i + 1], start_step + i + 1)  # before the step touches the weights
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if after_step is not None:
             after_step(start_step + i + 1)
         ema.update(denoiser)
-        losses[i] = loss.item()
-        _diverged(losses[i : i + 1], i)
         if i % 50 == 0 or i == max_steps - 1:
             bar.set_postfix(loss=f"{losses[max(0, i - 49) : i + 1].mean():.4f}")
     return losses
@@ -255,12 +271,12 @@ class _FastLoop:
     """bf16 autocast + fused Adam, optionally replaying CUDA graphs of the whole step."""
 
     def __init__(
-        self, model, denoiser, ema, optimizer, schedule, next_batch, *,
-        self_condition, start_step, after_step, cuda_graph, seed, max_steps,
+        self, model, denoiser, ema, optimizer, process, next_batch, *,
+        start_step, after_step, cuda_graph, seed, max_steps,
     ) -> None:  # fmt: skip
         self.model, self.denoiser, self.ema = model, denoiser, ema
-        self.optimizer, self.schedule, self.next_batch = optimizer, schedule, next_batch
-        self.self_condition = bool(self_condition)
+        self.optimizer, self.process, self.next_batch = optimizer, process, next_batch
+        self.self_condition = bool(getattr(process, "self_condition", False))
         self.start_step, self.after_step = start_step, after_step
         self.cuda_graph = cuda_graph
         self.max_steps = max_steps
@@ -285,10 +301,7 @@ class _FastLoop:
         """One training step; returns nothing so that a graph capture keeps no outputs."""
         self.optimizer.zero_grad(set_to_none=False)
         with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-            loss = diffusion_loss(
-                self.model, x0, self.schedule, cond=cond,
-                self_condition=use_sc, self_condition_prob=1.0,
-            )  # fmt: skip
+            loss = self.process.loss(self.model, x0, cond, self_cond=use_sc)
         loss.backward()
         self.optimizer.step()
         if self.ema_in_step:
@@ -363,13 +376,13 @@ class _FastLoop:
                 self._after(i)
                 if (i + 1) % log_every == 0 or i == n - 1:
                     out[synced : i + 1] = self.losses[synced : i + 1].cpu().numpy()
-                    _diverged(out[synced : i + 1], synced)
+                    _diverged(out[synced : i + 1], self.start_step + synced + 1)
                     bar.update(i + 1 - synced)
                     bar.set_postfix(loss=f"{out[max(0, i - 49) : i + 1].mean():.4f}")
                     synced = i + 1
             if synced < n:  # all steps were warm-up steps
                 out[synced:] = self.losses[synced:].cpu().numpy()
-                _diverged(out[synced:], synced)
+                _diverged(out[synced:], self.start_step + synced + 1)
                 bar.update(n - synced)
         finally:
             bar.close()
