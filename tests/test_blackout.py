@@ -173,7 +173,7 @@ def test_tiny_model_trains_and_generates_integer_counts(trained_blackout):
     assert np.array_equal(gen.layers["sparsity_bits"].toarray(), (x != 0).astype(np.float32))
     assert np.array_equal(gen.layers["counts"].toarray(), x)
     assert gen.X.nnz == np.count_nonzero(x)  # zeros are structural (exact)
-    assert gen.obs["generated"].all()
+    assert (gen.obs["source"] == "generated").all()
     assert gen.uns["sdd"]["model"] == "SDDBlackout" and gen.uns["sdd"]["n_steps"] == 10
 
 
@@ -182,9 +182,10 @@ def _eval_loss(model: sdd.SDDBlackout, x0: torch.Tensor) -> float:
     g = torch.Generator().manual_seed(0)
     k = torch.randint(model.schedule.n_times, (x0.shape[0],), generator=g)
     x_t = blackout.q_sample(x0, model.schedule.survival[k].float()[:, None], generator=g)
-    births = model._make_births(model.module, torch.device("cpu"))
+    weights = model.schedule.loss_weights(model.init_args_["weighting"]).float()
     with torch.no_grad():
-        return float(blackout.birth_loss(births(x_t, k, None), x0, x_t, model.loss_weights_[k]))
+        births = model.process.births(model.module, x_t, k, None)
+        return float(blackout.birth_loss(births, x0, x_t, weights[k]))
 
 
 def test_training_lowers_the_loss():

@@ -76,26 +76,104 @@ def test_oracle_denoiser_recovers_target(sampler):
     torch.testing.assert_close(out, target)
 
 
+def _gaussian_posterior_mean(schedule, mu, std):
+    """E[x0 | x_t] for x0 ~ N(mu, std^2) per coordinate: the exact x0 denoiser."""
+
+    def denoise(x, t, self_cond):
+        alpha, sigma = (v.view(-1, 1) for v in schedule.alpha_sigma(t))
+        gain = alpha * std**2 / (alpha**2 * std**2 + sigma**2)
+        return mu + gain * (x - alpha * mu)
+
+    return denoise
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_samplers_draw_a_gaussian_target_with_its_analytic_denoiser(sampler):
+    """A wrong posterior mean/variance (DDPM) or a wrong eps estimate (DDIM) fails this."""
+    s = CosineSchedule()
+    mu, std = torch.tensor([0.2, -0.3]), torch.tensor([0.25, 0.1])
+    out = sample(
+        _gaussian_posterior_mean(s, mu, std), (8000, 2), s, sampler=sampler, n_steps=500,
+        self_condition=False, generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    torch.testing.assert_close(out.mean(0), mu, atol=0.012, rtol=0)
+    torch.testing.assert_close(out.std(0), std, atol=0.0, rtol=0.05)
+
+
+def test_ddpm_step_is_the_closed_form_posterior():
+    from sdd.diffusion.samplers import _ddpm_step
+
+    s = CosineSchedule()
+    (a_t, s_t), (a_s, s_s) = (
+        tuple(v.view(()) for v in s.alpha_sigma(torch.tensor(t))) for t in (0.6, 0.5)
+    )
+    x_t, x0 = torch.full((200000, 1), 0.4), torch.full((200000, 1), -0.2)
+    step = _ddpm_step(x_t, x0, a_t, s_t, a_s, s_s, torch.Generator().manual_seed(0))
+    # q(x_s | x_t, x0) by Bayes on x_s ~ N(a_s x0, s_s^2), x_t | x_s ~ N((a_t/a_s) x_s, s_ts^2)
+    a_ts = a_t / a_s
+    s2_ts = s_t**2 - a_ts**2 * s_s**2
+    precision = 1 / s_s**2 + a_ts**2 / s2_ts
+    mean = (a_s * (-0.2) / s_s**2 + a_ts * 0.4 / s2_ts) / precision
+    assert float(step.mean()) == pytest.approx(float(mean), abs=4e-3)
+    assert float(step.std()) == pytest.approx(float(precision**-0.5), rel=0.01)
+
+
 def test_ddim_is_deterministic_ddpm_is_seeded():
     net = SkipMLP(6, hidden=(16,), emb_dim=8).eval()
     fn = lambda x, t, sc: net(x, t, sc)  # noqa: E731
     s = CosineSchedule()
-    a = sample(fn, (5, 6), s, sampler="ddpm", n_steps=5, generator=torch.Generator().manual_seed(1))
-    b = sample(fn, (5, 6), s, sampler="ddpm", n_steps=5, generator=torch.Generator().manual_seed(1))
-    c = sample(fn, (5, 6), s, sampler="ddpm", n_steps=5, generator=torch.Generator().manual_seed(2))
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert a.abs().max() <= 1.0
 
+    def run(sampler, seed, **kw):
+        gen = torch.Generator().manual_seed(seed)
+        return sample(fn, (5, 6), s, sampler=sampler, n_steps=5, generator=gen, **kw)
 
-def test_inpainting_keeps_known_values():
-    net = SkipMLP(6, hidden=(16,), emb_dim=8).eval()
-    values = torch.full((3, 6), 0.3)
-    mask = torch.zeros(3, 6, dtype=torch.bool)
-    mask[:, :2] = True
-    out = sample(
-        lambda x, t, sc: net(x, t, sc), (3, 6), CosineSchedule(), n_steps=4, known=(values, mask)
+    assert torch.equal(run("ddpm", 1), run("ddpm", 1)) and not torch.equal(
+        run("ddpm", 1), run("ddpm", 2)
     )
-    assert torch.all(out[:, :2] == 0.3)
+    # DDIM's only randomness is the starting noise: the same x_T gives the same output
+    # whatever generator state follows, so two generators seeded alike but advanced
+    # differently after the first draw still agree
+    assert torch.equal(run("ddim", 3), run("ddim", 3))
+    assert not torch.equal(run("ddim", 3), run("ddim", 4))
+    assert run("ddpm", 1).abs().max() <= 1.0
+
+
+def test_inpainting_replaces_known_coordinates_at_every_step():
+    s = CosineSchedule()
+    seen = []
+
+    def denoise(x, t, sc):
+        seen.append((float(t[0]), x[:, 0].clone(), x[:, 1].clone()))
+        return torch.zeros_like(x)
+
+    values = torch.full((4000, 2), 0.9)
+    mask = torch.zeros(4000, 2, dtype=torch.bool)
+    mask[:, 0] = True
+    out = sample(denoise, (4000, 2), s, n_steps=6, known=(values, mask),
+                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert torch.all(out[:, 0] == 0.9) and torch.all(out[:, 1] == 0.0)
+    for t, known, free in seen[1:]:  # inputs after the first step: x_t of the known values
+        alpha, sigma = (float(v) for v in s.alpha_sigma(torch.tensor(t)))
+        assert float(known.mean()) == pytest.approx(alpha * 0.9, abs=0.05)
+        assert float(known.std()) == pytest.approx(sigma, rel=0.1)
+        assert abs(float(free.mean())) < 0.05  # the free coordinate follows the denoiser (0)
+
+
+def test_blackout_process_implements_the_protocol():
+    from sdd.diffusion import BlackoutDiffusion, DiffusionProcess, GaussianDiffusion, blackout
+
+    process = BlackoutDiffusion(blackout.BlackoutSchedule(20), torch.full((3,), 5.0), torch.ones(3))
+    assert isinstance(process, DiffusionProcess) and isinstance(
+        GaussianDiffusion(), DiffusionProcess
+    )
+    net = SkipMLP(3, hidden=(8,), emb_dim=4)
+    x0 = torch.randint(0, 5, (16, 3)).float()
+    loss = process.loss(net, x0, generator=torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and float(loss.detach()) >= 0
+    out = process.sample(process.denoiser(net, None, 0.0), (6, 3), n_steps=5)
+    assert torch.equal(out, out.round()) and float(out.min()) >= 0 and float(out.max()) <= 5
+    with pytest.raises(ValueError, match="inpainting"):
+        process.sample(process.denoiser(net, None, 0.0), (6, 3), known=(x0, x0 > 0))
 
 
 @pytest.mark.parametrize(

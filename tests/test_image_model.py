@@ -94,7 +94,7 @@ def test_mnist_training_state(mnist_model):
     assert mnist_model.is_trained_
     assert mnist_model.history_["step"].tolist() == list(range(1, 13))
     assert np.isfinite(mnist_model.history_["loss"]).all()
-    assert mnist_model.categories_ == list(range(10))
+    assert mnist_model.categories_ == {"label": list(range(10))}
     assert mnist_model.module.channels == 2  # 1 data channel + 1 sparsity-bit channel
     assert "trained for 12 steps" in repr(mnist_model) and "10 classes" in repr(mnist_model)
 
@@ -173,7 +173,7 @@ def test_save_load_round_trip(synth_model, tmp_path):
     assert config["data_args"]["image_shape"] == [1, 12, 12]
     torch.load(path / "model.pt", weights_only=True)
     loaded = sdd.SDDImage.load(path)
-    assert loaded.is_trained_ and loaded.categories_ == [0, 1]
+    assert loaded.is_trained_ and loaded.categories_ == {"label": [0, 1]}
     assert np.array_equal(_gen(loaded, labels=0).images, _gen(synth_model, labels=0).images)
     assert loaded.history_.equals(synth_model.history_)
     with pytest.raises(FileExistsError):
@@ -251,7 +251,7 @@ def test_string_labels():
     x, y = synthetic_images(32)
     names = np.array(["left", "right"])[y]
     model = sdd.SDDImage(x, names, **TINY).train(max_steps=1, batch_size=8, progress=False)
-    assert model.categories_ == ["left", "right"]
+    assert model.categories_ == {"label": ["left", "right"]}
     assert _gen(model, 3, labels="right").labels.tolist() == ["right"] * 3
 
 

@@ -15,7 +15,7 @@ import sdd
 
 
 def _gen(model, n=40, **kw):
-    kw = {"sampler": "ddim", "n_steps": 5, "progress": False, **kw}
+    kw = {"sampler": "ddim", "n_steps": 5, "progress": False, "store_dense": True, **kw}
     return model.generate(n, **kw)
 
 
@@ -25,7 +25,7 @@ def test_generate_output_schema(trained_model, sampler):
     assert gen.shape == (37, trained_model.n_genes)
     assert sp.isspmatrix_csr(gen.X) and gen.X.dtype == np.float32
     assert list(gen.var_names) == trained_model.var_names_
-    assert gen.obs["generated"].all()
+    assert (gen.obs["source"] == "generated").all()
     assert gen.uns["sdd"]["sampler"] == sampler and gen.uns["sdd"]["n_steps"] == 5
     for layer in ("sparsity_bits", "dense", "sb_logits"):
         assert gen.layers[layer].shape == gen.shape

@@ -10,10 +10,10 @@ from conftest import TINY, make_counts_adata
 from torch import nn
 
 import sdd
-from sdd.diffusion import CosineSchedule
+from sdd.diffusion import GaussianDiffusion
 from sdd.nn import SkipMLP
-from sdd.sparse import make_masks, weight_report
-from sdd.train import EMA, WeightMasks, count_flops, train_denoiser
+from sdd.sparse import WeightMasks, count_flops, make_masks, weight_report
+from sdd.train import EMA, train_denoiser
 
 
 def _net(seed: int = 0) -> SkipMLP:
@@ -47,7 +47,7 @@ def _train(net, masks, ema, steps, record=None, seed=0):
         net,
         ema,
         next_batch,
-        CosineSchedule(),
+        GaussianDiffusion(),
         max_steps=steps,
         steps_per_epoch=4,
         after_step=after_step,

@@ -12,11 +12,11 @@ import torch
 from conftest import TINY, make_counts_adata
 
 import sdd
-from sdd.diffusion import CosineSchedule, diffusion_loss, sample
+from sdd.data import RowBatches
+from sdd.diffusion import CosineSchedule, GaussianDiffusion, diffusion_loss, sample
 from sdd.nn import SkipMLP
 from sdd.train import (
     EMA,
-    RowBatches,
     resolve_devices,
     resolve_fast,
     sample_split,
@@ -74,7 +74,7 @@ def test_plain_path_matches_reference_loop():
     ema, ref_ema = EMA(net, 0.9), EMA(ref_net, 0.9)
     data, schedule = _data(), CosineSchedule()
     history, _ = train_denoiser(
-        net, ema, _batches(data), schedule, max_steps=12, steps_per_epoch=4,
+        net, ema, _batches(data), GaussianDiffusion(schedule), max_steps=12, steps_per_epoch=4,
         generator=torch.Generator().manual_seed(3), progress=False, fast=None,
     )  # fmt: skip
     ref = _reference_loop(
@@ -93,7 +93,7 @@ def test_plain_path_matches_reference_loop():
 def _fast_loop(net, ema, next_batch, *, steps, after_step=None, log_every=5):
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     loop = _FastLoop(
-        net, net, ema, optimizer, CosineSchedule(), next_batch, self_condition=True,
+        net, net, ema, optimizer, GaussianDiffusion(), next_batch,
         start_step=0, after_step=after_step, cuda_graph=False, seed=0, max_steps=steps,
     )  # fmt: skip
     net.train()
@@ -113,7 +113,7 @@ def test_fast_step_logic_on_cpu_trains_like_plain():
     assert losses.shape == (60,) and np.all(np.isfinite(losses))
     assert ema.n_updates == 60
     history, _ = train_denoiser(
-        plain_net, EMA(plain_net, 0.99), _batches(data, 32), CosineSchedule(), max_steps=60,
+        plain_net, EMA(plain_net, 0.99), _batches(data, 32), GaussianDiffusion(), max_steps=60,
         steps_per_epoch=4, lr=1e-3, generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     fast_end, plain_end = losses[-20:].mean(), history["loss"].to_numpy()[-20:].mean()
@@ -190,13 +190,13 @@ def test_resolve_fast_and_devices(monkeypatch):
     with pytest.raises(ValueError, match="cuda"):
         train_denoiser(
             SkipMLP(4, hidden=(8,), emb_dim=4), EMA(SkipMLP(4, hidden=(8,), emb_dim=4)),
-            lambda: (_data(8, 4), None), CosineSchedule(), max_steps=1, steps_per_epoch=1,
+            lambda: (_data(8, 4), None), GaussianDiffusion(), max_steps=1, steps_per_epoch=1,
             cuda_graph=True, progress=False,
         )  # fmt: skip
     with pytest.raises(ValueError, match="log_every"):
         net = SkipMLP(4, hidden=(8,), emb_dim=4)
         train_denoiser(
-            net, EMA(net), lambda: (_data(8, 4), None), CosineSchedule(), max_steps=1,
+            net, EMA(net), lambda: (_data(8, 4), None), GaussianDiffusion(), max_steps=1,
             steps_per_epoch=1, log_every=0, progress=False,
         )  # fmt: skip
 
@@ -273,7 +273,7 @@ def test_sample_split_over_two_devices_is_reproducible():
 
     kwargs = {"sampler": "ddim", "n_steps": 4}
     single = sample_split(
-        net, make, (10, 6), CosineSchedule(), devices=[CPU],
+        net, GaussianDiffusion(), (10, 6), devices=[CPU],
         generator=torch.Generator().manual_seed(2), **kwargs,
     )  # fmt: skip
     plain = sample(
@@ -284,9 +284,8 @@ def test_sample_split_over_two_devices_is_reproducible():
     split = [
         sample_split(
             net,
-            make,
+            GaussianDiffusion(),
             (11, 6),
-            CosineSchedule(),
             devices=[CPU, CPU],
             generator=torch.Generator().manual_seed(2),
             **kwargs,
@@ -301,15 +300,11 @@ def test_bf16_sampling_on_cpu_matches_fp32_within_tolerance():
     torch.manual_seed(0)
     net = SkipMLP(8, hidden=(32, 16), emb_dim=8).eval()
 
-    def make(m, cond):
-        return lambda x, t, sc: m(x, t, sc, cond)
-
     runs = {
         fast: sample_split(
             net,
-            make,
+            GaussianDiffusion(),
             (64, 8),
-            CosineSchedule(),
             devices=[CPU],
             fast=fast,
             sampler="ddim",
@@ -341,7 +336,7 @@ def test_fast_path_with_cuda_graphs_matches_plain_on_gpu():
         net = SkipMLP(20, hidden=(64, 32), emb_dim=16).to(dev)
         ema = EMA(net, 0.99)
         history, _ = train_denoiser(
-            net, ema, next_batch, CosineSchedule(), max_steps=400, steps_per_epoch=8, lr=1e-3,
+            net, ema, next_batch, GaussianDiffusion(), max_steps=400, steps_per_epoch=8, lr=1e-3,
             generator=torch.Generator(dev).manual_seed(0), progress=False, fast=fast,
         )  # fmt: skip
         assert ema.n_updates == 400

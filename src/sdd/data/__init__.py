@@ -13,6 +13,7 @@ from .counts import (
     library_sizes,
     size_factors_from_counts,
 )
+from .images import TRANSFORMS, ImageScaler, check_images, check_labels
 from .loader import STORAGES, MinibatchSampler, RowBatches, is_in_memory, rows_dense
 from .registry import check_var_names, label_codes, obs_categories, obs_codes, plain
 from .scaling import Scaler, gene_max
@@ -26,7 +27,11 @@ from .validate import (
 )
 
 __all__ = [
+    "ImageScaler",
     "RowBatches",
+    "TRANSFORMS",
+    "check_images",
+    "check_labels",
     "MinibatchSampler",
     "STORAGES",
     "Scaler",

@@ -89,6 +89,7 @@ def label_codes(
     n: int,
     *,
     default_key: str | None = None,
+    unit: str = "rows",
 ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Codes ``(n, n_covariates)`` of requested labels, the null token where none was asked.
 
@@ -108,6 +109,8 @@ def label_codes(
         Number of rows.
     default_key
         The key a bare value or array refers to (default: the first key).
+    unit
+        What a row is, for error messages (``"cells"``, ``"images"``).
 
     Returns
     -------
@@ -124,8 +127,8 @@ def label_codes(
         return None, {}
     if not categories:
         raise ValueError(
-            "labels were given but the model was set up without labels_key or "
-            "categorical_covariate_keys."
+            "labels were given but the model was trained without labels (set up without "
+            "labels_key or categorical_covariate_keys)."
         )
     if not isinstance(labels, Mapping):
         labels = {default_key or next(iter(categories)): labels}
@@ -143,14 +146,14 @@ def label_codes(
         values = np.asarray(requested, dtype=object)
         values = np.broadcast_to(values, (n,)) if values.ndim == 0 else values
         if values.shape != (n,):
-            raise ValueError(f"labels[{key!r}] has {values.size} entries for {n} rows.")
+            raise ValueError(f"labels[{key!r}] has {values.size} entries for {n} {unit}.")
         lookup = {str(c): i for i, c in enumerate(cats)}
         keys = [str(v.item() if isinstance(v, np.generic) else v) for v in values]
         bad = sorted({v for v, raw in zip(keys, values, strict=True)
                       if v not in lookup or isinstance(raw, float | np.floating)})  # fmt: skip
         if bad:
             raise ValueError(
-                f"Unknown {key!r} label(s) {bad[:5]}; known labels: {[str(c) for c in cats]}."
+                f"Unknown label(s) {bad[:5]} for {key!r}; known labels: {[str(c) for c in cats]}."
             )
         codes[:, k] = [lookup[v] for v in keys]
         values_out[key] = np.asarray(list(cats), dtype=object)[codes[:, k]]

@@ -627,6 +627,8 @@ class SDD(AnnDataModel):
         self._require_trained()
         if not isinstance(adata, AnnData):
             raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
+        if _is_training(labels):
+            raise ValueError(f"labels={TRAINING!r} is only available in generate().")
         defaults = inspect.signature(type(self).generate).parameters
         sampler = defaults["sampler"].default if sampler is None else sampler
         n_steps = defaults["n_steps"].default if n_steps is None else n_steps

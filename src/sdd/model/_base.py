@@ -130,7 +130,7 @@ class DiffusionModel:
 
     _model_class = "DiffusionModel"
     _data_params: tuple[str, ...] = ()
-    _default_batch_size = 256
+    _unit = "rows"
 
     # ------------------------------------------------------------------ construction
     def _capture_init_args(self, arguments: Mapping[str, Any]) -> None:
@@ -241,7 +241,9 @@ class DiffusionModel:
         return self.setup_args_.get("labels_key") or next(iter(self.categories_), None)
 
     def _label_codes(self, labels: Any, n: int) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-        return label_codes(labels, self.categories_, n, default_key=self._default_key())
+        return label_codes(
+            labels, self.categories_, n, default_key=self._default_key(), unit=self._unit
+        )
 
     # ------------------------------------------------------------------ training
     def train(

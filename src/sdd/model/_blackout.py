@@ -106,6 +106,7 @@ class SDDBlackout(AnnDataModel):
 
     _model_class = "SDDBlackout"
     _setup_key = SETUP_KEY
+    _arrays_hint = "SDDBlackout.from_array"
 
     def __init__(
         self,

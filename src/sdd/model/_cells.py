@@ -60,6 +60,8 @@ class AnnDataModel(DiffusionModel):
 
     _setup_key = ""
     _data_params = ("adata",)
+    _unit = "cells"
+    _arrays_hint = "sdd.SDDImage"
 
     def _check_data(self, matrix: Any, *, where: str) -> None:
         raise NotImplementedError
@@ -74,7 +76,7 @@ class AnnDataModel(DiffusionModel):
         if not isinstance(adata, AnnData):
             raise TypeError(
                 f"Expected an AnnData object, got {type(adata).__name__}"
-                + ("; for arrays use sdd.SDDImage." if isinstance(adata, np.ndarray) else ".")
+                + (f"; for arrays use {self._arrays_hint}." if isinstance(adata, np.ndarray) else ".")
             )
         registered = self._setup_key in adata.uns
         if not registered:
