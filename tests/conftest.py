@@ -12,11 +12,19 @@ import torch
 
 import sdd
 
-torch.set_num_threads(2)
-
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 TINY = {"hidden": (64, 32), "emb_dim": 32}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The one thread limit of the suite: tiny models run many times faster on one thread
+    than on two when the two cores are shared (e.g. by pytest-xdist workers)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_counts_adata(n_cells: int = 120, n_genes: int = 40, seed: int = 0) -> ad.AnnData:

@@ -20,15 +20,6 @@ KANG = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is much faster than two when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _backed(adata: ad.AnnData, path: Path) -> ad.AnnData:
     if hasattr(ad.settings, "allow_write_nullable_strings"):  # pandas 3 string indexes
         ad.settings.allow_write_nullable_strings = True

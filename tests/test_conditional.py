@@ -25,15 +25,6 @@ TYPES = ["type_0", "type_1", "type_2"]
 FAST = {"sampler": "ddim", "n_steps": 8, "progress": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two threads on a busy two-core machine make these tiny models many times slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_labelled(n_cells: int = 240, genes_per_type: int = 10, seed: int = 0) -> ad.AnnData:
     """Counts of three cell types (50/30/20 %) that each express their own block of genes,
     normalised (``target_sum=1000``) and log1p-transformed, raw counts in ``layers``."""

@@ -21,15 +21,6 @@ TINY = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
 MNIST = SHARED_DATA / "images" / "mnist"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny convolutions run far slower with 2 threads when the 2 cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _gen(model, n=12, **kw):
     return model.generate(n, **{"sampler": "ddim", "n_steps": 4, "progress": False, **kw})
 

@@ -27,15 +27,6 @@ from sdd.train._loop import _FastLoop
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is much faster than two when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _reference_loop(denoiser, ema, next_batch, schedule, *, max_steps, lr, generator):
     """The training loop as it was before the fast path (the plain path must match it)."""
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=lr)

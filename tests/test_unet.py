@@ -10,15 +10,6 @@ from sdd.nn import PAPER_UNET, UNet
 TINY = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny convolutions run far slower with 2 threads when the 2 cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _randomise_zero_init(net: UNet, seed: int = 0) -> None:
     """Residual branches and the last convolution start at zero (so the untrained network
     returns 0); give them random weights so outputs depend on every input."""
