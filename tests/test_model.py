@@ -167,6 +167,29 @@ def test_load_corrupt_or_foreign(trained_model, tmp_path):
         sdd.SDD.load(tmp_path / "j")
 
 
+
+def _resave(state, weights):
+    """Write edited weights and their checksum: a consistent file with wrong content."""
+    import hashlib
+    import json
+
+    torch.save(state, weights)
+    config_file = weights.parent / "config.json"
+    config = json.loads(config_file.read_text())
+    config["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    config_file.write_text(json.dumps(config))
+
+
+def test_flipped_bits_in_weights_are_refused(trained_model, tmp_path):
+    trained_model.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.pt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        sdd.SDD.load(tmp_path / "m")
+
+
 def test_truncated_weights(trained_model, tmp_path):
     trained_model.save(tmp_path / "m")
     data = (tmp_path / "m" / "model.pt").read_bytes()
@@ -184,7 +207,7 @@ def test_load_state_missing_entries(trained_model, tmp_path, missing):
         state[missing] = "not a number"
     else:
         del state[missing]
-    torch.save(state, weights)
+    _resave(state, weights)
     with pytest.raises(ValueError, match="Corrupt model directory"):
         sdd.SDD.load(tmp_path / "m")
 
@@ -200,7 +223,7 @@ def test_load_inconsistent_config(trained_model, tmp_path, corruption):
     if corruption == "scale_length":
         state = torch.load(weights, weights_only=True)
         state["scale"] = torch.ones(3)
-        torch.save(state, weights)
+        _resave(state, weights)
     elif corruption == "setup_args":
         config["setup_args"] = {}
     elif corruption == "duplicate_genes":

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .io import atomic_path, write_csv, write_h5ad
 
 __all__ = ["main", "build_parser"]
 
@@ -73,7 +76,7 @@ def _read_h5ad(path: str | Path, what: str = "data"):
 
 
 def _check_output(path: str | Path, *, overwrite: bool, suffixes: Sequence[str]) -> Path:
-    path = Path(path)
+    path = Path(os.path.expanduser(path))
     if path.suffix not in suffixes:
         raise CLIError(
             f"output {str(path)!r} must end in {' or '.join(suffixes)}, got {path.suffix!r}."
@@ -82,6 +85,8 @@ def _check_output(path: str | Path, *, overwrite: bool, suffixes: Sequence[str])
         raise CLIError(f"{str(path)!r} already exists; pass --overwrite to replace it.")
     if path.is_dir():
         raise CLIError(f"output {str(path)!r} is a directory.")
+    if not path.parent.is_dir():
+        raise CLIError(f"the folder of {str(path)!r} does not exist.")
     return path
 
 
@@ -259,10 +264,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         for key in ("dense", "sb_logits", "labels"):
             if getattr(result, key) is not None:
                 arrays[key] = np.asarray(getattr(result, key))
-        np.savez_compressed(out, **arrays)
+        with atomic_path(out, overwrite=args.overwrite) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
         zeros = 1.0 - float(result.sparsity_bits.mean())
     else:
-        result.write_h5ad(out)
+        write_h5ad(result, out, overwrite=args.overwrite)
         zeros = 1.0 - result.X.nnz / (result.n_obs * result.n_vars)
     _log(
         f"generated {args.n_cells} {'images' if image else 'cells'} "
@@ -346,7 +353,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         table = _basic_metrics(real[:, keep], generated[:, keep])
     print(_format_table(_wide(table)))
     if args.csv is not None:
-        table.to_csv(args.csv, index=False)
+        write_csv(table, args.csv, overwrite=args.overwrite, index=False)
         _log(f"wrote {args.csv} (one row per group and metric)", quiet=args.quiet)
     return 0
 
@@ -584,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(args.command)
             return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, FloatingPointError) as err:
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError, MemoryError) as err:
         lines = str(err).strip().splitlines()
         message = lines[0] if lines else repr(err)
         print(f"sdd {args.command}: error: {message}", file=sys.stderr)

@@ -52,7 +52,7 @@ from ..train import (
     sample_split,
     train_denoiser,
 )
-from ._io import load_dir, save_dir
+from ..io import load_dir, save_dir
 
 logger = logging.getLogger("sdd")
 

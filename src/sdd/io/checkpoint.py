@@ -1,0 +1,202 @@
+"""Model directories: ``model.pt`` + ``config.json``, written atomically, checksummed.
+
+``model.pt`` holds only tensors and plain Python containers, so it loads with
+``torch.load(weights_only=True)``; ``config.json`` holds the metadata needed to rebuild
+the model (package version, class, init and setup arguments, genes, label categories).
+The directory is written under a temporary name beside the target and renamed into place,
+so a crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import fsync_dir
+
+WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+FORMAT = "sdd-model"
+FORMAT_VERSION = 1
+
+
+def _hash(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(file: Path) -> None:
+    with open(file, "rb") as f:
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """An exclusive lock file beside ``path``: one save to a path at a time."""
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise FileExistsError(
+            f"Another save to {path} is in progress (lock {lock}); if none is, remove the lock."
+        ) from None
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+
+
+def _leftovers(path: Path, kind: str) -> list[Path]:
+    return sorted(path.parent.glob(f".{path.name}.{kind}-*"))
+
+
+def recover(path: str | os.PathLike) -> None:
+    """Finish a save that was killed between its two renames.
+
+    If ``path`` is missing and a complete earlier model sits in ``.NAME.old-*``, it is
+    moved back; nothing is deleted.
+    """
+    path = Path(os.path.expanduser(path))
+    if path.exists():
+        return
+    for old in _leftovers(path, "old"):
+        inner = old / path.name
+        if _is_model_dir(inner) and (inner / WEIGHTS_FILE).is_file():
+            os.replace(inner, path)
+            shutil.rmtree(old, ignore_errors=True)
+            fsync_dir(path.parent)
+            return
+
+
+def save_dir(
+    path: str | os.PathLike, state: dict[str, Any], config: dict[str, Any], *, overwrite: bool
+) -> Path:
+    """Write ``state`` (torch) and ``config`` (JSON) into the directory ``path`` atomically.
+
+    The files are written and fsynced in ``.NAME.tmp-*`` beside the target, then renamed
+    into place under an exclusive lock. A crash at any moment leaves the old or the new
+    model at ``path`` (a save killed between its two renames is completed by the next
+    :func:`save_dir`, :func:`load_dir` or :func:`recover`); leftovers of crashed saves are
+    removed by the next save. Only a directory that holds an sdd model is ever replaced.
+    """
+    path = Path(os.path.expanduser(path))
+    recover(path)
+    _check_target(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config}
+    json.dumps(config)  # fail before touching the disk if not serialisable
+    with _lock(path):
+        for stale in _leftovers(path, "tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give it a normal mode
+            try:
+                torch.save(state, tmp / WEIGHTS_FILE)
+            except RuntimeError as err:  # torch reports a failed write (e.g. a full disk) so
+                raise OSError(f"Could not write {path / WEIGHTS_FILE}: {err}") from err
+            _fsync_file(tmp / WEIGHTS_FILE)
+            config["weights_sha256"] = _hash(tmp / WEIGHTS_FILE)
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            _fsync_file(tmp / CONFIG_FILE)
+            fsync_dir(tmp)
+            _check_target(path, overwrite)  # again: something may have appeared meanwhile
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                fsync_dir(path.parent)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+                fsync_dir(path.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return path
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} exists and is not a directory.")
+    if path.exists() and any(path.iterdir()) and not _is_model_dir(path):
+        raise ValueError(
+            f"{path} is a directory that does not hold an sdd model; refusing to replace it "
+            "even with overwrite=True. Choose a new path."
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _is_model_dir(path: Path) -> bool:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a directory written by :func:`save_dir`; clear errors for foreign or corrupt ones.
+
+    The weights' SHA-256 recorded in ``config.json`` is checked before they are read.
+    """
+    path = Path(os.path.expanduser(path))
+    recover(path)
+    if not path.is_dir():
+        raise ValueError(f"No saved model directory at {path}.")
+    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not config_file.is_file() or not weights_file.is_file():
+        raise ValueError(
+            f"{path} is not an sdd model directory (expected {CONFIG_FILE} and {WEIGHTS_FILE})."
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"Corrupt {config_file}: {err}") from err
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError(f"{path} was not written by sdd (config.json has no sdd format tag).")
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"Corrupt {config_file}: format_version {version!r} is not an integer.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} uses format version {config['format_version']}; this sdd reads up to "
+            f"{FORMAT_VERSION}. Upgrade sdd."
+        )
+    if config.get("model_class") != model_class:
+        raise ValueError(
+            f"{path} holds a {config.get('model_class')!r} model, not {model_class!r}."
+        )
+    expected = config.get("weights_sha256")
+    if expected is not None and _hash(weights_file) != expected:
+        raise ValueError(
+            f"Corrupt model directory {path}: weights checksum mismatch in {WEIGHTS_FILE} "
+            "(the file is corrupted or was changed after saving)."
+        )
+    try:
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise ValueError(f"Corrupt or unreadable weights file {weights_file}: {err}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"Corrupt weights file {weights_file}: expected a dict.")
+    return state, config
