@@ -40,6 +40,7 @@ from ..data import (
     plain,
 )
 from ..diffusion import label_dropout
+from ..io import load_dir, save_dir
 from ..sparse import make_masks, weight_report
 from ..train import (
     EMA,
@@ -52,7 +53,6 @@ from ..train import (
     sample_split,
     train_denoiser,
 )
-from ..io import load_dir, save_dir
 
 logger = logging.getLogger("sdd")
 
