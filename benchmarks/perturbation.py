@@ -38,9 +38,9 @@ def load(name: str, n_genes: int, max_cells: int, seed: int):
     top = adata.obs[KEY].value_counts().index[:2].tolist()
     adata = adata[adata.obs[KEY].isin(top)].copy()
     rng = np.random.default_rng(seed)
-    keep = np.concatenate([
-        rng.permutation(np.flatnonzero(adata.obs[KEY] == t))[:max_cells] for t in top
-    ])
+    keep = np.concatenate(
+        [rng.permutation(np.flatnonzero(adata.obs[KEY] == t))[:max_cells] for t in top]
+    )
     adata = adata[np.sort(keep)].copy()
     adata.layers["counts"] = adata.X.copy()
     sc.pp.normalize_total(adata, target_sum=1e4)
@@ -59,12 +59,15 @@ def score(cells, held_out, types) -> dict[str, float]:
         return a.X[(a.obs[KEY].astype(str) == t).to_numpy()]
 
     values = sdd.metrics.de_recovery(
-        part(held_out, types[0]), part(held_out, types[1]),
-        part(cells, types[0]), part(cells, types[1]), k=50,
+        part(held_out, types[0]),
+        part(held_out, types[1]),
+        part(cells, types[0]),
+        part(cells, types[1]),
+        k=50,
     )
-    values["zf_mae"] = float(np.mean([
-        sdd.metrics.zero_fraction_mae(part(held_out, t), part(cells, t)) for t in types
-    ]))
+    values["zf_mae"] = float(
+        np.mean([sdd.metrics.zero_fraction_mae(part(held_out, t), part(cells, t)) for t in types])
+    )
     return values
 
 
@@ -73,10 +76,12 @@ def sdd_row(train, args, sparsity_bits: bool):
     sdd.SDD.setup_anndata(model_data, labels_key=KEY)
     model = sdd.SDD(model_data, hidden=args.hidden, sparsity_bits=sparsity_bits)
     t0 = time.perf_counter()
-    model.train(args.steps, batch_size=args.batch_size, lr=args.lr,
-                random_state=args.seed, progress=False)
-    gen = model.generate(labels=train.obs[KEY], n_steps=args.sampling_steps,
-                         random_state=args.seed, progress=False)
+    model.train(
+        args.steps, batch_size=args.batch_size, lr=args.lr, random_state=args.seed, progress=False
+    )
+    gen = model.generate(
+        labels=train.obs[KEY], n_steps=args.sampling_steps, random_state=args.seed, progress=False
+    )
     return gen, time.perf_counter() - t0
 
 
@@ -96,8 +101,12 @@ def scvi_row(train, args):
     z = torch.randn(data.n_obs, module.n_latent)
     lib = torch.log(torch.tensor(library, dtype=torch.float32))[:, None]
     with torch.no_grad():
-        out = module.generative(z=z, library=lib, batch_index=torch.zeros(data.n_obs, 1).long(),
-                                y=torch.tensor(labels)[:, None].long())
+        out = module.generative(
+            z=z,
+            library=lib,
+            batch_index=torch.zeros(data.n_obs, 1).long(),
+            y=torch.tensor(labels)[:, None].long(),
+        )
         counts = out["px"].sample().numpy()
     gen = ad.AnnData(counts.astype(np.float32), obs=data.obs[[KEY]].copy())
     gen.var_names = data.var_names
@@ -123,29 +132,40 @@ def main() -> None:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    print(f"steps {args.steps}, hidden {args.hidden}, batch {args.batch_size}, lr {args.lr}, "
-          f"DDPM {args.sampling_steps} steps, {args.genes} HVG, seed {args.seed}")
+    print(
+        f"steps {args.steps}, hidden {args.hidden}, batch {args.batch_size}, lr {args.lr}, "
+        f"DDPM {args.sampling_steps} steps, {args.genes} HVG, seed {args.seed}"
+    )
     for name in args.datasets:
         train, held_out, types = load(name, args.genes, args.max_cells, args.seed)
-        print(f"\n{name}: {types[0]} vs {types[1]}, {train.n_obs} training / "
-              f"{held_out.n_obs} held-out cells\n")
-        print("| row | LFC Pearson | LFC Spearman | top-50 overlap | top-50 up overlap "
-              "| zero-fraction MAE (pp) | train+generate (s) |")
+        print(
+            f"\n{name}: {types[0]} vs {types[1]}, {train.n_obs} training / "
+            f"{held_out.n_obs} held-out cells\n"
+        )
+        print(
+            "| row | LFC Pearson | LFC Spearman | top-50 overlap | top-50 up overlap "
+            "| zero-fraction MAE (pp) | train+generate (s) |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|")
-        rows = [("real half A (floor)", lambda: (train, 0.0)),
-                ("SDD", lambda: sdd_row(train, args, True)),
-                ("SDD sparsity_bits=False", lambda: sdd_row(train, args, False)),
-                ("scVI defaults", lambda: scvi_row(train, args))]
+        rows = [
+            ("real half A (floor)", lambda t: (t, 0.0)),
+            ("SDD", lambda t: sdd_row(t, args, True)),
+            ("SDD sparsity_bits=False", lambda t: sdd_row(t, args, False)),
+            ("scVI defaults", lambda t: scvi_row(t, args)),
+        ]
         for label, make in rows:
             try:
-                cells, seconds = make()
+                cells, seconds = make(train)
             except ImportError:
                 print(f"| {label}: not installed | | | | | | |")
                 continue
             v = score(cells, held_out, types)
-            print(f"| {label} | {v['LFC_pearson']:.3f} | {v['LFC_spearman']:.3f} | "
-                  f"{v['top50_overlap']:.2f} | {v['top50_up_overlap']:.2f} | "
-                  f"{v['zf_mae']:.2f} | {seconds:.0f} |", flush=True)
+            print(
+                f"| {label} | {v['LFC_pearson']:.3f} | {v['LFC_spearman']:.3f} | "
+                f"{v['top50_overlap']:.2f} | {v['top50_up_overlap']:.2f} | "
+                f"{v['zf_mae']:.2f} | {seconds:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

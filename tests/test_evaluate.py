@@ -220,3 +220,27 @@ def test_floor_rows_and_de(halves):
     assert b.loc[("all", "AUC_rf"), "value"] > 0.9
     with pytest.raises(ValueError, match="de_groups"):
         sdd.tl.evaluate(real, other.copy(), condition_key="bulk_labels")
+
+
+def test_evaluation_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = pd.DataFrame(
+        {
+            "group": ["all", "all"],
+            "metric": ["AUC", "MMD"],
+            "value": [0.8, 0.1],
+            "floor": [0.5, 0.0],
+        }
+    )
+    path = tmp_path / "eval.png"
+    ax = sdd.pl.evaluation(table, group="all", save=str(path))
+    assert path.stat().st_size > 0 and not list(tmp_path.glob(".*tmp*"))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["AUC", "MMD"]
+    offsets = ax.collections[-1].get_offsets()  # generated points, scaled per metric
+    np.testing.assert_allclose(np.asarray(offsets)[:, 0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="floor=True"):
+        sdd.pl.evaluation(table.drop(columns="floor"))
+    with pytest.raises(TypeError, match="DataFrame"):
+        sdd.pl.evaluation([1, 2])
