@@ -199,3 +199,48 @@ def test_pbmc4k_halves_vs_noise():
     assert same["LISI"] > 0.8 and abs(same["AUC"] - 0.5) < 0.1
     assert apart["SCC"] < 0.3 and apart["LISI"] < 0.1 and apart["AUC"] > 0.95
     assert apart["MMD"] > 10 * same["MMD"]
+
+
+def test_floor_rows_and_de(halves):
+    real, other = halves
+    real = real.copy()
+    for a in (real, other):
+        a.obs["cond"] = np.where(a.obs["bulk_labels"].astype(str).str.contains("CD4"), "x", "y")
+    shuffled = other.copy()
+    shuffled.X = shuffled.X[:, np.random.default_rng(1).permutation(shuffled.n_vars)]
+    good = sdd.tl.evaluate(real, other.copy(), condition_key="cond", n_cells=100, min_cells=10)
+    bad = sdd.tl.evaluate(real, shuffled, condition_key="cond", n_cells=100, min_cells=10)
+    assert list(good.columns[:4]) == ["group", "metric", "value", "floor"]
+    g = good.set_index(["group", "metric"])
+    b = bad.set_index(["group", "metric"])
+    pd.testing.assert_series_equal(g["floor"], b["floor"])  # the floor ignores generated
+    de = ("x vs y", "LFC_pearson")
+    assert g.loc[de, "value"] > 0.8 and g.loc[de, "floor"] > 0.8 and b.loc[de, "value"] < 0.3
+    assert g.loc[("all", "AUC_rf"), "floor"] == pytest.approx(0.5, abs=0.15)
+    assert b.loc[("all", "AUC_rf"), "value"] > 0.9
+    with pytest.raises(ValueError, match="de_groups"):
+        sdd.tl.evaluate(real, other.copy(), condition_key="bulk_labels")
+
+
+def test_evaluation_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = pd.DataFrame(
+        {
+            "group": ["all", "all"],
+            "metric": ["AUC", "MMD"],
+            "value": [0.8, 0.1],
+            "floor": [0.5, 0.0],
+        }
+    )
+    path = tmp_path / "eval.png"
+    ax = sdd.pl.evaluation(table, group="all", save=str(path))
+    assert path.stat().st_size > 0 and not list(tmp_path.glob(".*tmp*"))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["AUC", "MMD"]
+    offsets = ax.collections[-1].get_offsets()  # generated points, scaled per metric
+    np.testing.assert_allclose(np.asarray(offsets)[:, 0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="floor=True"):
+        sdd.pl.evaluation(table.drop(columns="floor"))
+    with pytest.raises(TypeError, match="DataFrame"):
+        sdd.pl.evaluation([1, 2])

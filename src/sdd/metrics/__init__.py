@@ -3,7 +3,10 @@
 Single-cell fidelity, as in the SDD paper and scDiffusion: :func:`scc` / :func:`pcc` of
 per-gene means, :func:`mmd` and :func:`lisi` on a :func:`joint_pca`, the zero pattern
 (:func:`zero_fraction`, :func:`sparsity_metrics`) and a real-vs-generated
-:func:`classifier_auc`. :func:`sdd.tl.evaluate` runs them all on two AnnData objects.
+:func:`classifier_auc`; per-gene :func:`zero_fraction_mae`, :func:`gene_corr_similarity`,
+:func:`mean_var_similarity`, per-group :func:`group_distances` (MMD, exact
+:func:`wasserstein` W1/W2) and DE recovery (:func:`log_fold_change`, :func:`de_genes`,
+:func:`de_recovery`). :func:`sdd.tl.evaluate` runs them all on two AnnData objects.
 
 Images and calorimeter images: :func:`pixel_sparsity` / :func:`logit_sparsity` (the
 paper's P-/L-sparsity), :func:`per_image_sparsity`, :func:`sparsity_histogram`,
@@ -13,6 +16,7 @@ paper's P-/L-sparsity), :func:`per_image_sparsity`, :func:`sparsity_histogram`,
 
 from ._calorimeter import calorimeter_w1, image_four_momentum, image_mass, image_pt, wasserstein_1d
 from ._classifier import classifier_auc
+from ._de import de_genes, de_recovery, log_fold_change
 from ._embedding import joint_pca
 from ._expression import gene_means, pcc, scc
 from ._images import (
@@ -25,20 +29,28 @@ from ._images import (
 from ._lisi import lisi
 from ._mmd import mmd, mmd_bandwidths
 from ._sparsity import cell_sparsity, gene_sparsity, sparsity_metrics, zero_fraction
+from ._structure import gene_corr_similarity, mean_var_similarity, zero_fraction_mae
+from ._wasserstein import group_distances, wasserstein
 
 __all__ = [
     "calorimeter_w1",
     "cell_sparsity",
     "classifier_auc",
+    "de_genes",
+    "de_recovery",
     "frechet_distance",
+    "gene_corr_similarity",
     "gene_means",
     "gene_sparsity",
+    "group_distances",
     "image_four_momentum",
     "image_mass",
     "image_pt",
     "joint_pca",
     "lisi",
+    "log_fold_change",
     "logit_sparsity",
+    "mean_var_similarity",
     "mmd",
     "mmd_bandwidths",
     "pcc",
@@ -47,6 +59,8 @@ __all__ = [
     "scc",
     "sparsity_histogram",
     "sparsity_metrics",
+    "wasserstein",
     "wasserstein_1d",
     "zero_fraction",
+    "zero_fraction_mae",
 ]

@@ -12,8 +12,10 @@ from ._embedding import umap
 from ._expression import gene_means
 from ._images import image_sparsity, images, mean_image
 from ._sparsity import sparsity, sparsity_bits
+from ._summary import evaluation
 
 __all__ = [
+    "evaluation",
     "gene_means",
     "image_sparsity",
     "images",

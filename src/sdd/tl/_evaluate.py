@@ -28,6 +28,18 @@ METRICS = (
 )
 """Metric names of :func:`evaluate`'s table, in order."""
 
+FLOOR_METRICS = (
+    "AUC_rf",
+    "zero_fraction_mae",
+    "gene_corr",
+    "log_var_corr",
+    "log_var_mae",
+)
+"""Metrics added to group ``"all"`` with ``floor=True``."""
+
+GROUP_METRICS = ("MMD_shared_pca", "W1", "W2", "zero_fraction_mae")
+"""Per-label metrics (one PCA shared by all labels) added with ``floor=True``."""
+
 N_SPLITS = 5  # cross-validation folds of the classifier AUC
 N_NEIGHBORS = 90  # LISI neighbours, scib's default (perplexity 30)
 
@@ -174,6 +186,10 @@ def evaluate(
     n_neighbors: int = N_NEIGHBORS,
     classifier: Literal["knn", "random_forest"] = "knn",
     min_cells: int = 20,
+    floor: bool = False,
+    condition_key: str | None = None,
+    de_groups: tuple[str, str] | None = None,
+    de_k: int = 50,
 ) -> pd.DataFrame:
     """Judge generated cells against real cells with the metrics of the SDD paper and scDiffusion.
 
@@ -236,6 +252,17 @@ def evaluate(
         ``"knn"`` (15 neighbours) or ``"random_forest"`` (100 trees) for the AUC.
     min_cells
         Fewest cells of each set a group needs (at least 5, the classifier's folds).
+    floor
+        Report each metric next to its real-vs-real floor (see below). Default ``False``
+        keeps the table above unchanged; ``condition_key`` or ``de_groups`` imply it.
+    condition_key
+        Column of both ``obs`` with exactly two values (or pass ``de_groups``): adds DE
+        recovery rows between its two groups.
+    de_groups
+        ``(a, b)``: the two groups of ``condition_key`` (or, without it, of
+        ``labels_key``) compared by DE recovery.
+    de_k
+        Top DE genes compared (:func:`sdd.metrics.de_recovery`).
 
     Returns
     -------
@@ -245,6 +272,19 @@ def evaluate(
     ``generated.uns["sdd"]["evaluation"]``, with the settings in
     ``generated.uns["sdd"]["evaluation_params"]``.
 
+    With ``floor=True`` ``real`` is split into two random halves A and B (stratified by
+    ``labels_key`` when given) and every metric is computed twice against the same half B:
+    column ``value`` for ``generated`` (subsampled to the size of A, stratified by label
+    when possible, so both comparisons have the same sample sizes) and column ``floor`` for
+    half A, the best score a generator can expect on this data. Rows are added: in group
+    ``"all"`` ``AUC_rf`` (random-forest AUC), ``zero_fraction_mae`` (pp),
+    ``gene_corr`` (:func:`sdd.metrics.gene_corr_similarity`), ``log_var_corr`` /
+    ``log_var_mae`` (:func:`sdd.metrics.mean_var_similarity`); per label
+    ``MMD_shared_pca``, ``W1``, ``W2`` (exact, assignment-based) and ``zero_fraction_mae``
+    (:func:`sdd.metrics.group_distances`); and for the DE pair, group ``"a vs b"``:
+    ``LFC_pearson``, ``LFC_spearman``, ``top{k}_overlap``, ``top{k}_up_overlap``
+    (:func:`sdd.metrics.de_recovery`; assumes log1p-normalised data).
+
     Examples
     --------
     >>> import scanpy as sc, sdd
@@ -253,6 +293,24 @@ def evaluate(
     >>> table = sdd.tl.evaluate(real, other)  # doctest: +SKIP
     >>> table.pivot(index="group", columns="metric", values="value")  # doctest: +SKIP
     """
+    if floor or condition_key is not None or de_groups is not None:
+        return _evaluate_floor(
+            real,
+            generated,
+            labels_key=labels_key,
+            condition_key=condition_key,
+            de_groups=de_groups,
+            de_k=de_k,
+            layer=layer,
+            generated_layer=generated_layer,
+            n_cells=n_cells,
+            random_state=random_state,
+            align_genes=align_genes,
+            n_comps=n_comps,
+            n_neighbors=n_neighbors,
+            classifier=classifier,
+            min_cells=min_cells,
+        )
     min_cells = check_int(min_cells, "min_cells", N_SPLITS)
     if n_cells is not None:
         n_cells = check_int(n_cells, "n_cells (at least min_cells)", min_cells)
@@ -336,6 +394,210 @@ def evaluate(
         params["n_cells"] = int(n_cells)
     if labels_key is not None:
         params["labels_key"] = labels_key
+    info = generated.uns.get("sdd")
+    generated.uns["sdd"] = {
+        **(dict(info) if isinstance(info, Mapping) else {}),
+        "evaluation": table,
+        "evaluation_params": params,
+    }
+    return table
+
+
+def _halves(n: int, labels: np.ndarray | None, rng: np.random.Generator):
+    """Two disjoint index sets of ``n`` rows, half each (per label when given)."""
+    groups = (
+        [np.arange(n)]
+        if labels is None
+        else [np.flatnonzero(labels == u) for u in np.unique(labels)]
+    )
+    a, b = [], []
+    for idx in groups:
+        idx = rng.permutation(idx)
+        a.append(idx[: idx.size // 2])
+        b.append(idx[idx.size // 2 :])
+    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+
+
+def _matched(
+    labels_ref: np.ndarray | None,
+    labels_g: np.ndarray | None,
+    size: int,
+    n_g: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Rows of the generated set matching the label counts of the reference (if possible)."""
+    if labels_ref is None or labels_g is None:
+        return _subsample(n_g, size, rng)
+    keep = []
+    for u, count in zip(*np.unique(labels_ref, return_counts=True), strict=True):
+        idx = np.flatnonzero(labels_g == u)
+        keep.append(rng.permutation(idx)[:count])
+    return np.sort(np.concatenate(keep))
+
+
+def _extra(x: Any, y: Any, pcs: tuple[np.ndarray, np.ndarray], random_state: int) -> dict:
+    from .. import metrics
+
+    mv = metrics.mean_var_similarity(x, y)
+    return {
+        "AUC_rf": metrics.classifier_auc(
+            *pcs, method="random_forest", n_splits=N_SPLITS, random_state=random_state
+        ),
+        "zero_fraction_mae": metrics.zero_fraction_mae(x, y),
+        "gene_corr": metrics.gene_corr_similarity(x, y),
+        **mv,
+    }
+
+
+def _de_pair(adata_r, adata_g, condition_key, labels_key, de_groups):
+    key = condition_key or labels_key
+    if key is None:
+        raise ValueError("de_groups needs condition_key or labels_key.")
+    lab_r, lab_g = _labels(adata_r, key, "real"), _labels(adata_g, key, "generated")
+    if de_groups is None:
+        values = sorted(set(lab_r))
+        if len(values) != 2:
+            raise ValueError(
+                f"condition_key {key!r} has {len(values)} values ({values[:5]}); pass "
+                "de_groups=(a, b) to choose two."
+            )
+        de_groups = (values[0], values[1])
+    a, b = (str(g) for g in de_groups)
+    for g in (a, b):
+        if g not in set(lab_r) or g not in set(lab_g):
+            raise ValueError(
+                f"de_groups value {g!r} is missing from real or generated .obs[{key!r}]."
+            )
+    return key, a, b, lab_r, lab_g
+
+
+def _evaluate_floor(
+    real,
+    generated,
+    *,
+    labels_key,
+    condition_key,
+    de_groups,
+    de_k,
+    layer,
+    generated_layer,
+    n_cells,
+    random_state,
+    align_genes,
+    n_comps,
+    n_neighbors,
+    classifier,
+    min_cells,
+) -> pd.DataFrame:
+    from .. import metrics
+
+    min_cells = check_int(min_cells, "min_cells", N_SPLITS)
+    if classifier not in ("knn", "random_forest"):
+        raise ValueError(f"classifier must be 'knn' or 'random_forest', got {classifier!r}.")
+    x, y, genes = paired_matrices(
+        real, generated, layer=layer, generated_layer=generated_layer, align_genes=align_genes
+    )
+    _warn_units(real, generated, layer)
+    rng = np.random.default_rng(random_state)
+    lab_r = _labels(real, labels_key, "real") if labels_key else None
+    lab_g = _labels(generated, labels_key, "generated") if labels_key else None
+    ia, ib = _halves(x.shape[0], lab_r, rng)
+    if min(ia.size, ib.size) < min_cells:
+        raise ValueError(f"floor=True needs {2 * min_cells} real cells, got {x.shape[0]}.")
+    ig = _matched(None if lab_r is None else lab_r[ia], lab_g, ia.size, y.shape[0], rng)
+    if ig.size < min_cells:
+        ig = _subsample(y.shape[0], ia.size, rng)
+    xa, xb, ys = x[ia], x[ib], y[ig]
+    records = []
+
+    def add(group, metric, value, floor_value, n_real, n_gen, n_sub):
+        records.append(
+            {
+                "group": group,
+                "metric": metric,
+                "value": float(value),
+                "floor": float(floor_value),
+                "n_real": int(n_real),
+                "n_generated": int(n_gen),
+                "n_subsample": int(n_sub),
+            }
+        )
+
+    kw = dict(
+        n_cells=n_cells,
+        n_comps=n_comps,
+        n_neighbors=n_neighbors,
+        classifier=classifier,
+        random_state=random_state,
+    )
+    gen_v, size = _group_metrics(xb, ys, rng=np.random.default_rng(random_state), **kw)
+    flo_v, _ = _group_metrics(xb, xa, rng=np.random.default_rng(random_state), **kw)
+    pcs_g = metrics.joint_pca(
+        _rows(xb, size, np.random.default_rng(random_state)),
+        _rows(ys, size, np.random.default_rng(random_state + 1)),
+        n_comps=n_comps,
+        random_state=random_state,
+    )
+    pcs_f = metrics.joint_pca(
+        _rows(xb, size, np.random.default_rng(random_state)),
+        _rows(xa, size, np.random.default_rng(random_state + 1)),
+        n_comps=n_comps,
+        random_state=random_state,
+    )
+    gen_v.update(_extra(xb, ys, pcs_g, random_state))
+    flo_v.update(_extra(xb, xa, pcs_f, random_state))
+    for metric in METRICS + FLOOR_METRICS:
+        add("all", metric, gen_v[metric], flo_v[metric], ib.size, ys.shape[0], size)
+    if labels_key is not None:
+        lg = lab_g[ig]
+        kw2 = dict(n_comps=n_comps, min_cells=min_cells, random_state=random_state)
+        tg = metrics.group_distances(xb, ys, lab_r[ib], lg, **kw2).set_index("group")
+        tf = metrics.group_distances(xb, xa, lab_r[ib], lab_r[ia], **kw2).set_index("group")
+        for label in tg.index.intersection(tf.index):
+            for metric, column in zip(
+                GROUP_METRICS, ("MMD", "W1", "W2", "zero_fraction_mae"), strict=True
+            ):
+                add(
+                    label,
+                    metric,
+                    tg.loc[label, column],
+                    tf.loc[label, column],
+                    tg.loc[label, "n_real"],
+                    tg.loc[label, "n_generated"],
+                    min(tg.loc[label, "n_real"], tg.loc[label, "n_generated"]),
+                )
+    if condition_key is not None or de_groups is not None:
+        key, a, b, cr, cg = _de_pair(real, generated, condition_key, labels_key, de_groups)
+        cb, ca, cgs = cr[ib], cr[ia], cg[ig]
+        if min((cb == a).sum(), (cb == b).sum(), (cgs == a).sum(), (cgs == b).sum()) < 2:
+            raise ValueError(f"DE needs at least 2 cells of {a!r} and {b!r} in each half.")
+        gen_de = metrics.de_recovery(xb[cb == a], xb[cb == b], ys[cgs == a], ys[cgs == b], k=de_k)
+        flo_de = metrics.de_recovery(xb[cb == a], xb[cb == b], xa[ca == a], xa[ca == b], k=de_k)
+        for metric in gen_de:
+            add(
+                f"{a} vs {b}",
+                metric,
+                gen_de[metric],
+                flo_de[metric],
+                ib.size,
+                ys.shape[0],
+                ys.shape[0],
+            )
+    table = pd.DataFrame.from_records(records)
+    params = {
+        "n_genes": int(len(genes)),
+        "n_comps": int(n_comps),
+        "floor": True,
+        "n_neighbors": int(n_neighbors),
+        "classifier": classifier,
+        "random_state": int(random_state),
+        "min_cells": int(min_cells),
+        "layer": layer or "X",
+        "generated_layer": generated_layer or "X",
+    }
+    for name, value in (("labels_key", labels_key), ("condition_key", condition_key)):
+        if value is not None:
+            params[name] = value
     info = generated.uns.get("sdd")
     generated.uns["sdd"] = {
         **(dict(info) if isinstance(info, Mapping) else {}),
