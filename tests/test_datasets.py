@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gzip
 import struct
+import urllib.error
 
 import h5py
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from sdd.datasets import CalorimeterImages, read_calorimeter, read_idx, read_mnist
+import sdd
+from sdd.datasets import CalorimeterImages, _fetch, read_calorimeter, read_idx, read_mnist
 
 IDX_CODES = {
     np.uint8: 0x08,
@@ -192,3 +194,136 @@ def test_real_calorimeter_file():
     assert abs((data.images == 0).mean() - 0.9932) < 1e-3  # README: 99.32% zero pixels
     np.testing.assert_allclose(data.eta[[0, -1]], [-0.3875, 0.3875])
     assert set(data.extra) == {"muon_pt", "muon_eta"}
+
+
+# ------------------------------------------------------------------ loaders (never the network)
+
+
+def _write_mnist_dir(directory, n=5, *, labels_max=9, seed=0):
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, labels_max + 1, n).astype(np.uint8)
+    for prefix in ("train", "t10k"):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images, compress=True)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels, compress=True)
+    return images, labels
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network: every download fails; the cache is an empty tmp folder."""
+    calls = []
+
+    def refuse(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(_fetch.urllib.request, "urlopen", refuse)
+    monkeypatch.setenv("SDD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SDD_DATA_DIR", raising=False)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("loader", "subdir"),
+    [(sdd.datasets.mnist, "mnist"), (sdd.datasets.fashion_mnist, "fashion-mnist")],
+)
+def test_loader_reads_path_and_env(tmp_path, monkeypatch, offline, loader, subdir):
+    images, labels = _write_mnist_dir(tmp_path / "copy")
+    x, y = loader("test", path=tmp_path / "copy")
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+    _write_mnist_dir(tmp_path / "data" / subdir, seed=1)
+    monkeypatch.setenv("SDD_DATA_DIR", str(tmp_path / "data"))
+    x_env, _ = loader("train")
+    assert not np.array_equal(x_env, images)  # read from $SDD_DATA_DIR/<subdir>, not `copy`
+    assert offline == []
+
+
+def test_loader_offline_error(offline, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDD_DATA_DIR", str(tmp_path / "empty"))  # set, but holds nothing
+    with pytest.raises(ConnectionError, match="could not download t10k-images.*SDD_DATA_DIR"):
+        sdd.datasets.mnist("test")
+    assert offline and all(u.endswith("t10k-images-idx3-ubyte.gz") for u in offline)
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))  # no partial file
+    with pytest.raises(ValueError, match="split"):
+        sdd.datasets.fashion_mnist("valid")
+    with pytest.raises(FileNotFoundError, match="No directory"):
+        sdd.datasets.mnist(path=tmp_path / "nowhere")
+
+
+def test_loader_downloads_atomically_and_checks_content(monkeypatch, tmp_path):
+    """A fake server hands out tiny idx files: written to the cache, then rejected by the
+    size check for downloads (an official split has 60,000 / 10,000 images) and removed."""
+    _write_mnist_dir(tmp_path / "server", n=4)
+    monkeypatch.setenv("SDD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SDD_DATA_DIR", raising=False)
+    urls = []
+
+    def serve(url, *args, **kwargs):
+        urls.append(url)
+        return open(tmp_path / "server" / url.rsplit("/", 1)[1], "rb")
+
+    monkeypatch.setattr(_fetch.urllib.request, "urlopen", serve)
+    with pytest.raises(ValueError, match="expected 10000 images, got 4"):
+        sdd.datasets.mnist("test")
+    assert len(urls) == 2 and urls[0].startswith("https://")
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))  # damaged files removed
+    # a local copy with a bad label is rejected with the reason
+    _write_mnist_dir(tmp_path / "bad", labels_max=200)
+    with pytest.raises(ValueError, match="labels must lie in 0..9"):
+        sdd.datasets.mnist("train", path=tmp_path / "bad")
+
+
+def test_download_failure_leaves_no_partial_file(monkeypatch, tmp_path):
+    class Broken:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, n):
+            raise OSError("connection reset")
+
+    monkeypatch.setattr(_fetch.urllib.request, "urlopen", lambda *a, **k: Broken())
+    with pytest.raises(OSError, match="connection reset"):
+        _fetch._download("https://example.org/f.gz", tmp_path / "f.gz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SDD_CACHE_DIR", str(tmp_path / "c"))
+    assert sdd.datasets.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("SDD_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert sdd.datasets.cache_dir() == tmp_path / "xdg" / "sdd"
+
+
+def test_calorimeter_sample_shipped():
+    data = sdd.datasets.calorimeter()
+    assert data.images.shape == (4000, 32, 32) and data.images.dtype == np.float32
+    assert np.bincount(data.labels).tolist() == [2000, 2000]
+    assert 0.99 < (data.images == 0).mean() < 0.996  # the full file: 99.32% zeros
+    assert data.images.min() >= 0
+    assert set(data.extra) == {"muon_pt", "muon_eta"}
+    np.testing.assert_allclose(data.eta[[0, -1]], [-0.3875, 0.3875])
+    # signal (isolated muons) carries less pT around the muon than background
+    summed = data.images.sum((1, 2))
+    assert np.median(summed[data.labels == 1]) < np.median(summed[data.labels == 0])
+
+
+def test_calorimeter_path(tmp_path):
+    np.savez(tmp_path / "c.npz", **_calo_arrays(n=3, size=4))
+    assert sdd.datasets.calorimeter(tmp_path / "c.npz").images.shape == (3, 4, 4)
+
+
+def test_pbmc68k_symbols_and_labels():
+    adata = sdd.datasets.pbmc68k()
+    assert adata.shape == (700, 765)
+    assert {"LYZ", "MS4A1", "NKG7", "CD79A"} <= set(adata.var_names)
+    assert adata.obs["bulk_labels"].nunique() == 10
+    assert adata.X.min() >= 0 and adata.X.dtype == np.float32
+    assert 0.5 < 1 - adata.X.nnz / np.prod(adata.shape) < 0.99
+    assert "log1p" in adata.uns
