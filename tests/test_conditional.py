@@ -52,7 +52,7 @@ def labelled() -> ad.AnnData:
 
 
 @pytest.fixture(scope="module")
-def model(labelled, one_thread) -> sdd.SDD:
+def model(labelled) -> sdd.SDD:
     data = labelled.copy()
     sdd.SDD.setup_anndata(data, labels_key="cell_type", counts_layer="counts")
     return sdd.SDD(data, **TINY).train(max_steps=200, batch_size=64, lr=3e-3, progress=False)

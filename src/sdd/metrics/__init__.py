@@ -30,9 +30,12 @@ from ._lisi import lisi
 from ._mmd import mmd, mmd_bandwidths
 from ._sparsity import cell_sparsity, gene_sparsity, sparsity_metrics, zero_fraction
 from ._structure import gene_corr_similarity, mean_var_similarity, zero_fraction_mae
+from ._utils import as_matrix, as_pair  # array coercion shared with sdd.pl
 from ._wasserstein import group_distances, wasserstein
 
 __all__ = [
+    "as_matrix",
+    "as_pair",
     "calorimeter_w1",
     "cell_sparsity",
     "classifier_auc",

@@ -1,7 +1,12 @@
 """Model classes users touch."""
 
 from ._anndata import SDD
+from ._base import DiffusionModel
 from ._blackout import SDDBlackout
+from ._cells import AnnDataModel, mark_source
 from ._image import GeneratedImages, SDDImage
 
-__all__ = ["SDD", "SDDBlackout", "SDDImage", "GeneratedImages"]
+__all__ = [
+    "SDD", "SDDBlackout", "SDDImage", "GeneratedImages", "DiffusionModel", "AnnDataModel",
+    "mark_source",
+]

@@ -28,8 +28,8 @@ from ..data import (
     size_factors_from_counts,
 )
 from ..diffusion import GaussianDiffusion, sparsity
-from ..diffusion.schedule import CosineSchedule
 from ..nn import SkipMLP
+from ._base import gaussian_process
 from ._cells import AnnDataModel
 
 __all__ = ["SDD"]
@@ -160,14 +160,7 @@ class SDD(AnnDataModel):
         )  # fmt: skip
 
     def _make_process(self) -> GaussianDiffusion:
-        a = self.init_args_
-        schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
-        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
-
-    @property
-    def schedule(self) -> CosineSchedule:
-        """The noise schedule of the process."""
-        return self.process.schedule
+        return gaussian_process(self.init_args_)
 
     def _encode(self, x, nonzero):
         return sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x

@@ -39,7 +39,7 @@ from ..data import (
     label_codes,
     plain,
 )
-from ..diffusion import label_dropout
+from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout
 from ..io import load_dir, save_dir
 from ..sparse import make_masks, weight_report
 from ..train import (
@@ -91,6 +91,12 @@ def check_guidance(guidance_scale: Any) -> float:
     if not np.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
     return float(guidance_scale)
+
+
+def gaussian_process(init_args: Mapping[str, Any]) -> GaussianDiffusion:
+    """The Gaussian (+ sparsity bits) process of ``logsnr_min/max`` and ``self_condition``."""
+    schedule = CosineSchedule(init_args["logsnr_min"], init_args["logsnr_max"])
+    return GaussianDiffusion(schedule, self_condition=init_args["self_condition"])
 
 
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -206,6 +212,11 @@ class DiffusionModel:
     def categories_(self) -> dict[str, list]:
         """Known labels per condition key (empty for an unconditional model)."""
         return self.setup_args_.get("categories", {})
+
+    @property
+    def schedule(self) -> Any:
+        """The noise schedule (Gaussian) or observation times (Blackout) of the process."""
+        return self.process.schedule
 
     @property
     def history(self) -> pd.DataFrame:

@@ -151,11 +151,6 @@ class SDDBlackout(AnnDataModel):
             weighting=a["weighting"], parameterization=a["parameterization"],
         )  # fmt: skip
 
-    @property
-    def schedule(self) -> blackout.BlackoutSchedule:
-        """The observation times of the death process."""
-        return self.process.schedule
-
     def _sample_shape(self) -> tuple[int, ...]:
         return (self.n_genes,)
 

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from ..data import TRANSFORMS, ImageScaler, check_images, check_labels, label_codes
-from ..diffusion import CosineSchedule, GaussianDiffusion, sparsity
+from ..diffusion import GaussianDiffusion, sparsity
 from ..nn.unet import UNet
-from ._base import DiffusionModel
+from ._base import DiffusionModel, gaussian_process
 
 __all__ = ["SDDImage", "GeneratedImages"]
 
@@ -185,14 +185,7 @@ class SDDImage(DiffusionModel):
         )  # fmt: skip
 
     def _make_process(self) -> GaussianDiffusion:
-        a = self.init_args_
-        schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
-        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
-
-    @property
-    def schedule(self) -> CosineSchedule:
-        """The noise schedule of the process."""
-        return self.process.schedule
+        return gaussian_process(self.init_args_)
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         if self._images is None:

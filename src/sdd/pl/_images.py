@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 
-from ..metrics._images import per_image_sparsity
+from ..metrics import per_image_sparsity
 
 __all__ = ["images", "mean_image", "image_sparsity"]
 

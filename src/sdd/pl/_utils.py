@@ -9,8 +9,8 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 
 from ..data import get_matrix
-from ..metrics._utils import as_matrix, as_pair
-from ..tl._evaluate import paired_matrices
+from ..metrics import as_matrix, as_pair
+from ..tl import paired_matrices
 
 
 def matrix(data: Any, layer: str | None, name: str) -> Any:

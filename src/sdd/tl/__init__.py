@@ -1,6 +1,6 @@
 """scanpy-style functions: ``fit``, ``generate``, ``evaluate``."""
 
-from ._evaluate import evaluate
-from ._fit import fit, generate
+from ._evaluate import evaluate, paired_matrices
+from ._fit import FittedModels, fit, fitted, generate
 
-__all__ = ["evaluate", "fit", "generate"]
+__all__ = ["FittedModels", "evaluate", "fit", "fitted", "generate", "paired_matrices"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,46 @@ from anndata import AnnData
 
 from ..model import SDD
 
-_last_model: SDD | None = None
+logger = logging.getLogger("sdd")
+
+
+class FittedModels:
+    """The registry of models trained by :func:`fit`, available as ``sdd.tl.fitted``.
+
+    :func:`generate` without ``model=`` uses the last one and logs which it is; this is
+    the package's only remembered model state, and it is explicit: inspect it with
+    ``sdd.tl.fitted.last`` or empty it with ``sdd.tl.fitted.clear()``.
+
+    Examples
+    --------
+    >>> sdd.tl.fitted.last is None or hasattr(sdd.tl.fitted.last, "generate")  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[SDD, str]] = []
+
+    def add(self, model: SDD, description: str) -> None:
+        """Remember ``model`` (trained on the data ``description`` names)."""
+        self._entries.append((model, description))
+
+    @property
+    def last(self) -> SDD | None:
+        """The model the last :func:`fit` returned (``None`` before any)."""
+        return self._entries[-1][0] if self._entries else None
+
+    def describe_last(self) -> str:
+        return self._entries[-1][1] if self._entries else ""
+
+    def clear(self) -> None:
+        """Forget every remembered model."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+fitted = FittedModels()
 
 
 def fit(
@@ -68,7 +108,6 @@ def fit(
     >>> model = sdd.tl.fit(adata, max_steps=500)  # doctest: +SKIP
     >>> gen = sdd.tl.generate(n_cells=1000)  # doctest: +SKIP
     """
-    global _last_model
     SDD.setup_anndata(
         adata,
         layer=layer,
@@ -96,7 +135,7 @@ def fit(
         "n_params": model.n_params,
         "final_loss": float(model.history_["loss"].tail(100).mean()),
     }
-    _last_model = model
+    fitted.add(model, f"fit #{len(fitted) + 1} on {adata.n_obs} cells x {adata.n_vars} genes")
     return model
 
 
@@ -118,9 +157,11 @@ def generate(n_cells: int | None = None, *, model: SDD | None = None, **kwargs: 
     -------
     AnnData of generated cells (see :meth:`sdd.SDD.generate`).
     """
-    model = model if model is not None else _last_model
     if model is None:
-        raise ValueError("No model: call sdd.tl.fit(adata) first or pass model=.")
+        model = fitted.last
+        if model is None:
+            raise ValueError("No model: call sdd.tl.fit(adata) first or pass model=.")
+        logger.info("sdd.tl.generate: using the model of %s", fitted.describe_last())
     if n_cells is None:  # the model's own default
         return model.generate(**kwargs)
     return model.generate(n_cells, **kwargs)
