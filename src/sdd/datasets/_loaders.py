@@ -83,7 +83,10 @@ def mnist(
 
     Returns
     -------
-    images, labels
+    images : numpy.ndarray
+        ``(N, 28, 28)`` uint8.
+    labels : numpy.ndarray
+        Digit or class per image.
 
     Raises
     ------
