@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_path, write_csv, write_h5ad
+from .io import atomic_path, check_output_path, write_csv, write_h5ad
 
 __all__ = ["main", "build_parser"]
 
@@ -83,11 +83,10 @@ def _check_output(path: str | Path, *, overwrite: bool, suffixes: Sequence[str])
         )
     if path.exists() and not overwrite:
         raise CLIError(f"{str(path)!r} already exists; pass --overwrite to replace it.")
-    if path.is_dir():
-        raise CLIError(f"output {str(path)!r} is a directory.")
-    if not path.parent.is_dir():
-        raise CLIError(f"the folder of {str(path)!r} does not exist.")
-    return path
+    try:
+        return check_output_path(path, overwrite=True)  # a directory, a missing folder
+    except OSError as err:
+        raise CLIError(f"output {err}") from err
 
 
 def _normalize(adata, layer: str | None):
