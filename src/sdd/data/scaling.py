@@ -8,7 +8,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["gene_max", "Scaler"]
+__all__ = ["gene_max", "Scaler", "RANGE_TOLERANCE"]
+
+#: Relative slack above the fitted maximum that :meth:`Scaler.out_of_range` tolerates.
+RANGE_TOLERANCE = 1e-5
 
 
 def gene_max(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
@@ -80,11 +83,36 @@ class Scaler:
         """Map [-1, 1] back to the data's units (``[0, m_g]``)."""
         return ((z.clamp(-1.0, 1.0) + 1.0) * 0.5) * self._upper(z.device)
 
+    @property
+    def maximum(self) -> np.ndarray:
+        """The fitted per-gene maximum ``m_g`` in data units."""
+        return self.gene_max
+
+    def out_of_range(self, x: torch.Tensor) -> torch.Tensor:
+        """Per feature (axis 1 of ``x``): whether any value is outside ``[0, m_g]`` (or NaN).
+
+        A boolean tensor on ``x``'s device, computed without a host synchronisation, so
+        a training loop can check every minibatch for data that changed after the scale
+        was fitted (values :meth:`transform` would otherwise clip silently). Values up
+        to ``m_g (1 + 1e-5)`` count as in range (float rounding).
+
+        Examples
+        --------
+        >>> Scaler(np.array([2.0, 4.0])).out_of_range(torch.tensor([[3.0, 4.0]])).tolist()
+        [True, False]
+        """
+        upper = self._upper(x.device)
+        bad = ~((x >= 0) & (x <= upper + RANGE_TOLERANCE * upper))
+        return bad.reshape(bad.shape[0], bad.shape[1], -1).any(dim=2).any(dim=0)
+
     def _upper(self, device: torch.device) -> torch.Tensor:
         key = f"upper:{device}"
         cached = self._on_device.get(key)
         if cached is None or cached[0] != id(self.gene_max):
-            cached = (id(self.gene_max), torch.as_tensor(self.gene_max.reshape(self.scale.shape)).to(device))
+            cached = (
+                id(self.gene_max),
+                torch.as_tensor(self.gene_max.reshape(self.scale.shape)).to(device),
+            )
             self._on_device[key] = cached
         return cached[1]
 

@@ -353,7 +353,7 @@ class DiffusionModel:
         batches = MinibatchSampler(
             matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
             random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
-            rank=rank, world_size=world_size,
+            rank=rank, world_size=world_size, feature_names=getattr(self, "var_names_", None),
         )  # fmt: skip
         self.module.to(dev)
         self.ema_.model.to(dev)
