@@ -513,6 +513,7 @@ class MinibatchSampler(RowBatches):
         raise ValueError(
             f"The training data changed after the model was set up: {name} has values "
             f"outside the range{limit} it had then (or NaN), which scaling would clip "
-            "silently. Set up the model again on the current data (a new model fits the "
-            "new range), or restore the data."
+            "silently (data changed in place, or other data than the model was set up "
+            "on). Set up the model again on the current data (a new model fits the new "
+            "range), or restore the data."
         )
