@@ -62,7 +62,7 @@ def _check_not_continuous(column: pd.Series, key: str) -> None:
     if fractional.size or not np.isfinite(values).all():
         example = fractional[0] if fractional.size else values[~np.isfinite(values)][0]
         raise ValueError(
-            f"adata.obs[{key!r}] is a float column (e.g. {example!r}) with "
+            f"adata.obs[{key!r}] is a float column (e.g. {float(example):g}) with "
             f"{column.nunique()} distinct values for {len(column)} rows: as a condition "
             "every distinct value would become its own category. Conditions must be "
             f"labels: convert the column, e.g. adata.obs[{key!r}] = "
