@@ -161,3 +161,22 @@ def test_range_check_never_flags_the_data_it_was_fitted_on():
     changed[:, 5] = 1.0  # a gene that was all zero at setup now has values
     with pytest.raises(ValueError, match="feature 5"):
         MinibatchSampler(changed, Scaler.fit(x), batch_size=16, device=CPU)()
+
+
+def test_sparse_read_back_still_catches_every_batch():
+    """On accelerators the flag is read back every ``check_every`` batches and at the end."""
+    x = np.abs(np.random.default_rng(3).normal(size=(40, 4)))
+    scaler = Scaler.fit(x)
+    x[:, 1] *= 2  # every row of gene 1 changed
+    batches = MinibatchSampler(x, scaler, batch_size=4, device=CPU, check_every=50)
+    with pytest.raises(ValueError, match="feature 1"):
+        batches()  # the first batch is always read back
+    clean = np.minimum(x, scaler.maximum)
+    clean[-1, 1] = 10 * scaler.maximum[1]  # one changed row
+    batches = MinibatchSampler(clean, scaler, batch_size=4, device=CPU, check_every=50)
+    for _ in range(10):  # one epoch: the changed row is served, not yet read back
+        batches()
+    with pytest.raises(ValueError, match="feature 1"):
+        batches.check_range()
+    with pytest.raises(ValueError, match="check_every"):
+        MinibatchSampler(x, scaler, batch_size=4, device=CPU, check_every=0)

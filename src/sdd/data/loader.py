@@ -422,8 +422,9 @@ class MinibatchSampler(RowBatches):
     minibatch is checked for values outside the range the scaler was fitted on (data
     changed in place after the model was set up), which scaling would clip silently:
     such a value raises ``ValueError`` naming the feature. The check is one comparison
-    per minibatch; on an accelerator its result is read back on the first minibatch and
-    then every ``check_every`` minibatches, so it adds no synchronisation to the others.
+    per minibatch; its result is read back on the first minibatch, every
+    ``check_every`` minibatches (on accelerators 100, so it adds no synchronisation to
+    the others) and by :meth:`check_range`, which a training loop calls at the end.
 
     Parameters
     ----------
@@ -436,7 +437,8 @@ class MinibatchSampler(RowBatches):
     feature_names
         Gene names (axis 1) for the out-of-range error; ``None``: the index.
     check_every
-        On accelerators, read the out-of-range flag back every this many minibatches.
+        Read the out-of-range flag back every this many minibatches (``None``: every
+        one on the CPU, where it costs nothing; every 100 on accelerators).
 
     Examples
     --------
@@ -463,7 +465,7 @@ class MinibatchSampler(RowBatches):
         world_size: int = 1,
         prefetch: bool | None = None,
         feature_names: Sequence[str] | None = None,
-        check_every: int = 100,
+        check_every: int | None = None,
     ) -> None:
         super().__init__(
             matrix,
@@ -479,7 +481,11 @@ class MinibatchSampler(RowBatches):
         )
         self.scaler = scaler
         self.feature_names = None if feature_names is None else list(feature_names)
-        self.check_every = max(1, int(check_every))
+        if check_every is None:
+            check_every = 1 if self.device.type == "cpu" else 100
+        if isinstance(check_every, bool) or int(check_every) != check_every or check_every < 1:
+            raise ValueError(f"check_every must be a positive integer, got {check_every!r}.")
+        self.check_every = int(check_every)
         self._out_of_range: torch.Tensor | None = None
         self._calls = 0
 
@@ -499,9 +505,14 @@ class MinibatchSampler(RowBatches):
         bad = check(x)
         self._out_of_range = bad if self._out_of_range is None else self._out_of_range | bad
         self._calls += 1
-        if self.device.type != "cpu" and (self._calls - 1) % self.check_every:
+        if (self._calls - 1) % self.check_every:
             return  # read back on the first minibatch and every check_every-th
-        if not bool(self._out_of_range.any()):
+        self.check_range()
+
+    def check_range(self) -> None:
+        """Raise ``ValueError`` if any minibatch served so far had values outside the
+        scaler's range (a host synchronisation on accelerators: call it at the end)."""
+        if self._out_of_range is None or not bool(self._out_of_range.any()):
             return
         index = int(torch.nonzero(self._out_of_range)[0, 0])
         name = (

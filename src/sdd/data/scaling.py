@@ -101,9 +101,15 @@ class Scaler:
         >>> Scaler(np.array([2.0, 4.0])).out_of_range(torch.tensor([[3.0, 4.0]])).tolist()
         [True, False]
         """
-        upper = self._upper(x.device)
-        bad = ~((x >= 0) & (x <= upper + RANGE_TOLERANCE * upper))
-        return bad.reshape(bad.shape[0], bad.shape[1], -1).any(dim=2).any(dim=0)
+        key = f"limit:{x.device}"
+        cached = self._on_device.get(key)
+        if cached is None or cached[0] != id(self.gene_max):
+            limit = self.gene_max.ravel() * (1.0 + RANGE_TOLERANCE)
+            cached = (id(self.gene_max), torch.as_tensor(limit).to(x.device))
+            self._on_device[key] = cached
+        y = x.reshape(x.shape[0], x.shape[1], -1)
+        high, low = y.amax(dim=(0, 2)), y.amin(dim=(0, 2))  # NaN propagates into high
+        return ~((low >= 0) & (high <= cached[1]))
 
     def _upper(self, device: torch.device) -> torch.Tensor:
         key = f"upper:{device}"

@@ -377,6 +377,7 @@ class DiffusionModel:
                 progress=progress and rank == 0, fast=fast, distributed=is_distributed,
             )  # fmt: skip
             self._check_finite_weights()
+            batches.check_range()  # data changed after setup (read back at the end on GPUs)
         except BaseException as err:
             self._restore(snapshot)
             if isinstance(err, FloatingPointError):
