@@ -274,7 +274,9 @@ def test_umap_reuses_the_stored_embedding(joint, monkeypatch):
 
 def test_umap_from_real_and_generated(halves, tmp_path):
     real, other = halves
-    axes = sdd.pl.umap(real, other, color=["source", "bulk_labels"], n_cells=150, show=False)
+    axes = sdd.pl.umap(
+        real, other, color=["source", "bulk_labels"], n_cells=150, n_comps=20, show=False
+    )
     assert isinstance(axes, list) and len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
     assert axes[0].collections[0].get_offsets().shape == (300, 2)
     legend = {t.get_text() for t in axes[0].get_legend().get_texts()}

@@ -117,6 +117,8 @@ def umap(
     generated_layer: str | None = None,
     align_genes: bool = False,
     n_cells: int | None = None,
+    n_comps: int | None = None,
+    n_neighbors: int | None = None,
     random_state: int = 0,
     size: float | None = None,
     title: str | Sequence[str] | None = None,
@@ -148,8 +150,9 @@ def umap(
     color
         ``"source"`` (real vs generated), an ``obs`` column (e.g. the cell type; cells
         without it are light grey) or a gene, or a list of them for one panel each.
-    layer, generated_layer, align_genes, n_cells
-        Passed to :func:`sdd.tl.joint_embedding` (only when ``generated`` is given).
+    layer, generated_layer, align_genes, n_cells, n_comps, n_neighbors
+        Passed to :func:`sdd.tl.joint_embedding` (only when ``generated`` is given;
+        ``None``: its defaults).
     random_state
         Seed of the drawing order (and of the embedding when it is computed here).
     size
@@ -197,7 +200,13 @@ def umap(
                 "Pass the AnnData from sdd.tl.joint_embedding(real, generated) (it holds "
                 "obsm['X_umap']), or real and generated cells."
             )
-        given = {"layer": layer, "generated_layer": generated_layer, "n_cells": n_cells}
+        given = {
+            "layer": layer,
+            "generated_layer": generated_layer,
+            "n_cells": n_cells,
+            "n_comps": n_comps,
+            "n_neighbors": n_neighbors,
+        }
         used = [k for k, v in given.items() if v is not None] + ["align_genes"] * align_genes
         if used:
             raise ValueError(
@@ -206,6 +215,7 @@ def umap(
             )
         joint = real
     else:
+        sizes = {"n_comps": n_comps, "n_neighbors": n_neighbors}
         joint = joint_embedding(
             real,
             generated,
@@ -214,6 +224,7 @@ def umap(
             align_genes=align_genes,
             n_cells=n_cells,
             random_state=random_state,
+            **{k: v for k, v in sizes.items() if v is not None},
         )
         logger.log(
             HINT,
