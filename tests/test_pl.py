@@ -266,6 +266,10 @@ def test_umap_reuses_the_stored_embedding(joint, monkeypatch):
         np.testing.assert_allclose(np.sort(drawn, axis=0), np.sort(before, axis=0), rtol=1e-6)
     np.testing.assert_array_equal(joint.obsm["X_umap"], before)
     assert set(joint.uns) == uns_before  # plotting leaves the stored object as it was
+    _, grid = plt.subplots(1, 2)  # an array of Axes, as plt.subplots gives
+    assert sdd.pl.umap(joint, color=["source", "phase"], ax=grid) == list(grid)
+    with pytest.raises(TypeError, match="2 matplotlib Axes"):
+        sdd.pl.umap(joint, color=["source", "phase"], ax=grid[0])
     with pytest.raises(ValueError, match="only apply when computing"):
         sdd.pl.umap(joint, n_cells=10)
     with pytest.raises(ValueError, match="joint_embedding"):

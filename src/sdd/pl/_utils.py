@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.backend_bases import FigureCanvasBase
@@ -97,6 +98,8 @@ def panel_axes(
             1, n, figsize=(width * n, height), squeeze=False, layout="constrained"
         )
         return list(axes[0])
+    if isinstance(ax, np.ndarray):  # plt.subplots(1, n)[1]
+        ax = list(ax.ravel())
     axes = [ax] if isinstance(ax, Axes) else list(ax) if isinstance(ax, Sequence) else [ax]
     if len(axes) != n or not all(isinstance(a, Axes) for a in axes):
         raise TypeError(f"ax must be {n} matplotlib Axes (one per panel), got {ax!r}.")
