@@ -116,10 +116,11 @@ def test_log_data_and_small_integers_do_not_warn():
         warnings.simplefilter("error")
         for matrix in (normalised, sp.csr_matrix(np.log1p(counts)), binary, np.zeros((4, 3))):
             assert not warn_if_raw_counts(matrix)
-    # one non-integer value among the first rows is enough to tell
-    almost = counts.copy()
-    almost[0, 0] = 0.5
+    # one non-integer value among the first rows is enough to tell, in any chunk of them
+    almost = np.vstack([counts] * 6)
+    almost[300, 0] = 0.5
     assert not looks_like_counts(almost)[0]
+    assert looks_like_counts(almost, n_rows=256)[0]  # only the rows it is asked to read
 
 
 def test_setup_anndata_on_log_data_does_not_warn():

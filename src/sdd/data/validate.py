@@ -99,13 +99,14 @@ def looks_like_counts(matrix, *, n_rows: int = 2048) -> tuple[bool, float]:
     >>> looks_like_counts(np.log1p(np.array([[0.0, 3.0], [120.0, 1.0]])))[0]
     False
     """
-    values = _values(matrix[:n_rows])
-    if values.size == 0:
-        return False, 0.0
-    values = np.asarray(values)
-    top = float(values.max())
-    if not np.issubdtype(values.dtype, np.integer):
-        if not np.all(values == np.round(values)):
+    top = 0.0
+    step = 256  # rows per chunk: bounded memory on dense data, early exit on log data
+    for start in range(0, min(n_rows, matrix.shape[0]), step):
+        values = np.asarray(_values(matrix[start : min(start + step, n_rows)]))
+        if values.size == 0:
+            continue
+        top = max(top, float(values.max()))
+        if not np.issubdtype(values.dtype, np.integer) and np.any(values % 1 != 0):
             return False, top
     return top > COUNTS_MIN_MAX, top
 
