@@ -86,7 +86,11 @@ def _style(joint: AnnData, key: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if key == SOURCE and set(categories) <= set(SOURCE_COLORS):
         palette = {c: SOURCE_COLORS[c] for c in categories}
     else:
-        palette = dict(zip(categories, category_palette(len(categories)), strict=True))
+        try:
+            colours = category_palette(len(categories))
+        except ValueError:  # more labels than distinct colours: scanpy's own choice
+            return dict(kwargs)
+        palette = dict(zip(categories, colours, strict=True))
     return {"palette": palette, "na_color": NA_COLOR, **kwargs}
 
 
