@@ -23,7 +23,9 @@ from .validate import (
     check_seed,
     check_unit_interval,
     get_matrix,
+    looks_like_counts,
     matrix_name,
+    warn_if_raw_counts,
 )
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "is_in_memory",
     "label_codes",
     "largest_remainder",
+    "looks_like_counts",
     "library_sizes",
     "matrix_name",
     "obs_categories",
@@ -55,4 +58,5 @@ __all__ = [
     "plain",
     "rows_dense",
     "size_factors_from_counts",
+    "warn_if_raw_counts",
 ]
