@@ -16,7 +16,7 @@ from .counts import (
 from .images import TRANSFORMS, ImageScaler, check_images, check_labels
 from .loader import STORAGES, MinibatchSampler, RowBatches, is_in_memory, rows_dense
 from .registry import check_var_names, label_codes, obs_categories, obs_codes, plain
-from .scaling import Scaler, gene_max
+from .scaling import ZERO_FILLS, Scaler, gene_max, gene_stats
 from .validate import (
     check_int,
     check_matrix,

@@ -105,6 +105,11 @@ class SDD(AnnDataModel):
         guidance); only used with ``labels_key``.
     logsnr_min, logsnr_max
         Range of the cosine log-SNR schedule.
+    zero_fill
+        Value-half encoding of a zero entry (with sparsity bits): ``"min"`` (-1, the
+        paper's scaling) or ``"nonzero_mean"`` (the gene's mean non-zero value, so the
+        value half learns "how much if expressed" and the bits alone decide the zeros;
+        an entry whose bit is on decodes to at least the gene's smallest non-zero value).
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
         step (sparse-to-sparse training); see :class:`~sdd.train.WeightMasks`.
@@ -137,12 +142,18 @@ class SDD(AnnDataModel):
         condition_dropout: float = 0.1,
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
+        zero_fill: Literal["min", "nonzero_mean"] = "min",
         weight_sparsity: float = 0.0,
         **sparse: Any,
     ) -> None:
         self._capture_init_args(locals())
         self._use_anndata(adata, self.setup_anndata)
-        self.scaler_ = Scaler.fit(self._matrix)
+        if zero_fill != "min" and not sparsity_bits:
+            raise ValueError(
+                f"zero_fill={zero_fill!r} needs sparsity_bits=True: without the bits the "
+                "value half alone encodes the zeros."
+            )
+        self.scaler_ = Scaler.fit(self._matrix, zero_fill=zero_fill)
         self.density_ = _density(self._matrix)
         _warn_all_zero(self.scaler_.gene_max, self.var_names_)
         self._finish_init()
@@ -163,7 +174,9 @@ class SDD(AnnDataModel):
         return gaussian_process(self.init_args_)
 
     def _encode(self, x, nonzero):
-        return sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x
+        if not self.init_args_["sparsity_bits"]:
+            return x
+        return sparsity.encode(self.scaler_.fill_zeros(x, nonzero), nonzero)
 
     def _sample_shape(self) -> tuple[int, ...]:
         return (self.data_dim,)
@@ -476,10 +489,12 @@ class SDD(AnnDataModel):
         )  # fmt: skip
         for _, _, z in batches:
             if sb:
-                masked, dense, _ = sparsity.decode(z, zero_value=-1.0)
+                masked, dense, bits = sparsity.decode(z, zero_value=-1.0)
+                values = self.scaler_.inverse(masked, bits)
             else:
-                masked = dense = z
-            parts["X"].append(sp.csr_matrix(self.scaler_.inverse(masked).cpu().numpy()))
+                dense = z
+                values = self.scaler_.inverse(z)
+            parts["X"].append(sp.csr_matrix(values.cpu().numpy()))
             if store_dense:
                 parts["dense"].append(self.scaler_.inverse(dense).cpu().numpy())
                 if sb:
@@ -644,7 +659,8 @@ class SDD(AnnDataModel):
             x = torch.as_tensor(observed.astype(np.float32), device=dev)
             z, keep = self.scaler_.transform(x), torch.as_tensor(~missing, device=dev)
             if sb:
-                z, keep = sparsity.encode(z, x != 0), torch.cat([keep, keep], dim=1)
+                z = sparsity.encode(self.scaler_.fill_zeros(z, x != 0), x != 0)
+                keep = torch.cat([keep, keep], dim=1)
             return z, keep
 
         parts, missing_parts = [], []
@@ -653,8 +669,12 @@ class SDD(AnnDataModel):
             random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
             fast=fast, progress=progress, known=known, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
-            masked = sparsity.decode(out, zero_value=-1.0)[0] if sb else out
-            generated = self.scaler_.inverse(masked).cpu().numpy().astype(dtype)
+            if sb:
+                masked, _, bits = sparsity.decode(out, zero_value=-1.0)
+                values = self.scaler_.inverse(masked, bits)
+            else:
+                values = self.scaler_.inverse(out)
+            generated = values.cpu().numpy().astype(dtype)
             observed, missing = batch["observed"], batch["missing"]
             parts.append(sp.csr_matrix(np.where(missing, generated, observed)))
             missing_parts.append(sp.csr_matrix(missing))
@@ -681,6 +701,9 @@ class SDD(AnnDataModel):
     # -------------------------------------------------------------- checkpoints
     def _data_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"scale": torch.as_tensor(self.scaler_.gene_max)}
+        if self.scaler_.fill is not None:
+            state["fill"] = torch.as_tensor(self.scaler_.fill)
+            state["floor"] = torch.as_tensor(self.scaler_.floor)
         if self.composition_ is not None:
             state["composition"] = {k: torch.as_tensor(v) for k, v in self.composition_.items()}
         if self.library_ is not None:
@@ -696,7 +719,11 @@ class SDD(AnnDataModel):
         super()._restore_data(state, config)
         scale = state["scale"].numpy()
         self._check_per_gene(scale=scale)
-        self.scaler_ = Scaler(scale)
+        fill, floor = state.get("fill"), state.get("floor")
+        if fill is not None:
+            fill, floor = fill.numpy(), floor.numpy()
+            self._check_per_gene(fill=fill, floor=floor)
+        self.scaler_ = Scaler(scale, fill, floor)
         self.density_ = config.get("density")
         self.composition_ = self.library_ = None
         if "composition" in state:
