@@ -44,6 +44,8 @@ __all__ = [
     "check_var_names",
     "dense_rows",
     "gene_max",
+    "gene_stats",
+    "ZERO_FILLS",
     "get_matrix",
     "infer_target_sum",
     "invert_log1p",
