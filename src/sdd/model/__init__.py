@@ -7,6 +7,11 @@ from ._cells import AnnDataModel, mark_source
 from ._image import GeneratedImages, SDDImage
 
 __all__ = [
-    "SDD", "SDDBlackout", "SDDImage", "GeneratedImages", "DiffusionModel", "AnnDataModel",
+    "SDD",
+    "SDDBlackout",
+    "SDDImage",
+    "GeneratedImages",
+    "DiffusionModel",
+    "AnnDataModel",
     "mark_source",
 ]

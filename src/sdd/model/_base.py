@@ -39,8 +39,15 @@ from ..data import (
     label_codes,
     plain,
 )
-from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout
-from ..io import load_dir, save_dir
+from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout, sparsity
+from ..io import (
+    check_state_shapes,
+    history_from_state,
+    history_to_state,
+    load_dir,
+    save_dir,
+    to_cpu,
+)
 from ..sparse import make_masks, weight_report
 from ..train import (
     EMA,
@@ -66,22 +73,9 @@ SPARSE_OPTIONS = (
 )
 
 
-# ---------------------------------------------------------------------- history
 def empty_history() -> pd.DataFrame:
     """The ``history_`` of an untrained model: no rows, columns step, epoch, loss."""
     return pd.DataFrame(columns=list(HISTORY_COLUMNS))
-
-
-def history_to_state(history: pd.DataFrame) -> dict[str, torch.Tensor]:
-    """Columns of ``history`` as float64 tensors, as stored in ``model.pt``."""
-    return {c: torch.as_tensor(history[c].to_numpy(dtype=np.float64)) for c in HISTORY_COLUMNS}
-
-
-def history_from_state(tensors: Mapping[str, torch.Tensor]) -> pd.DataFrame:
-    """Inverse of :func:`history_to_state` (integer step and epoch)."""
-    history = pd.DataFrame({k: v.numpy() for k, v in tensors.items()})
-    history[["step", "epoch"]] = history[["step", "epoch"]].astype(np.int64)
-    return history
 
 
 def check_guidance(guidance_scale: Any) -> float:
@@ -99,18 +93,31 @@ def gaussian_process(init_args: Mapping[str, Any]) -> GaussianDiffusion:
     return GaussianDiffusion(schedule, self_condition=init_args["self_condition"])
 
 
+def decode_bits(
+    z: torch.Tensor,
+    inverse: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    bits: bool,
+    dense: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Values (exact zeros), dense values and SB logits of a sampled batch, as NumPy.
+
+    ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse`` maps the
+    data back to training units. Dense values and logits are ``None`` unless ``dense``
+    (logits also without ``bits``).
+    """
+    if not bits:
+        values = inverse(z).cpu().numpy()
+        return values, (values.copy() if dense else None), None
+    masked, raw, _ = sparsity.decode(z, zero_value=-1.0)
+    values = inverse(masked).cpu().numpy()
+    if not dense:
+        return values, None, None
+    return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
+
+
 def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, Mapping):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
 
 
 def available_memory() -> int | None:
@@ -152,7 +159,9 @@ class DiffusionModel:
                 args[name] = arguments[name]
         unknown = sorted(set(args) - set(signature.parameters) - set(SPARSE_OPTIONS))
         if unknown:
-            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s) {unknown}.")
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {unknown}."
+            )
         if not args.get("weight_sparsity"):  # sparse options are recorded for sparse models
             for key in ("weight_sparsity", *SPARSE_OPTIONS):
                 args.pop(key, None)
@@ -229,6 +238,13 @@ class DiffusionModel:
         return self.is_trained_
 
     @property
+    def device(self) -> torch.device:
+        """Where the network lives between calls: the CPU, unless ``load(accelerator=)``
+        put it elsewhere. ``train`` and ``generate`` run on their own ``accelerator`` and
+        leave it here."""
+        return next(self.module.parameters()).device
+
+    @property
     def n_params(self) -> int:
         """Number of network parameters."""
         return sum(p.numel() for p in self.module.parameters())
@@ -238,9 +254,8 @@ class DiffusionModel:
 
         See :func:`sdd.sparse.weight_report`; dense models report ``"dense"``.
         """
-        return weight_report(
-            self.module, self._example_inputs(), masks=self.weight_masks_, batch_size=batch_size
-        )
+        inputs = tuple(x.to(self.device) for x in self._example_inputs())
+        return weight_report(self.module, inputs, masks=self.weight_masks_, batch_size=batch_size)
 
     def _last_step(self) -> int:
         return int(self.history_["step"].max()) if len(self.history_) else 0
@@ -319,6 +334,7 @@ class DiffusionModel:
         The model itself.
         """
         matrix, codes = self._training_data()
+        home = self.device  # where the network goes back to afterwards
         max_steps = check_int(max_steps, "max_steps", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
         lr = check_lr(lr)
@@ -358,7 +374,9 @@ class DiffusionModel:
         self.module.to(dev)
         self.ema_.model.to(dev)
         self.ema_.decay = ema_decay
-        drop = label_dropout(self.module, self.init_args_.get("condition_dropout", 0.0), dev, generator)
+        drop = label_dropout(
+            self.module, self.init_args_.get("condition_dropout", 0.0), dev, generator
+        )
 
         def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
             x, nonzero, batch_codes = batches()
@@ -387,16 +405,18 @@ class DiffusionModel:
             raise
         finally:
             batches.close()
-            self.module.cpu()
-            self.ema_.model.cpu()
-        self.history_ = history if not len(self.history_) else pd.concat(
-            [self.history_, history], ignore_index=True
+            self.module.to(home)
+            self.ema_.model.to(home)
+        self.history_ = (
+            history
+            if not len(self.history_)
+            else pd.concat([self.history_, history], ignore_index=True)
         )
         self._train_state = {
             "seed": int(seed),
             "batches": int(start_batch + max_steps),
             "generator": generator.get_state().cpu(),
-            "optimizer": _to_cpu(optimizer_state),
+            "optimizer": to_cpu(optimizer_state),
             "device_type": dev.type,
         }
         self.train_args_ = {
@@ -424,7 +444,10 @@ class DiffusionModel:
             self.weight_masks_.load_state_dict(snapshot["masks"])
 
     def _check_finite_weights(self) -> None:
-        for name, tensor in [*self.module.state_dict().items(), *self.ema_.model.state_dict().items()]:
+        for name, tensor in [
+            *self.module.state_dict().items(),
+            *self.ema_.model.state_dict().items(),
+        ]:
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise FloatingPointError(f"Training diverged: weight {name!r} is not finite.")
 
@@ -472,6 +495,7 @@ class DiffusionModel:
         options = self.process.check_options(**options)
         devices = resolve_devices(accelerator, device)
         dev = devices[0]
+        home = self.device
         net = (self.ema_.model if use_ema else self.module).to(dev).eval()
         generator = torch.Generator(dev).manual_seed(random_state)
         n_batches = -(-n // batch_size)
@@ -492,7 +516,7 @@ class DiffusionModel:
                 yield start, stop, z
         finally:
             bar.close()
-            net.cpu()
+            net.to(home)
 
     def _sample_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -542,7 +566,14 @@ class DiffusionModel:
         save_dir(os.path.expanduser(dir_path), state, config, overwrite=overwrite)
 
     @classmethod
-    def load(cls, dir_path: str | os.PathLike, *data: Any, **data_kwargs: Any) -> DiffusionModel:
+    def load(
+        cls,
+        dir_path: str | os.PathLike,
+        *data: Any,
+        accelerator: str = "cpu",
+        device: int | str | None = None,
+        **data_kwargs: Any,
+    ) -> DiffusionModel:
         """Load a model saved with :meth:`save`.
 
         Parameters
@@ -554,12 +585,16 @@ class DiffusionModel:
             (``adata`` for :class:`~sdd.SDD` and :class:`~sdd.SDDBlackout`; ``images``
             and ``labels`` for :class:`~sdd.SDDImage`); it must match the saved model
             (same genes in the same order, or the same image shape).
+        accelerator, device
+            Where the network is placed (``"cpu"``, ``"auto"``, ``"cuda"``, ``"mps"``; a
+            GPU index), as in scvi-tools' ``load``; see :attr:`device`.
 
         Examples
         --------
         >>> model = sdd.SDD.load("my_model")  # doctest: +SKIP
-        >>> model = sdd.SDD.load("my_model", adata).train(1_000)  # doctest: +SKIP
+        >>> model = sdd.SDD.load("my_model", adata=adata, accelerator="auto").train(1_000)  # doctest: +SKIP
         """
+        dev = resolve_device(accelerator, device)
         dir_path = os.path.expanduser(dir_path)
         state, config = load_dir(dir_path, model_class=cls._model_class)
         try:
@@ -568,10 +603,14 @@ class DiffusionModel:
             raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
         if data or any(v is not None for v in data_kwargs.values()):
             model._attach(*data, **data_kwargs)
+        model.module.to(dev)
+        model.ema_.model.to(dev)
         return model
 
     @classmethod
-    def _from_checkpoint(cls, state: Mapping[str, Any], config: Mapping[str, Any]) -> DiffusionModel:
+    def _from_checkpoint(
+        cls, state: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> DiffusionModel:
         model = cls.__new__(cls)
         init_args = dict(config["init_args"])
         params = inspect.signature(cls.__init__).parameters
@@ -599,11 +638,4 @@ class DiffusionModel:
         self.process = self._make_process()
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in self._build_network().state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in saved.items()}
-        if expected != got:
-            diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
-            key = diff[0]
-            raise ValueError(
-                f"config.json does not match model.pt: the network it describes has "
-                f"{key!r} {expected.get(key)}, the saved weights {got.get(key)}."
-            )
+        check_state_shapes(expected, saved)

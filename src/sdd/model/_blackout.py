@@ -11,7 +11,8 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from ..data import check_matrix, gene_max, get_matrix, matrix_name, obs_categories
+from ..data import gene_max
+from ..data.counts import check_integer_counts, gene_mean
 from ..diffusion import BlackoutDiffusion, blackout
 from ..nn import SkipMLP
 from ._cells import AnnDataModel
@@ -21,38 +22,12 @@ __all__ = ["SDDBlackout"]
 SETUP_KEY = "sdd_blackout_setup"
 
 
-def check_integer_counts(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None:
-    """Raise unless ``matrix`` holds finite, non-negative whole numbers (checked in chunks)."""
-    check_matrix(matrix, where=where, chunk_rows=chunk_rows)
-    chunks = (
-        [matrix.data]
-        if sp.issparse(matrix)
-        else (matrix[i : i + chunk_rows] for i in range(0, matrix.shape[0], chunk_rows))
-    )
-    for chunk in chunks:
-        values = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
-        if values.size and not np.array_equal(values, np.round(values)):
-            bad = values[values != np.round(values)].ravel()[0]
-            raise ValueError(
-                f"{where} must hold integer counts (found {bad!r}); Blackout Diffusion models raw "
-                "counts, e.g. layer='counts', not normalised or log-transformed values."
-            )
-
-
 class _Counts:
     """The identity "scaler": Blackout's network input scaling lives in its process."""
 
     @staticmethod
     def transform(x):
         return x
-
-
-def _gene_mean(matrix, chunk_rows: int = 4096) -> np.ndarray:
-    total = np.zeros(matrix.shape[1], dtype=np.float64)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
-        total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
-    return total / matrix.shape[0]
 
 
 class SDDBlackout(AnnDataModel):
@@ -124,17 +99,14 @@ class SDDBlackout(AnnDataModel):
         **sparse: Any,
     ) -> None:
         self._capture_init_args(locals())
-        self._use_anndata(
-            adata, lambda a: self.setup_anndata(a, layer="counts" if "counts" in a.layers else None)
-        )
+        self._use_anndata(adata)
         self.gene_max_ = gene_max(self._matrix).astype(np.float32)
-        self.gene_mean_ = _gene_mean(self._matrix).astype(np.float32)
+        self.gene_mean_ = gene_mean(self._matrix).astype(np.float32)
         self._finish_init()
 
     scaler_ = _Counts()
 
-    def _check_data(self, matrix, *, where: str) -> None:
-        check_integer_counts(matrix, where=where)
+    _check_data = staticmethod(check_integer_counts)
 
     def _build_network(self) -> SkipMLP:
         a = self.init_args_
@@ -180,18 +152,8 @@ class SDDBlackout(AnnDataModel):
         categorical_covariate_keys
             Further categorical ``obs`` columns to condition on.
         """
-        matrix = get_matrix(adata, layer)
-        check_integer_counts(matrix, where=matrix_name(layer))
-        keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"Conditioning keys must be distinct, got {keys}.")
-        adata.uns[SETUP_KEY] = {
-            "layer": layer,
-            "labels_key": labels_key,
-            "categorical_covariate_keys": list(categorical_covariate_keys or []),
-            "categories": {key: obs_categories(adata, key) for key in keys},
-            "image_shape": None,
-        }
+        _, setup = cls._setup_values(adata, layer, labels_key, categorical_covariate_keys)
+        adata.uns[SETUP_KEY] = {**setup, "image_shape": None}
 
     @classmethod
     def from_array(
@@ -240,7 +202,7 @@ class SDDBlackout(AnnDataModel):
 
     def generate(
         self,
-        n_cells: int = 10_000,
+        n_cells: int | None = None,
         *,
         n_steps: int | None = None,
         method: Literal["binomial", "poisson"] = "binomial",
@@ -261,7 +223,8 @@ class SDDBlackout(AnnDataModel):
         Parameters
         ----------
         n_cells
-            Number of cells.
+            Number of cells. ``None``: the length of per-cell ``labels``, the training
+            composition with ``labels="training"``, otherwise 10,000.
         n_steps
             Reverse steps (network calls); ``None`` visits all ``n_times`` observation
             times. The binomial bridge is exact between any two times, so fewer steps
@@ -278,8 +241,9 @@ class SDDBlackout(AnnDataModel):
         batch_size
             Cells sampled at once.
         labels, guidance_scale
-            Condition on labels (a value or per-cell array for ``labels_key``, or a dict
-            ``{obs key: values}``) with classifier-free guidance weight ``w``.
+            Condition on labels (a value or per-cell array for ``labels_key``, a dict
+            ``{obs key: values}``, or ``"training"`` for the training composition, as in
+            :meth:`sdd.SDD.generate`) with classifier-free guidance weight ``w``.
         random_state
             Seed; the same seed, model and settings give identical cells on the CPU.
         use_ema
@@ -299,11 +263,8 @@ class SDDBlackout(AnnDataModel):
         ``uns["sdd"]``.
         """
         self._require_trained()
-        if isinstance(n_cells, bool) or not isinstance(n_cells, int | np.integer) or n_cells <= 0:
-            raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}.")
-        n_cells = int(n_cells)
+        n_cells, codes, label_values = self._generation_labels(n_cells, labels)
         self._check_output_size(n_cells, 24 * self.n_genes, "cells")
-        codes, label_values = self._label_codes(labels, n_cells)
         parts = [
             sp.csr_matrix(x.cpu().numpy())
             for _, _, x in self._sample_batches(
@@ -340,7 +301,11 @@ class SDDBlackout(AnnDataModel):
 
     # -------------------------------------------------------------- checkpoints
     def _data_state(self) -> dict[str, Any]:
-        return {"gene_max": torch.as_tensor(self.gene_max_), "gene_mean": torch.as_tensor(self.gene_mean_)}
+        return {
+            **super()._data_state(),
+            "gene_max": torch.as_tensor(self.gene_max_),
+            "gene_mean": torch.as_tensor(self.gene_mean_),
+        }
 
     def _restore_data(self, state, config) -> None:
         super()._restore_data(state, config)

@@ -8,22 +8,36 @@ cells as an AnnData that fits scanpy: unique ``obs_names`` per run, a categorica
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from anndata import AnnData
 
-from ..data import check_var_names, get_matrix, matrix_name, obs_codes, plain
+from ..data import (
+    check_int,
+    check_var_names,
+    get_matrix,
+    largest_remainder,
+    matrix_name,
+    obs_categories,
+    obs_codes,
+    plain,
+)
 from ._base import DiffusionModel
 
 logger = logging.getLogger("sdd")
 
 SOURCE_CATEGORIES = ["real", "generated"]
+TRAINING = "training"
+"""``generate(labels=TRAINING)``: the training data's label composition."""
+DEFAULT_N_CELLS = 10_000
 
 
 def plain_var(var: pd.DataFrame) -> dict[str, list]:
@@ -63,24 +77,68 @@ class AnnDataModel(DiffusionModel):
     _unit = "cells"
     _arrays_hint = "sdd.SDDImage"
 
-    def _check_data(self, matrix: Any, *, where: str) -> None:
+    @staticmethod
+    def _check_data(matrix: Any, *, where: str) -> None:
         raise NotImplementedError
 
-    def _use_anndata(self, adata: AnnData, setup: Callable[[AnnData], None]) -> None:
-        """Set ``setup_args_``, ``_matrix``, ``var_names_`` and ``var_`` from ``adata``.
+    @classmethod
+    def setup_anndata(cls, adata: AnnData, layer: str | None = None, **kwargs: Any) -> None:
+        raise NotImplementedError
 
-        Runs ``setup(adata)`` if ``adata`` is not registered yet; otherwise checks the data
-        and the registered label columns again, since the AnnData may have changed after
-        ``setup_anndata`` checked it.
+    @classmethod
+    def default_layer(cls, adata: AnnData) -> str | None:
+        """The layer the model learns when none is named: the ``layer`` default of
+        :meth:`setup_anndata` if ``adata`` has that layer, else ``X`` (``None``).
+
+        Examples
+        --------
+        >>> import anndata as ad, numpy as np, sdd
+        >>> sdd.SDDBlackout.default_layer(ad.AnnData(np.ones((2, 2)))) is None
+        True
+        """
+        layer = inspect.signature(cls.setup_anndata).parameters["layer"].default
+        return layer if layer is None or layer in adata.layers else None
+
+    @classmethod
+    def _setup_values(
+        cls,
+        adata: AnnData,
+        layer: str | None,
+        labels_key: str | None,
+        categorical_covariate_keys: Sequence[str] | None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Check the matrix and the condition columns; the matrix and the common setup."""
+        matrix = get_matrix(adata, layer)
+        cls._check_data(matrix, where=matrix_name(layer))
+        keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"Conditioning keys must be distinct, got {keys}.")
+        return matrix, {
+            "layer": layer,
+            "labels_key": labels_key,
+            "categorical_covariate_keys": list(categorical_covariate_keys or []),
+            "categories": {key: obs_categories(adata, key) for key in keys},
+        }
+
+    def _use_anndata(self, adata: AnnData) -> None:
+        """Set ``setup_args_``, ``_matrix``, ``var_names_``, ``var_`` and ``composition_``.
+
+        Registers ``adata`` with :meth:`setup_anndata` (on :meth:`default_layer`) if it is
+        not registered yet; otherwise checks the data and the registered label columns
+        again, since the AnnData may have changed after ``setup_anndata`` checked it.
         """
         if not isinstance(adata, AnnData):
             raise TypeError(
                 f"Expected an AnnData object, got {type(adata).__name__}"
-                + (f"; for arrays use {self._arrays_hint}." if isinstance(adata, np.ndarray) else ".")
+                + (
+                    f"; for arrays use {self._arrays_hint}."
+                    if isinstance(adata, np.ndarray)
+                    else "."
+                )
             )
         registered = self._setup_key in adata.uns
         if not registered:
-            setup(adata)
+            self.setup_anndata(adata, layer=self.default_layer(adata))
         self.setup_args_ = plain(adata.uns[self._setup_key])
         layer = self.setup_args_["layer"]
         self._matrix = get_matrix(adata, layer)
@@ -91,6 +149,11 @@ class AnnDataModel(DiffusionModel):
         self.var_ = plain_var(adata.var)
         self.log1p_ = plain(dict(adata.uns["log1p"])) if "log1p" in adata.uns else None
         self.adata = adata
+        self.composition_: dict[str, np.ndarray] | None = None
+        codes = obs_codes(adata, self.categories_)
+        if codes is not None:
+            unique, counts = np.unique(codes, axis=0, return_counts=True)
+            self.composition_ = {"codes": unique.astype(np.int64), "counts": counts}
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         if getattr(self, "_matrix", None) is None:
@@ -104,6 +167,49 @@ class AnnDataModel(DiffusionModel):
     def n_genes(self) -> int:
         """Number of genes."""
         return len(self.var_names_)
+
+    # ------------------------------------------------------------------ labels
+    def _generation_labels(
+        self, n_cells: int | None, labels: Any
+    ) -> tuple[int, np.ndarray | None, dict[str, np.ndarray]]:
+        """The number of cells, their condition codes and their labels per key.
+
+        ``labels="training"``: the training composition (``n_cells`` cells in its
+        proportions, or as many as the training data had); ``n_cells=None``: the length of
+        per-cell labels, else :data:`DEFAULT_N_CELLS`.
+        """
+        if isinstance(labels, str) and labels == TRAINING:
+            labels, n_cells = self._training_labels(n_cells), None
+        if n_cells is None:
+            values = labels.values() if isinstance(labels, Mapping) else [labels]
+            lengths = {len(v) for v in values if v is not None and np.ndim(v) > 0}
+            if len(lengths) > 1:
+                raise ValueError(f"Per-cell label arrays differ in length: {sorted(lengths)}.")
+            n_cells = lengths.pop() if lengths else DEFAULT_N_CELLS
+        n_cells = check_int(n_cells, "n_cells", 1)
+        return n_cells, *self._label_codes(labels, n_cells)
+
+    def _training_labels(self, n_cells: int | None) -> dict[str, np.ndarray]:
+        """Per-cell labels in the training data's composition, grouped by label."""
+        if self.composition_ is None:
+            raise ValueError(
+                f"labels={TRAINING!r} needs a model set up with labels_key or "
+                "categorical_covariate_keys."
+            )
+        key = self._default_key()
+        if TRAINING in self.categories_[key]:
+            raise ValueError(
+                f"labels={TRAINING!r} is ambiguous: {key!r} has a label named {TRAINING!r}. "
+                f"Pass labels={{{key!r}: {TRAINING!r}}} to generate cells of that label."
+            )
+        counts = self.composition_["counts"]
+        if n_cells is not None:
+            counts = largest_remainder(counts.astype(np.float64), check_int(n_cells, "n_cells", 1))
+        codes = np.repeat(self.composition_["codes"], counts, axis=0)
+        return {
+            key: np.asarray(cats, dtype=object)[codes[:, k]]
+            for k, (key, cats) in enumerate(self.categories_.items())
+        }
 
     def view_anndata_setup(self) -> None:
         """Log what :meth:`setup_anndata` registered (``sdd`` logger, level INFO)."""
@@ -122,6 +228,11 @@ class AnnDataModel(DiffusionModel):
         print("\n".join(lines))
 
     # ------------------------------------------------------------------ checkpoints
+    def _data_state(self) -> dict[str, Any]:
+        if self.composition_ is None:
+            return {}
+        return {"composition": {k: torch.as_tensor(v) for k, v in self.composition_.items()}}
+
     def _data_config(self) -> dict[str, Any]:
         return {
             "setup_args": self.setup_args_,
@@ -141,9 +252,15 @@ class AnnDataModel(DiffusionModel):
         self.var_ = dict(config.get("var") or {})
         for name, values in self.var_.items():
             if len(values) != self.n_genes:
-                raise ValueError(f"var column {name!r} has {len(values)} values for {self.n_genes} genes.")
+                raise ValueError(
+                    f"var column {name!r} has {len(values)} values for {self.n_genes} genes."
+                )
         self.log1p_ = config.get("log1p")
         self.adata, self._matrix = None, None
+        composition = state.get("composition")
+        self.composition_ = (
+            None if composition is None else {k: v.numpy() for k, v in composition.items()}
+        )
 
     def _check_per_gene(self, **vectors: Any) -> None:
         for name, values in vectors.items():
@@ -174,34 +291,43 @@ class AnnDataModel(DiffusionModel):
     # ------------------------------------------------------------------ output
     def _cells(
         self,
-        X: sp.csr_matrix,
+        X: sp.spmatrix,
         *,
         layers: Mapping[str, Any],
-        labels: Mapping[str, np.ndarray],
         uns: Mapping[str, Any],
+        labels: Mapping[str, np.ndarray] | None = None,
+        obs: pd.DataFrame | None = None,
+        dtype: Any = np.float32,
     ) -> AnnData:
-        """Generated cells as an AnnData (CSR ``X``, ``layers["sparsity_bits"]`` = ``X != 0``)."""
-        X = sp.csr_matrix(X, dtype=np.float32)
+        """Cells as an AnnData (CSR ``X``, ``layers["sparsity_bits"]`` = ``X != 0``).
+
+        ``obs`` defaults to new ``obs_names`` with ``source == "generated"`` and ``labels``.
+        """
+        X = sp.csr_matrix(X, dtype=dtype)
         X.eliminate_zeros()
-        bits = X.copy()
+        bits = sp.csr_matrix(X, dtype=np.float32, copy=True)
         bits.data[:] = 1.0
-        run = uuid.uuid4().hex[:8]
-        obs = pd.DataFrame(
-            {
-                "source": pd.Categorical(["generated"] * X.shape[0], categories=SOURCE_CATEGORIES),
-                **{
-                    key: pd.Categorical(
-                        [str(v) for v in values], categories=[str(c) for c in self.categories_[key]]
-                    )
-                    for key, values in labels.items()
+        if obs is None:
+            run = uuid.uuid4().hex[:8]
+            obs = pd.DataFrame(
+                {
+                    "source": pd.Categorical(
+                        ["generated"] * X.shape[0], categories=SOURCE_CATEGORIES
+                    ),
+                    **{
+                        key: pd.Categorical(
+                            [str(v) for v in values],
+                            categories=[str(c) for c in self.categories_[key]],
+                        )
+                        for key, values in (labels or {}).items()
+                    },
                 },
-            },
-            index=[f"gen-{run}-{i}" for i in range(X.shape[0])],
-        )
+                index=[f"gen-{run}-{i}" for i in range(X.shape[0])],
+            )
         var = pd.DataFrame(self.var_, index=pd.Index(self.var_names_))
         out = AnnData(X=X, obs=obs, var=var, layers={"sparsity_bits": bits, **layers})
         out.uns["sdd"] = dict(uns)
         if self.log1p_ is not None:
             out.uns["log1p"] = dict(self.log1p_)
-        logger.info("generated %d cells with %s", X.shape[0], self._model_class)
+        logger.info("%d cells from %s", X.shape[0], self._model_class)
         return out

@@ -9,13 +9,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..data import TRANSFORMS, ImageScaler, check_images, check_labels, label_codes
+from ..data import TRANSFORMS, ImageScaler, check_images, check_int, check_labels, label_codes
 from ..diffusion import GaussianDiffusion, sparsity
 from ..nn.unet import UNet
-from ._base import DiffusionModel, gaussian_process
+from ._base import DiffusionModel, decode_bits, gaussian_process
 
 __all__ = ["SDDImage", "GeneratedImages"]
-
 
 
 # ---------------------------------------------------------------------- output
@@ -224,7 +223,6 @@ class SDDImage(DiffusionModel):
         """Channels of the diffused tensor (``2 C`` with sparsity bits, else ``C``)."""
         return self.image_shape[0] * (2 if self.init_args_["sparsity_bits"] else 1)
 
-
     # ------------------------------------------------------------------ train
     def train(self, max_steps: int = 10_000, *, batch_size: int = 128, **kwargs: Any) -> SDDImage:
         """Train the U-Net; see :meth:`DiffusionModel.train <sdd.model.DiffusionModel.train>`
@@ -291,9 +289,7 @@ class SDDImage(DiffusionModel):
         ``dense``, ``sb_logits``, ``labels`` and ``settings``, in the training layout.
         """
         self._require_trained()
-        if isinstance(n_images, bool) or not isinstance(n_images, int | np.integer) or n_images <= 0:
-            raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
-        n_images = int(n_images)
+        n_images = check_int(n_images, "n_images", 1)
         with_bits = self.init_args_["sparsity_bits"]
         pixels = int(np.prod(self.image_shape))
         self._check_output_size(n_images, 4 * pixels * (3 if store_dense else 1) + pixels, "images")
@@ -306,14 +302,10 @@ class SDDImage(DiffusionModel):
             random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
             fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
-            if with_bits:
-                masked, dense, _ = sparsity.decode(z, dim=1, zero_value=-1.0)
-                if store_dense:
-                    parts["sb_logits"].append(sparsity.split(z, dim=1)[1].cpu().numpy())
-                    parts["dense"].append(self.scaler_.inverse(dense).cpu().numpy())
-            else:
-                masked = z
-            parts["images"].append(self.scaler_.inverse(masked).cpu().numpy())
+            decoded = decode_bits(z, self.scaler_.inverse, bits=with_bits, dense=store_dense)
+            for key, value in zip(parts, decoded, strict=True):
+                if value is not None:
+                    parts[key].append(value)
 
         def join(key: str) -> np.ndarray | None:
             if not parts[key]:
@@ -322,7 +314,6 @@ class SDDImage(DiffusionModel):
             return out if self.data_args_["channel_axis"] else out[:, 0]
 
         images = join("images")
-        dense = join("dense") if with_bits else (images.copy() if store_dense else None)
         settings = self._provenance(
             sparsity_bits=with_bits, sampler=sampler, n_steps=n_steps, random_state=random_state,
             guidance_scale=guidance_scale, use_ema=use_ema,
@@ -331,7 +322,7 @@ class SDDImage(DiffusionModel):
         return GeneratedImages(
             images=images,
             sparsity_bits=images != 0,
-            dense=dense,
+            dense=join("dense"),
             sb_logits=join("sb_logits"),
             labels=None if label_values is None else np.asarray(label_values.tolist()),
             settings=settings,
@@ -361,21 +352,11 @@ class SDDImage(DiffusionModel):
                 f"Image shape mismatch: the model was trained on (C, H, W) = {self.image_shape}, "
                 f"got {tuple(array.shape[1:])}."
             )
-        codes = None
-        if self.categories_:
-            if labels is None:
-                raise ValueError("The model is conditional; pass labels= with the images.")
-            values = np.asarray(
-                labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels
-            )
-            if values.shape != (len(array),):
-                raise ValueError(
-                    f"labels must be a 1-D array with one label per image ({len(array)}), "
-                    f"got shape {values.shape}."
-                )
-            codes, _ = label_codes(values, self.categories_, len(array), unit="images")
-        elif labels is not None:
-            raise ValueError("labels were given but the model was trained without labels.")
+        if self.categories_ and labels is None:
+            raise ValueError("The model is conditional; pass labels= with the images.")
+        if labels is not None and np.ndim(labels) != 1:
+            raise ValueError(f"labels must be a 1-D array with one label per image ({len(array)}).")
+        codes, _ = label_codes(labels, self.categories_, len(array), unit="images")
         self._images, self._codes = array, codes
 
     def __repr__(self) -> str:
