@@ -171,7 +171,7 @@ def check_integer_counts(matrix: Any, *, where: str = "data", chunk_rows: int = 
     for chunk in chunks:
         values = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
         if values.size and not np.array_equal(values, np.round(values)):
-            bad = values[values != np.round(values)].ravel()[0]
+            bad = float(values[values != np.round(values)].ravel()[0])
             raise ValueError(
                 f"{where} must hold integer counts (found {bad!r}); Blackout Diffusion models raw "
                 "counts, e.g. layer='counts', not normalised or log-transformed values."
