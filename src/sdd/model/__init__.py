@@ -1,9 +1,10 @@
 """Model classes users touch."""
 
+from ..data.annotate import mark_source
 from ._anndata import SDD
 from ._base import DiffusionModel
 from ._blackout import SDDBlackout
-from ._cells import AnnDataModel, mark_source
+from ._cells import AnnDataModel
 from ._image import GeneratedImages, SDDImage
 
 __all__ = [

@@ -18,10 +18,8 @@ a rollback when training fails, a resumable batch stream, the one batched sample
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -41,16 +39,13 @@ from ..data import (
 )
 from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout, sparsity
 from ..io import (
-    check_state_shapes,
-    history_from_state,
-    history_to_state,
-    load_dir,
-    save_dir,
     to_cpu,
 )
 from ..sparse import make_masks, weight_report
 from ..train import (
     EMA,
+    Snapshot,
+    check_finite,
     check_lr,
     distributed_info,
     init_distributed,
@@ -60,17 +55,11 @@ from ..train import (
     sample_split,
     train_denoiser,
 )
+from ._checkpoint import SPARSE_OPTIONS, CheckpointMixin
 
 logger = logging.getLogger("sdd")
 
 HISTORY_COLUMNS = ("step", "epoch", "loss")
-SPARSE_OPTIONS = (
-    "sparse_method",
-    "sparse_update_interval",
-    "sparse_drop_fraction",
-    "dense_layers",
-    "sparse_distribution",
-)
 
 
 def empty_history() -> pd.DataFrame:
@@ -116,10 +105,6 @@ def decode_bits(
     return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
 
 
-def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
 def available_memory() -> int | None:
     """Bytes of memory available to this process (Linux ``MemAvailable``), else ``None``."""
     try:
@@ -132,7 +117,7 @@ def available_memory() -> int | None:
     return None
 
 
-class DiffusionModel:
+class DiffusionModel(CheckpointMixin):
     """Base class of :class:`~sdd.SDD`, :class:`~sdd.SDDImage` and :class:`~sdd.SDDBlackout`.
 
     Attributes set by every model: ``init_args_`` (the constructor's configuration),
@@ -365,7 +350,7 @@ class DiffusionModel:
             generator.manual_seed(seed + rank)
             torch.manual_seed(seed + rank)
         start_batch = resume["batches"] if resume else 0
-        snapshot = self._snapshot()
+        snapshot = Snapshot(self.module, self.ema_, self.weight_masks_)
         batches = MinibatchSampler(
             matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
             random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
@@ -394,9 +379,9 @@ class DiffusionModel:
                 generator=generator, after_step=None if masks is None else masks.hook(self.module, self.ema_),
                 progress=progress and rank == 0, fast=fast, distributed=is_distributed,
             )  # fmt: skip
-            self._check_finite_weights()
+            check_finite(self.module, self.ema_.model)
         except BaseException as err:
-            self._restore(snapshot)
+            snapshot.restore()
             if isinstance(err, FloatingPointError):
                 raise FloatingPointError(
                     f"{err} The model was restored to its state before this train() call; "
@@ -425,31 +410,6 @@ class DiffusionModel:
         }  # fmt: skip
         self.is_trained_ = True
         return self
-
-    def _snapshot(self) -> dict[str, Any]:
-        masks = self.weight_masks_
-        return {
-            "module": _clone_state(self.module),
-            "ema": _clone_state(self.ema_.model),
-            "ema_updates": self.ema_.n_updates,
-            "ema_decay": self.ema_.decay,
-            "masks": None if masks is None else copy.deepcopy(masks.state_dict()),
-        }
-
-    def _restore(self, snapshot: Mapping[str, Any]) -> None:
-        self.module.load_state_dict(snapshot["module"])
-        self.ema_.model.load_state_dict(snapshot["ema"])
-        self.ema_.n_updates, self.ema_.decay = snapshot["ema_updates"], snapshot["ema_decay"]
-        if snapshot["masks"] is not None:
-            self.weight_masks_.load_state_dict(snapshot["masks"])
-
-    def _check_finite_weights(self) -> None:
-        for name, tensor in [
-            *self.module.state_dict().items(),
-            *self.ema_.model.state_dict().items(),
-        ]:
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise FloatingPointError(f"Training diverged: weight {name!r} is not finite.")
 
     # --------------------------------------------------------------- generation
     def _require_trained(self) -> None:
@@ -524,118 +484,3 @@ class DiffusionModel:
     def _provenance(self, **settings: Any) -> dict[str, Any]:
         """``uns["sdd"]`` / ``settings`` of a generated result."""
         return {"model": self._model_class, "version": __version__, **plain(settings)}
-
-    # ------------------------------------------------------------------ checkpoints
-    def save(
-        self, dir_path: str | os.PathLike, *, overwrite: bool = False, with_optimizer: bool = False
-    ) -> None:
-        """Save the model into a directory (``model.pt`` + ``config.json``), atomically.
-
-        ``model.pt`` holds tensors only (``torch.load(weights_only=True)`` reads it).
-
-        Parameters
-        ----------
-        dir_path
-            Directory to write (created; replaced only with ``overwrite=True``).
-        overwrite
-            Replace an existing model directory.
-        with_optimizer
-            Also store the training state (Adam moments, random-number state and the
-            position in the batch stream), so that ``load(dir, data).train(n)``
-            continues exactly as one longer run would.
-        """
-        state: dict[str, Any] = {
-            "module": self.module.state_dict(),
-            "ema": self.ema_.model.state_dict(),
-            "ema_updates": int(self.ema_.n_updates),
-            **self._data_state(),
-            "history": history_to_state(self.history_),
-        }
-        if self.weight_masks_ is not None:
-            state["weight_masks"] = self.weight_masks_.state_dict()
-        if with_optimizer and self._train_state is not None:
-            state["train_state"] = self._train_state
-        config = {
-            "sdd_version": __version__,
-            "model_class": self._model_class,
-            "init_args": self.init_args_,
-            **self._data_config(),
-            "is_trained": bool(self.is_trained_),
-            "train_args": self.train_args_,
-        }
-        save_dir(os.path.expanduser(dir_path), state, config, overwrite=overwrite)
-
-    @classmethod
-    def load(
-        cls,
-        dir_path: str | os.PathLike,
-        *data: Any,
-        accelerator: str = "cpu",
-        device: int | str | None = None,
-        **data_kwargs: Any,
-    ) -> DiffusionModel:
-        """Load a model saved with :meth:`save`.
-
-        Parameters
-        ----------
-        dir_path
-            Directory written by :meth:`save`.
-        *data, **data_kwargs
-            Optional training data to continue training on, as the constructor takes it
-            (``adata`` for :class:`~sdd.SDD` and :class:`~sdd.SDDBlackout`; ``images``
-            and ``labels`` for :class:`~sdd.SDDImage`); it must match the saved model
-            (same genes in the same order, or the same image shape).
-        accelerator, device
-            Where the network is placed (``"cpu"``, ``"auto"``, ``"cuda"``, ``"mps"``; a
-            GPU index), as in scvi-tools' ``load``; see :attr:`device`.
-
-        Examples
-        --------
-        >>> model = sdd.SDD.load("my_model")  # doctest: +SKIP
-        >>> model = sdd.SDD.load("my_model", adata=adata, accelerator="auto").train(1_000)  # doctest: +SKIP
-        """
-        dev = resolve_device(accelerator, device)
-        dir_path = os.path.expanduser(dir_path)
-        state, config = load_dir(dir_path, model_class=cls._model_class)
-        try:
-            model = cls._from_checkpoint(state, config)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        if data or any(v is not None for v in data_kwargs.values()):
-            model._attach(*data, **data_kwargs)
-        model.module.to(dev)
-        model.ema_.model.to(dev)
-        return model
-
-    @classmethod
-    def _from_checkpoint(
-        cls, state: Mapping[str, Any], config: Mapping[str, Any]
-    ) -> DiffusionModel:
-        model = cls.__new__(cls)
-        init_args = dict(config["init_args"])
-        params = inspect.signature(cls.__init__).parameters
-        unknown = sorted(set(init_args) - set(params) - {"weight_sparsity", *SPARSE_OPTIONS})
-        if unknown:
-            raise ValueError(f"config.json has unknown init_args {unknown}.")
-        model.init_args_ = init_args
-        model._restore_data(state, config)
-        model._check_init_args()
-        model._check_network_shapes(state["module"])
-        model._finish_init()
-        model.module.load_state_dict(state["module"])
-        model.ema_.model.load_state_dict(state["ema"])
-        if model.weight_masks_ is not None:
-            model.weight_masks_.load_state_dict(state["weight_masks"])
-        model.ema_.n_updates = int(state.get("ema_updates", 0))
-        model.history_ = history_from_state(state["history"])
-        model.is_trained_ = bool(config.get("is_trained", False))
-        model.train_args_ = config.get("train_args") or None
-        model._train_state = state.get("train_state")
-        return model
-
-    def _check_network_shapes(self, saved: Mapping[str, torch.Tensor]) -> None:
-        """Compare the network the config describes with the saved weights, allocating nothing."""
-        self.process = self._make_process()
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in self._build_network().state_dict().items()}
-        check_state_shapes(expected, saved)

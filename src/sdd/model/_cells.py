@@ -1,9 +1,10 @@
 """`AnnDataModel`: what the cell models (:class:`~sdd.SDD`, :class:`~sdd.SDDBlackout`) share.
 
 Registration of an AnnData (``setup_anndata`` results in ``adata.uns``), re-checks of data
-that changed after setup, attaching new training data to a loaded model, and generated
-cells as an AnnData that fits scanpy: unique ``obs_names`` per run, a categorical
-``obs["source"]``, the training ``var`` columns and ``uns["log1p"]``.
+that changed after setup, attaching new training data to a loaded model, the training
+label mix (``generate(labels="training")``), and generated cells as an AnnData that fits
+scanpy: unique ``obs_names`` per run, a categorical ``obs["source"]``, the training
+``var`` columns and ``uns["log1p"]``.
 """
 
 from __future__ import annotations
@@ -30,43 +31,14 @@ from ..data import (
     obs_codes,
     plain,
 )
+from ..data.annotate import SOURCE_CATEGORIES, plain_var
 from ._base import DiffusionModel
 
 logger = logging.getLogger("sdd")
 
-SOURCE_CATEGORIES = ["real", "generated"]
 TRAINING = "training"
 """``generate(labels=TRAINING)``: the training data's label composition."""
 DEFAULT_N_CELLS = 10_000
-
-
-def plain_var(var: pd.DataFrame) -> dict[str, list]:
-    """The ``var`` columns worth carrying into generated data, as JSON-friendly lists."""
-    out = {}
-    for name, column in var.items():
-        if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-            out[str(name)] = [plain(v) for v in column.to_numpy()]
-        elif isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object:
-            out[str(name)] = column.astype(str).tolist()
-    return out
-
-
-def mark_source(adata: AnnData, source: str = "real") -> AnnData:
-    """Set ``adata.obs["source"]`` (categorical ``real``/``generated``) in place and return it.
-
-    Generated AnnData carry ``obs["source"] == "generated"``; marking the real cells lets
-    ``anndata.concat([real, generated])`` colour by source in scanpy.
-
-    Examples
-    --------
-    >>> import anndata as ad, numpy as np
-    >>> mark_source(ad.AnnData(np.ones((2, 2)))).obs["source"].tolist()
-    ['real', 'real']
-    """
-    if source not in SOURCE_CATEGORIES:
-        raise ValueError(f"source must be one of {SOURCE_CATEGORIES}, got {source!r}.")
-    adata.obs["source"] = pd.Categorical([source] * adata.n_obs, categories=SOURCE_CATEGORIES)
-    return adata
 
 
 class AnnDataModel(DiffusionModel):

@@ -9,11 +9,14 @@ from ._distributed import distributed_info, init_distributed, is_main_process, s
 from ._ema import EMA
 from ._generate import GraphedDenoise, autocast_denoise, sample_split
 from ._loop import check_lr, train_denoiser
+from ._rollback import Snapshot, check_finite
 
 __all__ = [
     "EMA",
     "GraphedDenoise",
+    "Snapshot",
     "autocast_denoise",
+    "check_finite",
     "check_lr",
     "distributed_info",
     "init_distributed",
