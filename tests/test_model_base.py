@@ -184,7 +184,7 @@ def test_generated_cells_fit_scanpy_conventions():
 
 def test_generate_refuses_outputs_that_cannot_fit(monkeypatch):
     model = _models()[0].train(2, batch_size=16, progress=False)
-    monkeypatch.setattr(base, "available_memory", lambda: 10**6)
+    monkeypatch.setattr(sdd.train._generate, "available_memory", lambda: 10**6)
     with pytest.raises(ValueError, match="GiB"):
         model.generate(10**7, progress=False)
 

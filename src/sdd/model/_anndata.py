@@ -24,7 +24,7 @@ from ..data import (
 from ..data.counts import check_library_setup, sample_size_factors, training_size_factors
 from ..data.impute import missing_entries
 from ..diffusion import GaussianDiffusion, sparsity
-from ..nn import SkipMLP
+from ..train import check_output_memory
 from ._base import decode_bits, gaussian_process
 from ._cells import TRAINING, AnnDataModel
 
@@ -145,25 +145,11 @@ class SDD(AnnDataModel):
             codes = obs_codes(adata, self.categories_)
             self.library_ = {"size_factors": factors, "codes": None if codes is None else codes[ok]}
 
-    def _build_network(self) -> SkipMLP:
-        a = self.init_args_
-        return SkipMLP(
-            self.data_dim, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
-            n_categories=[len(c) for c in self.categories_.values()],
-        )  # fmt: skip
-
     def _make_process(self) -> GaussianDiffusion:
         return gaussian_process(self.init_args_)
 
     def _encode(self, x, nonzero):
         return sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x
-
-    def _sample_shape(self) -> tuple[int, ...]:
-        return (self.data_dim,)
-
-    def _example_inputs(self):
-        x = torch.zeros(1, self.data_dim)
-        return (x, torch.zeros(1), x)
 
     _check_data = staticmethod(check_matrix)
 
@@ -338,7 +324,7 @@ class SDD(AnnDataModel):
         sb = self.init_args_["sparsity_bits"]
         density = self.density_ if self.density_ is not None else 1.0
         dense_bytes = 4 * self.n_genes * ((2 if sb else 1) if store_dense else 0)
-        self._check_output_size(n_cells, dense_bytes + 24 * self.n_genes * density, "cells")
+        check_output_memory(n_cells, dense_bytes + 24 * self.n_genes * density, "cells")
         parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
         for _, _, z in self._sample_batches(
             n_cells, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,

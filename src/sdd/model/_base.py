@@ -47,9 +47,7 @@ from ..train import (
     Snapshot,
     check_finite,
     check_lr,
-    distributed_info,
-    init_distributed,
-    resolve_device,
+    join_distributed,
     resolve_devices,
     resolve_fast,
     sample_split,
@@ -103,18 +101,6 @@ def decode_bits(
     if not dense:
         return values, None, None
     return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to this process (Linux ``MemAvailable``), else ``None``."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 class DiffusionModel(CheckpointMixin):
@@ -326,21 +312,7 @@ class DiffusionModel(CheckpointMixin):
         ema_decay = check_unit_interval(ema_decay, "ema_decay")
         if random_state is not None:
             random_state = check_seed(random_state)
-        if distributed not in (None, True, False):
-            raise TypeError(f"distributed must be True, False or None, got {distributed!r}.")
-        kind = resolve_device(accelerator).type
-        is_distributed = distributed is not False and init_distributed(
-            "nccl" if kind == "cuda" else "gloo"
-        )
-        if distributed and not is_distributed:
-            raise ValueError(
-                "distributed=True, but this process was not launched by torchrun with more "
-                "than one process (see the README for the torchrun command)."
-            )
-        rank, world_size, local_rank = distributed_info() if is_distributed else (0, 1, 0)
-        if is_distributed and kind == "cuda":
-            device = local_rank  # one GPU per process
-        dev = resolve_device(accelerator, device)
+        dev, rank, world_size, is_distributed = join_distributed(accelerator, device, distributed)
         resume = self._train_state if random_state is None else None
         seed = resume["seed"] if resume else (random_state or 0)
         generator = torch.Generator(dev)
@@ -415,17 +387,6 @@ class DiffusionModel(CheckpointMixin):
     def _require_trained(self) -> None:
         if not self.is_trained_:
             raise ValueError("The model is not trained yet; call model.train() first.")
-
-    def _check_output_size(self, n: int, bytes_per_row: float, what: str = "rows") -> None:
-        """Fail fast when the output would not fit in the memory available."""
-        need = float(n) * bytes_per_row
-        free = available_memory()
-        if free is not None and need > 0.8 * free:
-            raise ValueError(
-                f"Generating {n:,} {what} needs about {need / 2**30:.1f} GiB, but only "
-                f"{free / 2**30:.1f} GiB of memory is available. Generate fewer {what} per call "
-                "(e.g. in a loop, writing each result), or pass store_dense=False."
-            )
 
     def _sample_batches(
         self,

@@ -14,7 +14,7 @@ from anndata import AnnData
 from ..data import gene_max
 from ..data.counts import check_integer_counts, gene_mean
 from ..diffusion import BlackoutDiffusion, blackout
-from ..nn import SkipMLP
+from ..train import check_output_memory
 from ._cells import AnnDataModel
 
 __all__ = ["SDDBlackout"]
@@ -108,13 +108,6 @@ class SDDBlackout(AnnDataModel):
 
     _check_data = staticmethod(check_integer_counts)
 
-    def _build_network(self) -> SkipMLP:
-        a = self.init_args_
-        return SkipMLP(
-            self.n_genes, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
-            n_categories=[len(c) for c in self.categories_.values()],
-        )  # fmt: skip
-
     def _make_process(self) -> BlackoutDiffusion:
         a = self.init_args_
         return BlackoutDiffusion(
@@ -122,13 +115,6 @@ class SDDBlackout(AnnDataModel):
             torch.as_tensor(self.gene_max_), torch.as_tensor(self.gene_mean_),
             weighting=a["weighting"], parameterization=a["parameterization"],
         )  # fmt: skip
-
-    def _sample_shape(self) -> tuple[int, ...]:
-        return (self.n_genes,)
-
-    def _example_inputs(self):
-        x = torch.zeros(1, self.n_genes)
-        return (x, torch.zeros(1), x)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -264,7 +250,7 @@ class SDDBlackout(AnnDataModel):
         """
         self._require_trained()
         n_cells, codes, label_values = self._generation_labels(n_cells, labels)
-        self._check_output_size(n_cells, 24 * self.n_genes, "cells")
+        check_output_memory(n_cells, 24 * self.n_genes, "cells")
         parts = [
             sp.csr_matrix(x.cpu().numpy())
             for _, _, x in self._sample_batches(

@@ -32,6 +32,7 @@ from ..data import (
     plain,
 )
 from ..data.annotate import SOURCE_CATEGORIES, plain_var
+from ..nn import SkipMLP
 from ._base import DiffusionModel
 
 logger = logging.getLogger("sdd")
@@ -139,6 +140,25 @@ class AnnDataModel(DiffusionModel):
     def n_genes(self) -> int:
         """Number of genes."""
         return len(self.var_names_)
+
+    @property
+    def data_dim(self) -> int:
+        """Length of the vector the diffusion runs on."""
+        return self.n_genes
+
+    def _build_network(self) -> SkipMLP:
+        a = self.init_args_
+        return SkipMLP(
+            self.data_dim, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
+            n_categories=[len(c) for c in self.categories_.values()],
+        )  # fmt: skip
+
+    def _sample_shape(self) -> tuple[int, ...]:
+        return (self.data_dim,)
+
+    def _example_inputs(self) -> tuple[torch.Tensor, ...]:
+        x = torch.zeros(1, self.data_dim)
+        return (x, torch.zeros(1), x)
 
     # ------------------------------------------------------------------ labels
     def _generation_labels(

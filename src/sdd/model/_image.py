@@ -12,6 +12,7 @@ import torch
 from ..data import TRANSFORMS, ImageScaler, check_images, check_int, check_labels, label_codes
 from ..diffusion import GaussianDiffusion, sparsity
 from ..nn.unet import UNet
+from ..train import check_output_memory
 from ._base import DiffusionModel, decode_bits, gaussian_process
 
 __all__ = ["SDDImage", "GeneratedImages"]
@@ -292,7 +293,7 @@ class SDDImage(DiffusionModel):
         n_images = check_int(n_images, "n_images", 1)
         with_bits = self.init_args_["sparsity_bits"]
         pixels = int(np.prod(self.image_shape))
-        self._check_output_size(n_images, 4 * pixels * (3 if store_dense else 1) + pixels, "images")
+        check_output_memory(n_images, 4 * pixels * (3 if store_dense else 1) + pixels, "images")
         codes, values = label_codes(
             labels, self.categories_, n_images, default_key="label", unit="images"
         )

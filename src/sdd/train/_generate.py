@@ -239,3 +239,32 @@ def sample_split(
 def _on(net: nn.Module, device: torch.device) -> bool:
     p = next(net.parameters(), None)
     return p is None or p.device == device
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux ``MemAvailable``), else ``None``."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_output_memory(n: int, bytes_per_row: float, what: str = "rows") -> None:
+    """Raise a ValueError when ``n`` generated rows would not fit in the memory available.
+
+    Examples
+    --------
+    >>> check_output_memory(10, 4.0, "cells")
+    """
+    need = float(n) * bytes_per_row
+    free = available_memory()
+    if free is not None and need > 0.8 * free:
+        raise ValueError(
+            f"Generating {n:,} {what} needs about {need / 2**30:.1f} GiB, but only "
+            f"{free / 2**30:.1f} GiB of memory is available. Generate fewer {what} per call "
+            "(e.g. in a loop, writing each result), or pass store_dense=False."
+        )
