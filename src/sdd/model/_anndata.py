@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from ..data import (
 )
 from ..data.counts import check_library_setup, sample_size_factors, training_size_factors
 from ..data.impute import missing_entries
+from ..data.validate import density, warn_all_zero
 from ..diffusion import GaussianDiffusion, sparsity
 from ..train import check_output_memory
 from ._base import decode_bits, gaussian_process
@@ -32,28 +32,6 @@ __all__ = ["SDD"]
 
 SETUP_KEY = "sdd_setup"
 SETUP_CHECK_ROWS = 2048  # cells checked by setup_anndata (the model checks all)
-
-
-def _density(matrix: Any) -> float | None:
-    """Fraction of non-zero entries of a sparse matrix (``None`` for dense or backed data)."""
-    if sp.issparse(matrix):
-        return float(matrix.nnz) / max(1, matrix.shape[0] * matrix.shape[1])
-    return None
-
-
-def _warn_all_zero(gene_max: np.ndarray, var_names: Sequence[str]) -> None:
-    empty = np.flatnonzero(np.asarray(gene_max) <= 0)
-    if empty.size == len(gene_max):
-        warnings.warn(
-            "The training matrix is all zeros: the model can only generate zeros.", stacklevel=3
-        )
-    elif empty.size:
-        names = [var_names[i] for i in empty[:5]]
-        warnings.warn(
-            f"{empty.size} gene(s) are zero in every training cell (e.g. {names}); they are "
-            "generated as exact zeros.",
-            stacklevel=3,
-        )
 
 
 class SDD(AnnDataModel):
@@ -134,8 +112,8 @@ class SDD(AnnDataModel):
         self._capture_init_args(locals())
         self._use_anndata(adata)
         self.scaler_ = Scaler.fit(self._matrix)
-        self.density_ = _density(self._matrix)
-        _warn_all_zero(self.scaler_.gene_max, self.var_names_)
+        self.density_ = density(self._matrix)
+        warn_all_zero(self.scaler_.gene_max, self.var_names_)
         self._finish_init()
         # training size factors for generate(counts=True); fitted from adata, restored by load
         self.library_: dict[str, np.ndarray | None] | None = None

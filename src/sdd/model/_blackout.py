@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
 from ..data import gene_max
+from ..data.arrays import array_to_anndata
 from ..data.counts import check_integer_counts, gene_mean
 from ..diffusion import BlackoutDiffusion, blackout
 from ..train import check_output_memory
@@ -166,24 +166,9 @@ class SDDBlackout(AnnDataModel):
         >>> model.setup_args_["image_shape"]
         [5, 5]
         """
-        images = np.asarray(images)
-        if images.ndim < 2 or images.shape[0] == 0:
-            raise ValueError(f"images must have shape (N, ...) with N > 0, got {images.shape}.")
-        flat = images.reshape(images.shape[0], -1)
-        if not (np.issubdtype(flat.dtype, np.integer) or np.issubdtype(flat.dtype, np.floating)):
-            raise TypeError(f"images must be numeric, got dtype {flat.dtype}.")
-        adata = AnnData(sp.csr_matrix(flat.astype(np.float32)))
-        adata.var_names = [f"px_{i}" for i in range(flat.shape[1])]
-        adata.obs_names = [f"img_{i}" for i in range(flat.shape[0])]
-        labels_key = None
-        if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (flat.shape[0],):
-                raise ValueError(f"labels must have one entry per image, got shape {labels.shape}.")
-            adata.obs["label"] = pd.Categorical(labels.astype(str))
-            labels_key = "label"
-        cls.setup_anndata(adata, layer=None, labels_key=labels_key)
-        adata.uns[SETUP_KEY]["image_shape"] = [int(s) for s in images.shape[1:]]
+        adata = array_to_anndata(images, labels)
+        cls.setup_anndata(adata, layer=None, labels_key=None if labels is None else "label")
+        adata.uns[SETUP_KEY]["image_shape"] = [int(s) for s in np.shape(images)[1:]]
         return cls(adata, **kwargs)
 
     def generate(

@@ -25,13 +25,13 @@ from ..data import (
     check_int,
     check_var_names,
     get_matrix,
-    largest_remainder,
     matrix_name,
     obs_categories,
     obs_codes,
     plain,
 )
 from ..data.annotate import SOURCE_CATEGORIES, plain_var
+from ..data.composition import composition, mix_labels
 from ..nn import SkipMLP
 from ._base import DiffusionModel
 
@@ -117,16 +117,12 @@ class AnnDataModel(DiffusionModel):
         self._matrix = get_matrix(adata, layer)
         if registered:
             self._check_data(self._matrix, where=matrix_name(layer))
-            obs_codes(adata, self.categories_)
         self.var_names_ = check_var_names(adata)
         self.var_ = plain_var(adata.var)
         self.log1p_ = plain(dict(adata.uns["log1p"])) if "log1p" in adata.uns else None
         self.adata = adata
-        self.composition_: dict[str, np.ndarray] | None = None
-        codes = obs_codes(adata, self.categories_)
-        if codes is not None:
-            unique, counts = np.unique(codes, axis=0, return_counts=True)
-            self.composition_ = {"codes": unique.astype(np.int64), "counts": counts}
+        # the training label mix (raises on missing columns or unknown labels)
+        self.composition_ = composition(obs_codes(adata, self.categories_))
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         if getattr(self, "_matrix", None) is None:
@@ -194,14 +190,8 @@ class AnnDataModel(DiffusionModel):
                 f"labels={TRAINING!r} is ambiguous: {key!r} has a label named {TRAINING!r}. "
                 f"Pass labels={{{key!r}: {TRAINING!r}}} to generate cells of that label."
             )
-        counts = self.composition_["counts"]
-        if n_cells is not None:
-            counts = largest_remainder(counts.astype(np.float64), check_int(n_cells, "n_cells", 1))
-        codes = np.repeat(self.composition_["codes"], counts, axis=0)
-        return {
-            key: np.asarray(cats, dtype=object)[codes[:, k]]
-            for k, (key, cats) in enumerate(self.categories_.items())
-        }
+        n = None if n_cells is None else check_int(n_cells, "n_cells", 1)
+        return mix_labels(self.composition_, self.categories_, n)
 
     def view_anndata_setup(self) -> None:
         """Log what :meth:`setup_anndata` registered (``sdd`` logger, level INFO)."""
