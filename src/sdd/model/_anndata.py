@@ -131,6 +131,10 @@ class SDD(AnnDataModel):
 
     _check_data = staticmethod(check_matrix)
 
+    @property
+    def _kind(self) -> str:
+        return "sparsity bits" if self.init_args_["sparsity_bits"] else "plain diffusion baseline"
+
     # ------------------------------------------------------------------ setup
     @classmethod
     def setup_anndata(
@@ -467,13 +471,3 @@ class SDD(AnnDataModel):
         if "library" in state:
             library = {k: v.numpy() for k, v in state["library"].items()}
             self.library_ = {"size_factors": library["size_factors"], "codes": library.get("codes")}
-
-    def __repr__(self) -> str:
-        a = self.init_args_
-        kind = "sparsity bits" if a["sparsity_bits"] else "plain diffusion baseline"
-        cond = f", conditioned on {list(self.categories_)}" if self.categories_ else ""
-        return (
-            f"SDD model ({kind}): {self.n_genes} genes, MLP hidden {tuple(a['hidden'])}, "
-            f"{self.n_params / 1e6:.2f}M parameters, {self._status()}{cond}; "
-            f"layer={self.setup_args_['layer'] or 'X'!r}"
-        )

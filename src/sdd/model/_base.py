@@ -228,6 +228,23 @@ class DiffusionModel(CheckpointMixin):
         inputs = tuple(x.to(self.device) for x in self._example_inputs())
         return weight_report(self.module, inputs, masks=self.weight_masks_, batch_size=batch_size)
 
+    def _summary(self) -> tuple[str, str, str]:
+        """The kind of model, its data and network, and a tail, for ``repr``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        kind, what, tail = self._summary()
+        a, masks = self.init_args_, self.weight_masks_
+        sparse = (
+            ""
+            if masks is None
+            else f", {a['sparse_method']} weights at {a['weight_sparsity']:.0%} sparsity"
+        )
+        return (
+            f"{self._model_class} model ({kind}): {what}, {self.n_params / 1e6:.2f}M parameters"
+            f"{sparse}, {self._status()}{tail}"
+        )
+
     def _last_step(self) -> int:
         return int(self.history_["step"].max()) if len(self.history_) else 0
 

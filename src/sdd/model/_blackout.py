@@ -107,6 +107,7 @@ class SDDBlackout(AnnDataModel):
     scaler_ = _Counts()
 
     _check_data = staticmethod(check_integer_counts)
+    _kind = "Blackout Diffusion on counts"
 
     def _make_process(self) -> BlackoutDiffusion:
         a = self.init_args_
@@ -283,22 +284,3 @@ class SDDBlackout(AnnDataModel):
         self.gene_max_ = state["gene_max"].numpy().astype(np.float32)
         self.gene_mean_ = state["gene_mean"].numpy().astype(np.float32)
         self._check_per_gene(gene_max=self.gene_max_, gene_mean=self.gene_mean_)
-
-    def __repr__(self) -> str:
-        a = self.init_args_
-        sparse = (
-            f", {a['sparse_method']} weights at {a['weight_sparsity']:.0%} sparsity"
-            if self.weight_masks_ is not None
-            else ""
-        )
-        what = (
-            f"image {tuple(self.setup_args_['image_shape'])}"
-            if self.setup_args_.get("image_shape")
-            else f"{self.n_genes} genes"
-        )
-        return (
-            f"SDDBlackout model (Blackout Diffusion on counts): {what}, MLP hidden "
-            f"{tuple(a['hidden'])}, {self.n_params / 1e6:.2f}M parameters{sparse}, "
-            f"{self._status()}; "
-            f"layer={self.setup_args_['layer'] or 'X'!r}"
-        )

@@ -193,6 +193,17 @@ class AnnDataModel(DiffusionModel):
         n = None if n_cells is None else check_int(n_cells, "n_cells", 1)
         return mix_labels(self.composition_, self.categories_, n)
 
+    def _summary(self) -> tuple[str, str, str]:
+        shape = self.setup_args_.get("image_shape")
+        what = f"image {tuple(shape)}" if shape else f"{self.n_genes} genes"
+        cond = f", conditioned on {list(self.categories_)}" if self.categories_ else ""
+        layer = self.setup_args_["layer"] or "X"
+        return (
+            self._kind,
+            f"{what}, MLP hidden {tuple(self.init_args_['hidden'])}",
+            f"{cond}; layer={layer!r}",
+        )
+
     def view_anndata_setup(self) -> None:
         """Log what :meth:`setup_anndata` registered (``sdd`` logger, level INFO)."""
         s = self.setup_args_

@@ -360,19 +360,16 @@ class SDDImage(DiffusionModel):
         codes, _ = label_codes(labels, self.categories_, len(array), unit="images")
         self._images, self._codes = array, codes
 
-    def __repr__(self) -> str:
+    def _summary(self) -> tuple[str, str, str]:
         a = self.init_args_
-        kind = "sparsity bits" if a["sparsity_bits"] else "plain diffusion baseline"
-        n_classes = len(self.categories_.get("label", []))
-        cond = f", conditioned on {n_classes} classes" if n_classes else ""
         c, h, w = self.image_shape
-        transform = (
-            ""
-            if a["intensity_transform"] == "none"
-            else f", {a['intensity_transform']} intensities"
-        )
+        n_classes = len(self.categories_.get("label", []))
+        tail = f", conditioned on {n_classes} classes" if n_classes else ""
+        if a["intensity_transform"] != "none":
+            tail += f", {a['intensity_transform']} intensities"
         return (
-            f"SDDImage model ({kind}): {c}x{h}x{w} images, U-Net base {a['base_channels']}, "
-            f"mult {tuple(a['channel_mult'])}, {a['num_res_blocks']} blocks/stage, "
-            f"{self.n_params / 1e6:.2f}M parameters, {self._status()}{cond}{transform}"
+            "sparsity bits" if a["sparsity_bits"] else "plain diffusion baseline",
+            f"{c}x{h}x{w} images, U-Net base {a['base_channels']}, mult "
+            f"{tuple(a['channel_mult'])}, {a['num_res_blocks']} blocks/stage",
+            tail,
         )
