@@ -1,11 +1,12 @@
 """Model classes users touch."""
 
 from ..data.annotate import mark_source
+from ..data.generated import GeneratedImages
 from ._anndata import SDD
 from ._base import DiffusionModel
 from ._blackout import SDDBlackout
 from ._cells import AnnDataModel
-from ._image import GeneratedImages, SDDImage
+from ._image import SDDImage
 
 __all__ = [
     "SDD",

@@ -24,8 +24,8 @@ from ..data.counts import check_library_setup, sample_size_factors, training_siz
 from ..data.impute import missing_entries
 from ..data.validate import density, warn_all_zero
 from ..diffusion import GaussianDiffusion, sparsity
-from ..train import check_output_memory
-from ._base import decode_bits, gaussian_process
+from ..train import check_output_memory, decode_bits
+from ._base import gaussian_process
 from ._cells import TRAINING, AnnDataModel
 
 __all__ = ["SDD"]
@@ -304,9 +304,9 @@ class SDD(AnnDataModel):
                 "(on log1p-normalised data)."
             )
         sb = self.init_args_["sparsity_bits"]
-        density = self.density_ if self.density_ is not None else 1.0
+        fill = self.density_ if self.density_ is not None else 1.0
         dense_bytes = 4 * self.n_genes * ((2 if sb else 1) if store_dense else 0)
-        check_output_memory(n_cells, dense_bytes + 24 * self.n_genes * density, "cells")
+        check_output_memory(n_cells, dense_bytes + 24 * self.n_genes * fill, "cells")
         parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
         for _, _, z in self._sample_batches(
             n_cells, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,

@@ -1,19 +1,11 @@
-"""`DiffusionModel`: train, generate, save and load, written once for every model.
+"""`DiffusionModel`: train and generate written once for every model (save/load: the mixin).
 
-A model class supplies only what is particular to its data:
-
-- ``_build_network()`` (the denoiser, see :mod:`sdd.nn`) and ``_make_process()`` (a
-  :class:`~sdd.diffusion.DiffusionProcess`);
-- ``_training_data()`` (rows and condition codes), ``scaler_`` (raw values to the
-  process's range) and ``_encode(x, nonzero)`` (e.g. append sparsity bits);
-- ``_data_state()`` / ``_data_config()`` / ``_restore_data(state, config)`` (what a
-  checkpoint holds besides the weights) and ``_attach(...)`` (new training data);
-- its public ``generate`` (decoding the sampled batches into its output type).
-
-Everything else lives here: configuration captured from the constructor signature, the
-one training loop (:func:`sdd.train.train_denoiser`: plain and fast paths, EMA, DDP) with
-a rollback when training fails, a resumable batch stream, the one batched sampler
-(:func:`sdd.train.sample_split`) with one progress bar, and checkpoints.
+A model supplies its network and process (``_build_network``, ``_make_process``), its data
+(``_training_data``, ``scaler_``, ``_encode``, ``_sample_shape``), its checkpoint state
+(``_data_state``, ``_data_config``, ``_restore_data``, ``_attach``), ``_summary`` and its
+public ``generate``. Here: config captured from the constructor signature, the one
+training loop (:func:`sdd.train.train_denoiser`) with rollback and resume, and the one
+batched sampler (:func:`sdd.train.sample_split`) with one progress bar.
 """
 
 from __future__ import annotations
@@ -37,7 +29,8 @@ from ..data import (
     label_codes,
     plain,
 )
-from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout, sparsity
+from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout
+from ..diffusion.guidance import check_guidance
 from ..io import (
     to_cpu,
 )
@@ -65,42 +58,10 @@ def empty_history() -> pd.DataFrame:
     return pd.DataFrame(columns=list(HISTORY_COLUMNS))
 
 
-def check_guidance(guidance_scale: Any) -> float:
-    """A finite number."""
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float | np.number):
-        raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}.")
-    if not np.isfinite(guidance_scale):
-        raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
-    return float(guidance_scale)
-
-
 def gaussian_process(init_args: Mapping[str, Any]) -> GaussianDiffusion:
     """The Gaussian (+ sparsity bits) process of ``logsnr_min/max`` and ``self_condition``."""
     schedule = CosineSchedule(init_args["logsnr_min"], init_args["logsnr_max"])
     return GaussianDiffusion(schedule, self_condition=init_args["self_condition"])
-
-
-def decode_bits(
-    z: torch.Tensor,
-    inverse: Callable[[torch.Tensor], torch.Tensor],
-    *,
-    bits: bool,
-    dense: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Values (exact zeros), dense values and SB logits of a sampled batch, as NumPy.
-
-    ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse`` maps the
-    data back to training units. Dense values and logits are ``None`` unless ``dense``
-    (logits also without ``bits``).
-    """
-    if not bits:
-        values = inverse(z).cpu().numpy()
-        return values, (values.copy() if dense else None), None
-    masked, raw, _ = sparsity.decode(z, zero_value=-1.0)
-    values = inverse(masked).cpu().numpy()
-    if not dense:
-        return values, None, None
-    return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
 
 
 class DiffusionModel(CheckpointMixin):

@@ -43,20 +43,16 @@ DEFAULT_N_CELLS = 10_000
 
 
 class AnnDataModel(DiffusionModel):
-    """A model trained on the rows of an AnnData (see :class:`DiffusionModel`)."""
+    """A model trained on the rows of an AnnData (see :class:`DiffusionModel`).
+
+    Subclasses supply ``setup_anndata`` (built on :meth:`_setup_values`) and
+    ``_check_data(matrix, where=)``.
+    """
 
     _setup_key = ""
     _data_params = ("adata",)
     _unit = "cells"
     _arrays_hint = "sdd.SDDImage"
-
-    @staticmethod
-    def _check_data(matrix: Any, *, where: str) -> None:
-        raise NotImplementedError
-
-    @classmethod
-    def setup_anndata(cls, adata: AnnData, layer: str | None = None, **kwargs: Any) -> None:
-        raise NotImplementedError
 
     @classmethod
     def default_layer(cls, adata: AnnData) -> str | None:

@@ -8,7 +8,13 @@ from ._device import resolve_device, resolve_devices, resolve_fast
 from ._distributed import distributed_info, init_distributed, is_main_process, shard
 from ._distributed import join as join_distributed
 from ._ema import EMA
-from ._generate import GraphedDenoise, autocast_denoise, check_output_memory, sample_split
+from ._generate import (
+    GraphedDenoise,
+    autocast_denoise,
+    check_output_memory,
+    decode_bits,
+    sample_split,
+)
 from ._loop import check_lr, train_denoiser
 from ._rollback import Snapshot, check_finite
 
@@ -19,6 +25,7 @@ __all__ = [
     "autocast_denoise",
     "check_finite",
     "check_output_memory",
+    "decode_bits",
     "check_lr",
     "distributed_info",
     "init_distributed",

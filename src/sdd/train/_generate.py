@@ -8,10 +8,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..diffusion import DiffusionProcess
+from ..diffusion import DiffusionProcess, sparsity
 from ._device import resolve_fast
 
 DenoiseFn = Callable[..., torch.Tensor]
@@ -268,3 +269,26 @@ def check_output_memory(n: int, bytes_per_row: float, what: str = "rows") -> Non
             f"{free / 2**30:.1f} GiB of memory is available. Generate fewer {what} per call "
             "(e.g. in a loop, writing each result), or pass store_dense=False."
         )
+
+
+def decode_bits(
+    z: torch.Tensor,
+    inverse: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    bits: bool,
+    dense: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Values (exact zeros), dense values and SB logits of a sampled batch, as NumPy.
+
+    ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse`` maps the
+    data back to training units. Dense values and logits are ``None`` unless ``dense``
+    (logits also without ``bits``).
+    """
+    if not bits:
+        values = inverse(z).cpu().numpy()
+        return values, (values.copy() if dense else None), None
+    masked, raw, _ = sparsity.decode(z, zero_value=-1.0)
+    values = inverse(masked).cpu().numpy()
+    if not dense:
+        return values, None, None
+    return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
