@@ -294,7 +294,7 @@ def sample_size_factors(
             warnings.warn(
                 f"No training cell has the conditions {asked}; their library sizes are "
                 "drawn from all training cells.",
-                stacklevel=4,
+                stacklevel=3,
             )
             pool[:] = True
         cells = inverse == j

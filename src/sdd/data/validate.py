@@ -114,7 +114,7 @@ def density(matrix: Any) -> float | None:
     return None
 
 
-def warn_all_zero(maximum: np.ndarray, names: Sequence[str], *, stacklevel: int = 4) -> None:
+def warn_all_zero(maximum: np.ndarray, names: Sequence[str], *, stacklevel: int = 3) -> None:
     """Warn about genes (columns) that are zero in every training row."""
     empty = np.flatnonzero(np.asarray(maximum) <= 0)
     if empty.size == len(maximum):
