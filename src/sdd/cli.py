@@ -103,7 +103,7 @@ def _parameter(cls: Any, method: str, name: str | None) -> inspect.Parameter | N
     return None
 
 
-def option_defaults(cls: Any, options: dict[str, tuple[str, str, str | None]]) -> dict[str, Any]:
+def _option_defaults(cls: Any, options: dict[str, tuple[str, str, str | None]]) -> dict[str, Any]:
     """The default of every option in ``options`` that ``cls`` takes, from its signatures.
 
     ``cls`` is a model class (``options`` about ``__init__``, ``train``, ``generate``) or
@@ -141,7 +141,7 @@ def _default_help(options: dict[str, tuple[str, str, str | None]], dest: str) ->
     """``(default: ...)`` of an option, per model where the models differ."""
     values = {}
     for kind in _KINDS:
-        defaults = option_defaults(_model_class(kind), options)
+        defaults = _option_defaults(_model_class(kind), options)
         if dest in defaults:
             values[kind] = defaults[dest]
     if len({repr(v) for v in values.values()}) == 1:
@@ -708,7 +708,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--align-genes", action="store_true", help="compare only the shared genes")
     ev.add_argument("--n-cells", type=int, help="subsample each set to this size")
     ev.add_argument("--seed", type=int, help="random seed")
-    ev.set_defaults(**option_defaults(evaluate, _EVALUATE_OPTIONS))
+    ev.set_defaults(**_option_defaults(evaluate, _EVALUATE_OPTIONS))
     ev.add_argument("--csv", default=None, help="also write the table to this .csv")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     ev.add_argument("--quiet", "-q", action="store_true", help="no messages besides the table")
@@ -729,8 +729,8 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     if kind is not None:
         cls = _model_class(kind)
-        fit.set_defaults(**option_defaults(cls, _FIT_OPTIONS))
-        gen.set_defaults(**option_defaults(cls, _GENERATE_OPTIONS))
+        fit.set_defaults(**_option_defaults(cls, _FIT_OPTIONS))
+        gen.set_defaults(**_option_defaults(cls, _GENERATE_OPTIONS))
     return parser
 
 
