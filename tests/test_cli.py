@@ -333,3 +333,17 @@ def test_fit_image_model_end_to_end(tmp_path: Path):
     ]
     assert main([*argv, "--out", str(tmp_path / "img2"), *unet, *tiny]) == 0
     assert sdd.SDDImage.load(tmp_path / "img2").categories_ == {"label": ["a", "b"]}
+
+
+def test_unexpected_errors_are_one_line_too(model_dir: Path, tmp_path: Path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered\nmore detail")
+
+    monkeypatch.setattr(sdd.SDD, "generate", broken)
+    argv = ["generate", str(model_dir), "-n", "3", "-o", str(tmp_path / "g.h5ad")]
+    assert main(argv) == 1
+    assert (
+        _error_line(capsys)
+        == "sdd generate: error: RuntimeError: CUDA error: device-side assert triggered"
+    )
+    assert not (tmp_path / "g.h5ad").exists()

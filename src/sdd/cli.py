@@ -770,9 +770,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in kind:  # again, with the model's own defaults
                 args = build_parser(kind[args.command]()).parse_args(argv)
             return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, FloatingPointError, ImportError, MemoryError) as err:
+    except Exception as err:  # one line for bad input and for anything else (a CUDA error)
         lines = str(err).strip().splitlines()
         message = lines[0] if lines else repr(err)
+        known = (ValueError, TypeError, OSError, FloatingPointError, ImportError, MemoryError)
+        if not isinstance(err, known):
+            message = f"{type(err).__name__}: {message}"
         print(f"sdd {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
