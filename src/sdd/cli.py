@@ -46,33 +46,34 @@ EXIT_INTERRUPTED = 130
 #: ``--model`` of ``sdd fit``: the model classes by their command-line name.
 _KINDS = {"sdd": "SDD", "blackout": "SDDBlackout", "image": "SDDImage"}
 
-# Options that set a model's argument: dest -> (flag, method, parameter). Their argparse
-# defaults come from the method's signature (``None`` parameter: its first argument).
-_FIT_OPTIONS = {
-    "max_steps": ("--max-steps", "train", "max_steps"),
-    "batch_size": ("--batch-size", "train", "batch_size"),
-    "lr": ("--lr", "train", "lr"),
-    "ema_decay": ("--ema-decay", "train", "ema_decay"),
-    "seed": ("--seed", "train", "random_state"),
-    "accelerator": ("--accelerator", "train", "accelerator"),
-    "hidden": ("--hidden", "__init__", "hidden"),
-    "emb_dim": ("--emb-dim", "__init__", "emb_dim"),
-    "sparsity_bits": ("--sparsity-bits/--no-sparsity-bits", "__init__", "sparsity_bits"),
-}
-_GENERATE_OPTIONS = {
-    "n": ("-n", "generate", None),
-    "sampler": ("--sampler", "generate", "sampler"),
-    "n_steps": ("--n-steps", "generate", "n_steps"),
-    "seed": ("--seed", "generate", "random_state"),
-    "guidance_scale": ("--guidance-scale", "generate", "guidance_scale"),
-    "batch_size": ("--batch-size", "generate", "batch_size"),
-    "store_dense": ("--dense/--no-dense", "generate", "store_dense"),
-    "accelerator": ("--accelerator", "generate", "accelerator"),
-}
-_EVALUATE_OPTIONS = {
-    "n_cells": ("--n-cells", "evaluate", "n_cells"),
-    "seed": ("--seed", "evaluate", "random_state"),
-}
+# Options that set a model's argument: dest -> (flag, method, parameter, help, argparse
+# keywords). Their defaults come from the method's signature (parameter None: its first).
+_Option = tuple[str, str, "str | None", str, dict]
+_FIT_OPTIONS: dict[str, _Option] = {
+    "max_steps": ("--max-steps", "train", "max_steps", "optimiser steps", {"type": int}),
+    "batch_size": ("--batch-size", "train", "batch_size", "examples per step", {"type": int}),
+    "lr": ("--lr", "train", "lr", "Adam learning rate", {"type": float}),
+    "ema_decay": ("--ema-decay", "train", "ema_decay", "EMA decay of the weights", {"type": float}),
+    "hidden": ("--hidden", "__init__", "hidden", "MLP encoder widths", {"type": int, "nargs": "+"}),
+    "emb_dim": ("--emb-dim", "__init__", "emb_dim", "time/label embedding size (auto: from the U-Net width)", {"type": int}),
+    "sparsity_bits": ("--sparsity-bits", "__init__", "sparsity_bits", "model the zero pattern (off: the plain baseline)", {"action": argparse.BooleanOptionalAction}),
+    "seed": ("--seed", "train", "random_state", "random seed of weights, batches and noise (auto: 0)", {"type": int}),
+    "accelerator": ("--accelerator", "train", "accelerator", "auto, cpu, cuda or mps", {}),
+}  # fmt: skip
+_GENERATE_OPTIONS: dict[str, _Option] = {
+    "n": ("-n", "generate", None, "number of cells or images (auto: the training mix's size, or 10000)", {"type": int}),
+    "sampler": ("--sampler", "generate", "sampler", "sampler", {"choices": ["ddpm", "ddim"]}),
+    "n_steps": ("--n-steps", "generate", "n_steps", "reverse steps (auto: every observation time)", {"type": int}),
+    "seed": ("--seed", "generate", "random_state", "random seed", {"type": int}),
+    "guidance_scale": ("--guidance-scale", "generate", "guidance_scale", "classifier-free guidance weight", {"type": float}),
+    "batch_size": ("--batch-size", "generate", "batch_size", "examples sampled at once", {"type": int}),
+    "store_dense": ("--dense", "generate", "store_dense", "also write the dense and sb_logits values", {"action": argparse.BooleanOptionalAction}),
+    "accelerator": ("--accelerator", "generate", "accelerator", "auto, cpu, cuda or mps", {}),
+}  # fmt: skip
+_EVALUATE_OPTIONS: dict[str, _Option] = {
+    "n_cells": ("--n-cells", "evaluate", "n_cells", "subsample each set to this size", {"type": int}),
+    "seed": ("--seed", "evaluate", "random_state", "random seed", {"type": int}),
+}  # fmt: skip
 _MISSING = inspect.Parameter.empty
 
 
@@ -103,14 +104,14 @@ def _parameter(cls: Any, method: str, name: str | None) -> inspect.Parameter | N
     return None
 
 
-def _option_defaults(cls: Any, options: dict[str, tuple[str, str, str | None]]) -> dict[str, Any]:
+def _option_defaults(cls: Any, options: dict[str, _Option]) -> dict[str, Any]:
     """The default of every option in ``options`` that ``cls`` takes, from its signatures.
 
     ``cls`` is a model class (``options`` about ``__init__``, ``train``, ``generate``) or
     :func:`sdd.tl.evaluate`.
     """
     out = {}
-    for dest, (_, method, name) in options.items():
+    for dest, (_, method, name, *_) in options.items():
         param = _parameter(cls, method, name)
         if param is not None and param.default is not _MISSING:
             out[dest] = param.default
@@ -118,12 +119,12 @@ def _option_defaults(cls: Any, options: dict[str, tuple[str, str, str | None]]) 
 
 
 def _method_kwargs(
-    args: argparse.Namespace, cls: Any, method: str, options: dict[str, tuple[str, str, str | None]]
+    args: argparse.Namespace, cls: Any, method: str, options: dict[str, _Option]
 ) -> dict[str, Any]:
     """``{parameter: value}`` of the options for ``cls.method``; an option given for a
     model that does not take it is an error."""
     out = {}
-    for dest, (flag, target, name) in options.items():
+    for dest, (flag, target, name, *_) in options.items():
         if target != method:
             continue
         value = getattr(args, dest)
@@ -137,7 +138,7 @@ def _method_kwargs(
     return out
 
 
-def _default_help(options: dict[str, tuple[str, str, str | None]], dest: str) -> str:
+def _default_help(options: dict[str, _Option], dest: str) -> str:
     """``(default: ...)`` of an option, per model where the models differ."""
     values = {}
     for kind in _KINDS:
@@ -157,7 +158,7 @@ def _show(value: Any) -> str:
     return "auto" if value is None else str(value)
 
 
-def _model_args(items: Sequence[str] | None, cls: type, given: dict[str, Any]) -> dict[str, Any]:
+def _model_args(items: Sequence[str] | None, cls: type) -> dict[str, Any]:
     """``--model-arg KEY=VALUE`` as constructor keywords (values via ``ast.literal_eval``)."""
     import sdd
 
@@ -167,18 +168,21 @@ def _model_args(items: Sequence[str] | None, cls: type, given: dict[str, Any]) -
         masks = inspect.signature(sdd.sparse.make_masks).parameters.values()
         known += [p.name for p in masks if p.kind is inspect.Parameter.KEYWORD_ONLY]
         known.remove("random_state")
+    own = {name: flag for flag, method, name, *_ in _FIT_OPTIONS.values() if method == "__init__"}
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise CLIError(f"--model-arg takes KEY=VALUE, got {item!r}.")
+        if key in own:
+            raise CLIError(f"set {key!r} with {own[key]}, not --model-arg.")
         if key not in known:
             raise CLIError(
                 f"unknown --model-arg {key!r} for {cls.__name__}; known: {', '.join(known)}."
             )
-        if key in out or key in given:
-            raise CLIError(f"{key!r} is given twice (--model-arg and its own option).")
+        if key in out:
+            raise CLIError(f"--model-arg {key!r} is given twice.")
         try:
             out[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -365,7 +369,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
     init = _method_kwargs(args, cls, "__init__", _FIT_OPTIONS)
-    init.update(_model_args(args.model_arg, cls, init))
+    init.update(_model_args(args.model_arg, cls))
     train = _method_kwargs(args, cls, "train", _FIT_OPTIONS)
     if args.model == "image":
         if args.layer or args.covariate_keys or args.normalize:
@@ -531,23 +535,12 @@ class _DefaultsFormatter(argparse.HelpFormatter):
 
 
 # ------------------------------------------------------------------------ parser
-def _model_option(
-    sub: argparse.ArgumentParser,
-    options: dict[str, tuple[str, str, str | None]],
-    dest: str,
-    help: str,
-    **kwargs: Any,
-) -> None:
-    """An option whose default is the model's (listed in the help; set by ``build_parser``)."""
-    flag = options[dest][0]
-    if "/" in flag:  # --x/--no-x
-        flags = [flag.split("/")[0]]
-        kwargs["action"] = argparse.BooleanOptionalAction
-    else:
-        flags = [flag, *kwargs.pop("aliases", [])]
-    sub.add_argument(
-        *flags, dest=dest, default=None, help=help + _default_help(options, dest), **kwargs
-    )
+def _model_options(sub: argparse.ArgumentParser, options: dict[str, _Option]) -> None:
+    """The options of ``options``; their defaults (listed in the help) are the model's."""
+    for dest, (flag, _, _, text, kwargs) in options.items():
+        flags = [flag, "--n-cells"] if flag == "-n" else [flag]
+        help = text + (_default_help(options, dest) if options is not _EVALUATE_OPTIONS else "")
+        sub.add_argument(*flags, dest=dest, default=None, help=help, **kwargs)
 
 
 def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
@@ -618,25 +611,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     )
     fit.add_argument("--images-key", default="images", help="image array of an .npz/HDF5 file")
     fit.add_argument("--labels-file", default=None, help="labels of .npy or idx images")
-    _model_option(fit, _FIT_OPTIONS, "max_steps", "optimiser steps", type=int)
-    _model_option(fit, _FIT_OPTIONS, "batch_size", "examples per step", type=int)
-    _model_option(fit, _FIT_OPTIONS, "lr", "Adam learning rate", type=float)
-    _model_option(fit, _FIT_OPTIONS, "ema_decay", "EMA decay of the weights", type=float)
-    _model_option(fit, _FIT_OPTIONS, "hidden", "MLP encoder widths", type=int, nargs="+")
-    _model_option(
-        fit,
-        _FIT_OPTIONS,
-        "emb_dim",
-        "time/label embedding size (auto: from the U-Net width)",
-        type=int,
-    )
-    _model_option(
-        fit, _FIT_OPTIONS, "sparsity_bits", "model the zero pattern (off: the plain baseline)"
-    )
-    _model_option(
-        fit, _FIT_OPTIONS, "seed", "random seed of weights, batches and noise (auto: 0)", type=int
-    )
-    _model_option(fit, _FIT_OPTIONS, "accelerator", "auto, cpu, cuda or mps")
+    _model_options(fit, _FIT_OPTIONS)
     fit.add_argument(
         "--model-arg",
         action="append",
@@ -661,15 +636,6 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     )
     gen.add_argument("model_dir", help="saved model directory")
     gen.add_argument("-o", "--output", required=True, help="output .h5ad (.npz for images)")
-    _model_option(
-        gen, _GENERATE_OPTIONS, "n", "number of cells or images (auto: the training mix's size, "
-        "or 10000)", type=int, aliases=["--n-cells"],
-    )  # fmt: skip
-    _model_option(gen, _GENERATE_OPTIONS, "sampler", "sampler", choices=["ddpm", "ddim"])
-    _model_option(
-        gen, _GENERATE_OPTIONS, "n_steps", "reverse steps (auto: every observation time)", type=int
-    )
-    _model_option(gen, _GENERATE_OPTIONS, "seed", "random seed", type=int)
     gen.add_argument(
         "--label",
         action="append",
@@ -677,14 +643,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         metavar="[KEY=]VALUE",
         help="condition on a label (repeat for several covariates)",
     )
-    _model_option(
-        gen, _GENERATE_OPTIONS, "guidance_scale", "classifier-free guidance weight", type=float
-    )
-    _model_option(gen, _GENERATE_OPTIONS, "batch_size", "examples sampled at once", type=int)
-    _model_option(
-        gen, _GENERATE_OPTIONS, "store_dense", "also write the dense and sb_logits values"
-    )
-    _model_option(gen, _GENERATE_OPTIONS, "accelerator", "auto, cpu, cuda or mps")
+    _model_options(gen, _GENERATE_OPTIONS)
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
     gen.set_defaults(func=_cmd_generate)
@@ -706,8 +665,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         help="normalize_total(1e4) + log1p the real data first (as with `sdd fit --normalize`)",
     )
     ev.add_argument("--align-genes", action="store_true", help="compare only the shared genes")
-    ev.add_argument("--n-cells", type=int, help="subsample each set to this size")
-    ev.add_argument("--seed", type=int, help="random seed")
+    _model_options(ev, _EVALUATE_OPTIONS)
     ev.set_defaults(**_option_defaults(evaluate, _EVALUATE_OPTIONS))
     ev.add_argument("--csv", default=None, help="also write the table to this .csv")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
