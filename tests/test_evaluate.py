@@ -218,6 +218,8 @@ def test_floor_rows_and_de(halves):
     assert g.loc[de, "value"] > 0.8 and g.loc[de, "floor"] > 0.8 and b.loc[de, "value"] < 0.3
     assert g.loc[("all", "AUC_rf"), "floor"] == pytest.approx(0.5, abs=0.15)
     assert b.loc[("all", "AUC_rf"), "value"] > 0.9
+    assert g.loc[("all", "AUC_logistic"), "floor"] == pytest.approx(0.5, abs=0.15)
+    assert b.loc[("all", "AUC_logistic"), "value"] > 0.9
     with pytest.raises(ValueError, match="de_groups"):
         sdd.tl.evaluate(real, other.copy(), condition_key="bulk_labels")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from conftest import TINY, make_counts_adata
 
 import sdd
 from sdd.io import atomic_path, save_dir, write_h5ad
+from sdd.io.checkpoint import recover
 
 SRC = str(Path(sdd.__file__).resolve().parents[1])
 TESTS = str(Path(__file__).resolve().parent)
@@ -88,11 +91,12 @@ def test_killed_save_leaves_the_previous_model(saved, tmp_path, sig):
     proc.wait(timeout=60)
     assert proc.returncode != 0
     lock = path.parent / f".{path.name}.lock"
-    lock.unlink(missing_ok=True)  # a SIGKILLed process cannot remove its lock
+    assert lock.exists() == (sig == signal.SIGKILL)  # a SIGKILLed process cannot remove it
     _same_model(path, cells)
-    # the next save cleans the leftovers of the killed one
+    # the lock died with its process: the next save is not blocked, and cleans up
     assert sdd.SDD.load(path).save(path, overwrite=True) is None
-    assert not list(path.parent.glob(f".{path.name}.tmp-*"))
+    assert not list(path.parent.glob(f".{path.name}.tmp-*")) and not lock.exists()
+    _same_model(path, cells)
 
 
 def test_save_killed_between_its_renames_is_recovered(saved, tmp_path):
@@ -136,10 +140,12 @@ def test_concurrent_saves_one_wins_nothing_deleted(saved, tmp_path):
     model = sdd.SDD.load(path)
     target = tmp_path / "new"
     lock = tmp_path / ".new.lock"
-    lock.touch()  # another save holds the lock
-    with pytest.raises(FileExistsError, match="in progress"):
-        model.save(target)
-    lock.unlink()
+    lock.touch()  # a lock file nobody holds (left by a killed save) does not block
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another save holds the lock
+        with pytest.raises(FileExistsError, match="in progress"):
+            model.save(target)
+        assert not target.exists()
     model.save(target)
     with pytest.raises(FileExistsError, match="already exists"):
         model.save(target)  # the loser of a race with overwrite=False
@@ -222,3 +228,118 @@ def test_save_expands_the_home_folder(saved, tmp_path, monkeypatch):
     assert (tmp_path / "model" / "model.pt").is_file() and not Path("~").exists()
     save_dir("~/other", {"a": torch.zeros(1)}, {"model_class": "SDD"}, overwrite=False)
     assert (tmp_path / "other" / "config.json").is_file()
+
+
+def test_recovery_waits_for_a_running_save(saved, tmp_path):
+    """A load while another process saves (path briefly missing) never undoes its swap."""
+    path, cells = saved
+    copy = tmp_path / "model"
+    shutil.copytree(path, copy)
+    moved = tmp_path / ".model.old-x"
+    moved.mkdir()
+    os.replace(copy, moved / "model")  # a save between its renames...
+    with open(tmp_path / ".model.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # ...that is still running
+        recover(copy)
+        assert not copy.exists() and (moved / "model").exists()
+    recover(copy)  # the save died: now it is finished for it
+    assert copy.exists() and not moved.exists()
+    _same_model(copy, cells)
+
+
+TRAIN_AND_SAVE = """
+import sys, time, torch, sdd
+from pathlib import Path
+from conftest import make_counts_adata
+path, side, marker, phase = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+adata = make_counts_adata(n_cells=60, n_genes=10)
+sdd.SDD.setup_anndata(adata)
+model = sdd.SDD.load(path, adata)
+real_save = torch.save
+model.train(3, batch_size=16, progress=False)
+real_save(model.module.state_dict(), side / "0.pt")
+model.save(path, overwrite=True, with_optimizer=True)  # a complete checkpoint
+if phase == "train":  # killed while training towards the next checkpoint
+    Sampler = sdd.data.MinibatchSampler
+    real_call = Sampler.__call__
+    def call(self):
+        if self._calls == 3:
+            marker.touch()
+        return real_call(self)
+    Sampler.__call__ = call
+    model.train(10**6, batch_size=16, progress=False)
+else:  # killed while writing the next checkpoint
+    def slow_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        marker.touch()
+        time.sleep(60)
+    torch.save = slow_save
+    model.train(3, batch_size=16, progress=False)
+    model.save(path, overwrite=True, with_optimizer=True)
+"""
+
+
+@pytest.mark.parametrize("phase", ["train", "save"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_training_leaves_the_last_complete_checkpoint(saved, tmp_path, phase, sig):
+    path = tmp_path / "model"
+    shutil.copytree(saved[0], path)
+    marker = tmp_path / "busy"
+    proc = _child(TRAIN_AND_SAVE, str(path), str(tmp_path), str(marker), phase)
+    _wait_for(marker, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    checkpoint = torch.load(tmp_path / "0.pt", weights_only=True)
+    loaded = sdd.SDD.load(path)
+    for name, value in loaded.module.state_dict().items():
+        torch.testing.assert_close(value, checkpoint[name], rtol=0, atol=0)
+    assert len(loaded.history_) == len(sdd.SDD.load(saved[0]).history_) + 3
+    for partial in tmp_path.glob(".model.tmp-*"):  # only SIGKILL leaves one: not a model
+        assert sig == signal.SIGKILL
+        with pytest.raises(ValueError):
+            sdd.SDD.load(partial)
+    adata = make_counts_adata(n_cells=60, n_genes=10)
+    sdd.SDD.setup_anndata(adata)
+    sdd.SDD.load(path, adata).train(2, batch_size=16, progress=False).save(path, overwrite=True)
+    assert not list(tmp_path.glob(".model.*"))  # lock and leftovers gone
+
+
+def test_ctrl_c_during_training_rolls_back(saved, tmp_path):
+    path, cells = saved
+    marker, out = tmp_path / "busy", tmp_path / "after"
+    code = """
+    import sys, torch, sdd
+    from pathlib import Path
+    from conftest import make_counts_adata
+    path, marker, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    adata = make_counts_adata(n_cells=60, n_genes=10)
+    sdd.SDD.setup_anndata(adata)
+    model = sdd.SDD.load(path, adata)
+    before = [v.clone() for v in [*model.module.state_dict().values(), *model.ema_.model.state_dict().values()]]
+    rows, updates = len(model.history_), model.ema_.n_updates
+    Sampler = sdd.data.MinibatchSampler
+    real_call = Sampler.__call__
+    def call(self):
+        if self._calls == 5:
+            marker.touch()
+        return real_call(self)
+    Sampler.__call__ = call
+    try:
+        model.train(10**6, batch_size=16, progress=False)
+    except KeyboardInterrupt:
+        after = [*model.module.state_dict().values(), *model.ema_.model.state_dict().values()]
+        same = all(torch.equal(a, b) for a, b in zip(before, after))
+        same = same and len(model.history_) == rows and model.ema_.n_updates == updates
+        model.save(out)
+        print("restored" if same else "changed")
+        sys.exit(0)
+    print("not interrupted")
+    """
+    proc = _child(code, str(path), str(marker), str(out))
+    _wait_for(marker, proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert stdout.decode().strip() == "restored"
+    _same_model(out, cells)

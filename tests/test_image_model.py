@@ -175,6 +175,7 @@ def test_save_load_round_trip(synth_model, tmp_path):
 def test_load_and_continue_training(synth_model, tmp_path):
     synth_model.save(tmp_path / "m")
     x, y = synthetic_images(40, seed=1)
+    x = np.minimum(x, synth_model.scaler_.maximum[0])  # brighter pixels: "data changed"
     loaded = sdd.SDDImage.load(tmp_path / "m", images=x, labels=y)
     loaded.train(max_steps=2, batch_size=16, progress=False)
     assert loaded.history_["step"].tolist()[-2:] == [9, 10]
@@ -293,12 +294,13 @@ def test_image_plots():
     import matplotlib.pyplot as plt
 
     x, y = synthetic_images(10)
-    ax = sdd.pl.images(x, n=10, ncols=4, labels=y, pad=1)
+    ax = sdd.pl.images(x, n=10, ncols=4, labels=y, pad=1, show=False)
     assert ax.images[0].get_array().shape == (3 * 13 - 1, 4 * 13 - 1)
     assert len(ax.texts) == 10
-    ax = sdd.pl.mean_image(x, eta=np.linspace(-1, 1, 12), phi=np.linspace(-1, 1, 12), log=True)
+    grid = np.linspace(-1, 1, 12)
+    ax = sdd.pl.mean_image(x, eta=grid, phi=grid, log=True, show=False)
     np.testing.assert_allclose(ax.images[0].get_array().filled(0), x.mean(0), rtol=1e-6)
-    ax = sdd.pl.image_sparsity({"a": x, "b": x[:5]}, bins=7)
+    ax = sdd.pl.image_sparsity({"a": x, "b": x[:5]}, bins=7, show=False)
     assert len(ax.patches) == 2 and len(ax.get_legend().texts) == 2
     with pytest.raises(ValueError, match="1 or 3 channels"):
         sdd.pl.images(np.zeros((2, 2, 4, 4)))

@@ -181,7 +181,7 @@ def test_lisi_mixed_vs_separated():
         metrics.lisi(x, y, n_neighbors=1)
 
 
-@pytest.mark.parametrize(("method", "n"), [("knn", 200), ("random_forest", 100)])
+@pytest.mark.parametrize(("method", "n"), [("knn", 200), ("random_forest", 100), ("logistic", 200)])
 def test_classifier_auc(method, n):
     rng = np.random.default_rng(6)
     x = rng.normal(size=(n, 5))

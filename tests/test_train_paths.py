@@ -175,7 +175,8 @@ def test_resolve_fast_and_devices(monkeypatch):
     with pytest.raises(ValueError, match="SDD_FAST"):
         resolve_fast(None, "cpu")
     monkeypatch.delenv("SDD_FAST")
-    assert resolve_devices("cpu", [0, 1]) == [CPU]
+    with pytest.raises(ValueError, match="names a GPU"):  # not silently ignored
+        resolve_devices("cpu", [0, 1])
     with pytest.raises(ValueError, match="accelerator"):
         resolve_devices("tpu")
     with pytest.raises(ValueError, match="cuda"):

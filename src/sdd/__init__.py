@@ -1,6 +1,7 @@
 """Sparse Data Diffusion: diffusion models that generate exact zeros."""
 
 from . import datasets, diffusion, nn, tl  # noqa: E402
+from ._settings import settings
 from ._version import __version__
 from .model import SDD, SDDBlackout, SDDImage  # noqa: E402
 
@@ -13,6 +14,7 @@ __all__ = [
     "metrics",
     "nn",
     "pl",
+    "settings",
     "tl",
     "__version__",
 ]

@@ -16,14 +16,16 @@ from .counts import (
 from .images import TRANSFORMS, ImageScaler, check_images, check_labels
 from .loader import STORAGES, MinibatchSampler, RowBatches, is_in_memory, rows_dense
 from .registry import check_var_names, label_codes, obs_categories, obs_codes, plain
-from .scaling import Scaler, gene_max
+from .scaling import ZERO_FILLS, Scaler, gene_max, gene_stats
 from .validate import (
     check_int,
     check_matrix,
     check_seed,
     check_unit_interval,
     get_matrix,
+    looks_like_counts,
     matrix_name,
+    warn_if_raw_counts,
 )
 
 __all__ = [
@@ -42,12 +44,15 @@ __all__ = [
     "check_var_names",
     "dense_rows",
     "gene_max",
+    "gene_stats",
+    "ZERO_FILLS",
     "get_matrix",
     "infer_target_sum",
     "invert_log1p",
     "is_in_memory",
     "label_codes",
     "largest_remainder",
+    "looks_like_counts",
     "library_sizes",
     "matrix_name",
     "obs_categories",
@@ -55,4 +60,5 @@ __all__ = [
     "plain",
     "rows_dense",
     "size_factors_from_counts",
+    "warn_if_raw_counts",
 ]

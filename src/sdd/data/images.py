@@ -118,6 +118,19 @@ class ImageScaler:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return self._scaler.transform(torch.log1p(x) if self.transform_name == "log1p" else x)
 
+    @property
+    def maximum(self) -> np.ndarray:
+        """The fitted per-channel maximum intensity, shape ``(C,)``, in data units."""
+        scale = self._scaler.gene_max.ravel()
+        return np.expm1(scale) if self.transform_name == "log1p" else scale
+
+    def out_of_range(self, x: torch.Tensor) -> torch.Tensor:
+        """Per channel: whether any intensity is negative, NaN or above the fitted maximum
+        (see :meth:`Scaler.out_of_range`)."""
+        if self.transform_name == "log1p":
+            x = torch.where(x < 0, x, torch.log1p(x.clamp_min(0)))  # negatives stay negative
+        return self._scaler.out_of_range(x)
+
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         y = self._scaler.inverse(z)
         return torch.expm1(y) if self.transform_name == "log1p" else y

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -417,6 +418,14 @@ class MinibatchSampler(RowBatches):
     fits, streamed from host memory or a backed file otherwise) whose minibatches are
     scaled with ``scaler`` and returned with their non-zero mask.
 
+    If the scaler has ``out_of_range`` (see :meth:`Scaler.out_of_range`), every
+    minibatch is checked for values outside the range the scaler was fitted on (data
+    changed in place after the model was set up), which scaling would clip silently:
+    such a value raises ``ValueError`` naming the feature. The check is one comparison
+    per minibatch; its result is read back on the first minibatch, every
+    ``check_every`` minibatches (on accelerators 100, so it adds no synchronisation to
+    the others) and by :meth:`check_range`, which a training loop calls at the end.
+
     Parameters
     ----------
     matrix
@@ -425,9 +434,15 @@ class MinibatchSampler(RowBatches):
         Maps raw values to [-1, 1] (``transform``).
     batch_size, device, codes, random_state, start_batch, data_on_device, rank, world_size, prefetch
         See :class:`RowBatches`.
+    feature_names
+        Gene names (axis 1) for the out-of-range error; ``None``: the index.
+    check_every
+        Read the out-of-range flag back every this many minibatches (``None``: every
+        one on the CPU, where it costs nothing; every 100 on accelerators).
 
     Examples
     --------
+    >>> from sdd.data import Scaler
     >>> x = np.array([[0.0, 2.0], [1.0, 0.0], [3.0, 1.0]])
     >>> batches = MinibatchSampler(x, Scaler.fit(x), batch_size=2, device=torch.device("cpu"))
     >>> z, nonzero, codes = batches()
@@ -449,6 +464,8 @@ class MinibatchSampler(RowBatches):
         rank: int = 0,
         world_size: int = 1,
         prefetch: bool | None = None,
+        feature_names: Sequence[str] | None = None,
+        check_every: int | None = None,
     ) -> None:
         super().__init__(
             matrix,
@@ -463,6 +480,14 @@ class MinibatchSampler(RowBatches):
             prefetch=prefetch,
         )
         self.scaler = scaler
+        self.feature_names = None if feature_names is None else list(feature_names)
+        if check_every is None:
+            check_every = 1 if self.device.type == "cpu" else 100
+        if isinstance(check_every, bool) or int(check_every) != check_every or check_every < 1:
+            raise ValueError(f"check_every must be a positive integer, got {check_every!r}.")
+        self.check_every = int(check_every)
+        self._out_of_range: torch.Tensor | None = None
+        self._calls = 0
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Return ``(scaled values, non-zero mask, condition codes or None)`` on the device."""
@@ -470,4 +495,37 @@ class MinibatchSampler(RowBatches):
         x = x.to(self.device, non_blocking=True)
         if codes is not None:
             codes = codes.to(self.device, non_blocking=True)
+        self._check_range(x)
         return self.scaler.transform(x), x != 0, codes
+
+    def _check_range(self, x: torch.Tensor) -> None:
+        check = getattr(self.scaler, "out_of_range", None)
+        if check is None:
+            return
+        bad = check(x)
+        self._out_of_range = bad if self._out_of_range is None else self._out_of_range | bad
+        self._calls += 1
+        if (self._calls - 1) % self.check_every:
+            return  # read back on the first minibatch and every check_every-th
+        self.check_range()
+
+    def check_range(self) -> None:
+        """Raise ``ValueError`` if any minibatch served so far had values outside the
+        scaler's range (a host synchronisation on accelerators: call it at the end)."""
+        if self._out_of_range is None or not bool(self._out_of_range.any()):
+            return
+        index = int(torch.nonzero(self._out_of_range)[0, 0])
+        name = (
+            f"gene {self.feature_names[index]!r}"
+            if self.feature_names
+            else f"feature {index} (axis 1: gene or image channel)"
+        )
+        upper = getattr(self.scaler, "maximum", None)
+        limit = "" if upper is None else f" [0, {float(np.ravel(upper)[index]):.6g}]"
+        raise ValueError(
+            f"The training data changed after the model was set up: {name} has values "
+            f"outside the range{limit} it had then (or NaN), which scaling would clip "
+            "silently (data changed in place, or other data than the model was set up "
+            "on). Set up the model again on the current data (a new model fits the new "
+            "range), or restore the data."
+        )

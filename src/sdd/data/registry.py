@@ -38,12 +38,41 @@ def obs_categories(adata: AnnData, key: str) -> list[str]:
     column = adata.obs[key]
     if column.isna().any():
         raise ValueError(f"adata.obs[{key!r}] has missing values.")
+    _check_not_continuous(column, key)
     cats = (
         column.cat.categories
         if isinstance(column.dtype, pd.CategoricalDtype)
         else np.unique(column)
     )
     return [str(c) for c in cats]
+
+
+def _check_not_continuous(column: pd.Series, key: str) -> None:
+    """Refuse a float column with fractional values: it would make one category per value.
+
+    Whole-number floats (``1.0``, ``2.0``: integers read through a float column) and
+    categorical, string, integer and boolean columns are accepted.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype) or not pd.api.types.is_float_dtype(
+        column.dtype
+    ):
+        return
+    values = column.to_numpy(dtype=np.float64)
+    fractional = values[np.isfinite(values) & (values != np.round(values))]
+    if fractional.size or not np.isfinite(values).all():
+        example = fractional[0] if fractional.size else values[~np.isfinite(values)][0]
+        raise ValueError(
+            f"adata.obs[{key!r}] is a float column (e.g. {float(example):g}) with "
+            f"{column.nunique()} distinct values for {len(column)} rows: as a condition "
+            "every distinct value would become its own category. Conditions must be "
+            f"labels: convert the column, e.g. adata.obs[{key!r}] = "
+            f"adata.obs[{key!r}].astype(str).astype('category') (or bin it with pd.cut), "
+            "or choose another column."
+        )
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float | np.floating) and not np.isfinite(value)
 
 
 def obs_codes(adata: AnnData, categories: Mapping[str, list[str]]) -> np.ndarray | None:
@@ -70,7 +99,6 @@ def obs_codes(adata: AnnData, categories: Mapping[str, list[str]]) -> np.ndarray
         lookup = {c: i for i, c in enumerate(cats)}
         columns.append([lookup[v] for v in labels])
     return np.asarray(columns, dtype=np.int64).T
-
 
 
 def check_var_names(adata: AnnData) -> list[str]:
@@ -150,7 +178,7 @@ def label_codes(
         lookup = {str(c): i for i, c in enumerate(cats)}
         keys = [str(v.item() if isinstance(v, np.generic) else v) for v in values]
         bad = sorted({v for v, raw in zip(keys, values, strict=True)
-                      if v not in lookup or isinstance(raw, float | np.floating)})  # fmt: skip
+                      if v not in lookup or _non_finite(raw)})  # fmt: skip
         if bad:
             raise ValueError(
                 f"Unknown label(s) {bad[:5]} for {key!r}; known labels: {[str(c) for c in cats]}."

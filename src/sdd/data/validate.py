@@ -18,8 +18,14 @@ __all__ = [
     "check_seed",
     "check_unit_interval",
     "density",
+    "looks_like_counts",
     "warn_all_zero",
+    "warn_if_raw_counts",
 ]
+
+COUNTS_MIN_MAX = 20.0
+"""Integer data whose largest value exceeds this look like raw counts: ``log1p`` of any
+normalised library (``expm1(20)`` is 5e8) stays far below it."""
 
 
 def get_matrix(adata: AnnData, layer: str | None):
@@ -80,6 +86,61 @@ def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None
                 f"{where} contains negative values (min {values.min():.4g}); SDD models "
                 "non-negative expression such as counts or log1p-normalised counts."
             )
+
+
+def looks_like_counts(matrix, *, n_rows: int = 2048) -> tuple[bool, float]:
+    """Whether the first ``n_rows`` rows are all integers with a maximum above 20.
+
+    Returns the verdict and the maximum seen. Cheap: one pass over at most ``n_rows``
+    rows (sparse, dense or backed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> looks_like_counts(np.array([[0.0, 3.0], [120.0, 1.0]]))
+    (True, 120.0)
+    >>> looks_like_counts(np.log1p(np.array([[0.0, 3.0], [120.0, 1.0]])))[0]
+    False
+    """
+    top = 0.0
+    step = 256  # rows per chunk: bounded memory on dense data, early exit on log data
+    for start in range(0, min(n_rows, matrix.shape[0]), step):
+        values = np.asarray(_values(matrix[start : min(start + step, n_rows)]))
+        if values.size == 0:
+            continue
+        top = max(top, float(values.max()))
+        if not np.issubdtype(values.dtype, np.integer) and np.any(values % 1 != 0):
+            return False, top
+    return top > COUNTS_MIN_MAX, top
+
+
+def warn_if_raw_counts(matrix, *, where: str = "adata.X", stacklevel: int = 3) -> bool:
+    """Warn when ``matrix`` looks like raw counts where log-normalised values are expected.
+
+    For models that learn log1p-normalised expression (:class:`sdd.SDD`), not for
+    :class:`sdd.SDDBlackout`, which wants counts. Returns whether it warned.
+
+    Examples
+    --------
+    >>> import numpy as np, warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_raw_counts(np.array([[0.0, 3.0], [120.0, 1.0]]))
+    True
+    """
+    counts, top = looks_like_counts(matrix)
+    if counts:
+        warnings.warn(
+            f"{where} looks like raw counts (all integers, max {top:.0f}) but the model "
+            "expects log-normalised expression. Normalise first: sc.pp.normalize_total(adata) "
+            "then sc.pp.log1p(adata), keeping the counts in a layer "
+            "(adata.layers['counts'] = adata.X.copy() before) and passing "
+            "counts_layer='counts' to setup_anndata for generate(counts=True); "
+            "for a model of raw counts use sdd.SDDBlackout.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return counts
 
 
 def check_int(value: Any, name: str, minimum: int) -> int:

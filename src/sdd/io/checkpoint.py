@@ -19,13 +19,18 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .atomic import fsync_dir
 
@@ -49,21 +54,48 @@ def _fsync_file(file: Path) -> None:
 
 
 @contextlib.contextmanager
-def _lock(path: Path):
-    """An exclusive lock file beside ``path``: one save to a path at a time."""
+def _lock(path: Path) -> Iterator[None]:
+    """Hold the lock of ``path``: one save (or recovery) of a model directory at a time.
+
+    The lock is ``flock`` on ``.NAME.lock`` beside ``path``. The kernel releases it when
+    the holder exits in any way, SIGKILL included, so a crashed save never blocks later
+    ones; the file is removed on release. Without ``fcntl`` (Windows) the file itself
+    is the lock (exclusive create), and one left by a killed process must be removed by
+    hand. Raises ``FileExistsError`` while another process holds it.
+    """
     lock = path.parent / f".{path.name}.lock"
+    busy = FileExistsError(
+        f"Another save to {path} is in progress (it holds {lock}); try again when it is done."
+    )
+    if fcntl is None:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            raise FileExistsError(f"{busy} If no save is running, remove {lock}.") from None
+    else:
+        for _ in range(100):
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise busy from None
+            # a save that just finished unlinks the file: it must still be the one we locked
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        else:
+            raise busy
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        raise FileExistsError(
-            f"Another save to {path} is in progress (lock {lock}); if none is, remove the lock."
-        ) from None
-    try:
-        os.write(fd, str(os.getpid()).encode())
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
+        lock.unlink(missing_ok=True)  # while still holding it (see the stat check above)
         os.close(fd)
-        lock.unlink(missing_ok=True)
 
 
 def _leftovers(path: Path, kind: str) -> list[Path]:
@@ -74,17 +106,28 @@ def recover(path: str | os.PathLike) -> None:
     """Finish a save that was killed between its two renames.
 
     If ``path`` is missing and a complete earlier model sits in ``.NAME.old-*``, it is
-    moved back; nothing is deleted.
+    moved back (under the save lock; nothing is done while a save is in progress, as
+    that save finishes its own swap); nothing is deleted.
     """
     path = Path(os.path.expanduser(path))
+    if path.exists() or not _leftovers(path, "old"):
+        return
+    try:
+        with _lock(path):
+            _recover_locked(path)
+    except FileExistsError:  # a save holds the lock
+        return
+
+
+def _recover_locked(path: Path) -> None:
     if path.exists():
         return
     for old in _leftovers(path, "old"):
         inner = old / path.name
         if _is_model_dir(inner) and (inner / WEIGHTS_FILE).is_file():
             os.replace(inner, path)
-            shutil.rmtree(old, ignore_errors=True)
             fsync_dir(path.parent)
+            shutil.rmtree(old, ignore_errors=True)
             return
 
 
@@ -94,20 +137,23 @@ def save_dir(
     """Write ``state`` (torch) and ``config`` (JSON) into the directory ``path`` atomically.
 
     The files are written and fsynced in ``.NAME.tmp-*`` beside the target, then renamed
-    into place under an exclusive lock. A crash at any moment leaves the old or the new
+    into place under an exclusive lock (released by the kernel if the process dies, so a
+    killed save never blocks later ones). A crash at any moment leaves the old or the new
     model at ``path`` (a save killed between its two renames is completed by the next
     :func:`save_dir`, :func:`load_dir` or :func:`recover`); leftovers of crashed saves are
     removed by the next save. Only a directory that holds an sdd model is ever replaced.
     """
     path = Path(os.path.expanduser(path))
-    recover(path)
-    _check_target(path, overwrite)
+    _check_target(path, overwrite)  # fail early; checked again under the lock
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config}
     json.dumps(config)  # fail before touching the disk if not serialisable
     with _lock(path):
-        for stale in _leftovers(path, "tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
+        _recover_locked(path)
+        _check_target(path, overwrite)
+        stale = _leftovers(path, "tmp") + (_leftovers(path, "old") if _is_model_dir(path) else [])
+        for leftover in stale:  # of saves killed earlier: the lock says none is running
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give it a normal mode

@@ -16,7 +16,7 @@ def classifier_auc(
     x: Any,
     y: Any,
     *,
-    method: Literal["knn", "random_forest"] = "knn",
+    method: Literal["knn", "random_forest", "logistic"] = "knn",
     n_neighbors: int = 15,
     n_splits: int = 5,
     random_state: int | None = 0,
@@ -38,7 +38,9 @@ def classifier_auc(
     method
         ``"knn"``: :class:`sklearn.neighbors.KNeighborsClassifier` with ``n_neighbors``
         (fast, the default); ``"random_forest"``:
-        :class:`sklearn.ensemble.RandomForestClassifier` with 100 trees.
+        :class:`sklearn.ensemble.RandomForestClassifier` with 100 trees;
+        ``"logistic"``: standardised features and
+        :class:`sklearn.linear_model.LogisticRegression` (a linear boundary).
     n_neighbors
         Neighbours of the kNN classifier (lowered for tiny training folds).
     n_splits
@@ -59,14 +61,19 @@ def classifier_auc(
     True
     >>> sdd.metrics.classifier_auc(x, rng.normal(size=(200, 5)) + 3) > 0.95
     True
+    >>> sdd.metrics.classifier_auc(x, rng.normal(size=(200, 5)) + 3, method="logistic") > 0.95
+    True
     """
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    if method not in ("knn", "random_forest"):
-        raise ValueError(f"method must be 'knn' or 'random_forest', got {method!r}.")
+    if method not in ("knn", "random_forest", "logistic"):
+        raise ValueError(f"method must be 'knn', 'random_forest' or 'logistic', got {method!r}.")
     n_splits = check_int(n_splits, "n_splits", 2)
     n_neighbors = check_int(n_neighbors, "n_neighbors", 1)
     a, b = points_pair(x, y, min_points=n_splits)
@@ -77,6 +84,8 @@ def classifier_auc(
     for train, test in folds.split(points, labels):
         if method == "knn":
             clf = KNeighborsClassifier(n_neighbors=int(min(n_neighbors, train.size)))
+        elif method == "logistic":
+            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         else:
             clf = RandomForestClassifier(n_estimators=100, random_state=random_state, n_jobs=1)
         clf.fit(points[train], labels[train])

@@ -74,6 +74,11 @@ class SDD(AnnDataModel):
         guidance); only used with ``labels_key``.
     logsnr_min, logsnr_max
         Range of the cosine log-SNR schedule.
+    zero_fill
+        Value-half encoding of a zero entry (with sparsity bits): ``"min"`` (-1, the
+        paper's scaling) or ``"nonzero_mean"`` (the gene's mean non-zero value, so the
+        value half learns "how much if expressed" and the bits alone decide the zeros;
+        an entry whose bit is on decodes to at least the gene's smallest non-zero value).
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
         step (sparse-to-sparse training); see :class:`~sdd.train.WeightMasks`.
@@ -106,12 +111,18 @@ class SDD(AnnDataModel):
         condition_dropout: float = 0.1,
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
+        zero_fill: Literal["min", "nonzero_mean"] = "min",
         weight_sparsity: float = 0.0,
         **sparse: Any,
     ) -> None:
         self._capture_init_args(locals())
         self._use_anndata(adata)
-        self.scaler_ = Scaler.fit(self._matrix)
+        if zero_fill != "min" and not sparsity_bits:
+            raise ValueError(
+                f"zero_fill={zero_fill!r} needs sparsity_bits=True: without the bits the "
+                "value half alone encodes the zeros."
+            )
+        self.scaler_ = Scaler.fit(self._matrix, zero_fill=zero_fill)
         self.density_ = density(self._matrix)
         warn_all_zero(self.scaler_.gene_max, self.var_names_)
         self._finish_init()
@@ -127,7 +138,9 @@ class SDD(AnnDataModel):
         return gaussian_process(self.init_args_)
 
     def _encode(self, x, nonzero):
-        return sparsity.encode(x, nonzero) if self.init_args_["sparsity_bits"] else x
+        if not self.init_args_["sparsity_bits"]:
+            return x
+        return sparsity.encode(self.scaler_.fill_zeros(x, nonzero), nonzero)
 
     _check_data = staticmethod(check_matrix)
 
@@ -424,10 +437,9 @@ class SDD(AnnDataModel):
                 missing[:, columns] |= entries[start:stop].toarray()
             batch.update(observed=observed, missing=missing)
             x = torch.as_tensor(observed.astype(np.float32), device=dev)
-            z, keep = self.scaler_.transform(x), torch.as_tensor(~missing, device=dev)
-            if sb:
-                z, keep = sparsity.encode(z, x != 0), torch.cat([keep, keep], dim=1)
-            return z, keep
+            keep = torch.as_tensor(~missing, device=dev)
+            z = self._encode(self.scaler_.transform(x), x != 0)
+            return z, torch.cat([keep, keep], dim=1) if sb else keep
 
         parts, missing_parts = [], []
         for _, _, out in self._sample_batches(
@@ -452,6 +464,9 @@ class SDD(AnnDataModel):
     # -------------------------------------------------------------- checkpoints
     def _data_state(self) -> dict[str, Any]:
         state = {**super()._data_state(), "scale": torch.as_tensor(self.scaler_.gene_max)}
+        if self.scaler_.fill is not None:
+            state["fill"] = torch.as_tensor(self.scaler_.fill)
+            state["floor"] = torch.as_tensor(self.scaler_.floor)
         if self.library_ is not None:
             state["library"] = {
                 k: torch.as_tensor(v) for k, v in self.library_.items() if v is not None
@@ -465,7 +480,11 @@ class SDD(AnnDataModel):
         super()._restore_data(state, config)
         scale = state["scale"].numpy()
         self._check_per_gene(scale=scale)
-        self.scaler_ = Scaler(scale)
+        fill, floor = state.get("fill"), state.get("floor")
+        if fill is not None:
+            fill, floor = fill.numpy(), floor.numpy()
+            self._check_per_gene(fill=fill, floor=floor)
+        self.scaler_ = Scaler(scale, fill, floor)
         self.density_ = config.get("density")
         self.library_ = None
         if "library" in state:

@@ -304,7 +304,7 @@ class DiffusionModel(CheckpointMixin):
         batches = MinibatchSampler(
             matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
             random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
-            rank=rank, world_size=world_size,
+            rank=rank, world_size=world_size, feature_names=getattr(self, "var_names_", None),
         )  # fmt: skip
         self.module.to(dev)
         self.ema_.model.to(dev)
@@ -330,6 +330,7 @@ class DiffusionModel(CheckpointMixin):
                 progress=progress and rank == 0, fast=fast, distributed=is_distributed,
             )  # fmt: skip
             check_finite(self.module, self.ema_.model)
+            batches.check_range()  # data changed after setup (read back at the end on GPUs)
         except BaseException as err:
             snapshot.restore()
             if isinstance(err, FloatingPointError):

@@ -253,7 +253,7 @@ class SDDImage(DiffusionModel):
             random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
             fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
-            decoded = decode_bits(z, self.scaler_.inverse, bits=with_bits, dense=store_dense)
+            decoded = decode_bits(z, self._inverse, bits=with_bits, dense=store_dense)
             for key, value in zip(parts, decoded, strict=True):
                 if value is not None:
                     parts[key].append(value)
@@ -278,6 +278,9 @@ class SDDImage(DiffusionModel):
             labels=None if label_values is None else np.asarray(label_values.tolist()),
             settings=settings,
         )
+
+    def _inverse(self, values: torch.Tensor, nonzero: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scaler_.inverse(values)
 
     # -------------------------------------------------------------- checkpoints
     def _data_state(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ from matplotlib.axes import Axes
 
 from ..metrics import gene_means as _gene_means
 from ..metrics import pcc, scc
-from ._utils import finish, new_axes, pair
+from ._utils import check_options, finish, new_axes, pair
 
 __all__ = ["gene_means"]
 
@@ -25,8 +26,11 @@ def gene_means(
     size: float = 6.0,
     title: str | None = None,
     ax: Axes | None = None,
-    show: bool = False,
-) -> Axes:
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Scatter of each gene's mean in the real cells against its mean in the generated cells.
 
     The dashed line is ``y = x``; the title gives the SCC and PCC of the means
@@ -42,7 +46,9 @@ def gene_means(
     align_genes
         Keep only shared genes when the AnnData objects' genes differ (else ``ValueError``).
     log
-        Log-scale both axes (genes with a zero mean are then not shown).
+        Symmetric-log axes (:class:`~matplotlib.scale.SymmetricalLogScale`): logarithmic
+        above the smallest non-zero mean, linear below it, so genes with a zero mean
+        stay visible at 0. Their number is given in the title.
     size
         Marker size.
     title
@@ -50,35 +56,47 @@ def gene_means(
     ax
         Axes to draw into; a new figure when ``None``.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
+    save
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
+    return_fig
+        Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.scatter` (e.g. ``color``, ``alpha``).
 
     Returns
     -------
-    The Axes.
+    The Axes (the Figure with ``return_fig``); ``None`` when shown.
 
     Examples
     --------
     >>> import scanpy as sc, sdd
     >>> adata = sc.datasets.pbmc68k_reduced().raw.to_adata()
-    >>> ax = sdd.pl.gene_means(adata[::2], adata[1::2])
+    >>> ax = sdd.pl.gene_means(adata[::2], adata[1::2], log=True, show=False)
     """
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     x, y = pair(
         real, generated, layer=layer, generated_layer=generated_layer, align_genes=align_genes
     )
     mx, my = _gene_means(x), _gene_means(y)
+    new_figure = ax is None
     ax = new_axes(ax)
-    ax.scatter(mx, my, s=size, alpha=0.6, linewidths=0, color="tab:blue")
-    positive = np.concatenate([mx, my])
-    positive = positive[positive > 0]
-    lo = positive.min() if log and positive.size else min(mx.min(), my.min())
-    hi = max(mx.max(), my.max())
+    ax.scatter(mx, my, **{"s": size, "alpha": 0.6, "linewidths": 0, "color": "tab:blue", **kwargs})
+    both = np.concatenate([mx, my])
+    positive = both[both > 0]
+    lo = 0.0 if log else float(both.min())
+    hi = float(both.max())
     ax.plot([lo, hi], [lo, hi], "--", color="0.4", linewidth=1)
+    stats = f"SCC = {scc(x, y):.3f}, PCC = {pcc(x, y):.3f}"
     if log:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        linthresh = float(positive.min()) if positive.size else 1.0
+        for axis in ("x", "y"):
+            getattr(ax, f"set_{axis}scale")("symlog", linthresh=linthresh, linscale=0.5)
+        zero = int(np.sum((mx == 0) | (my == 0)))
+        stats += f"\n{zero} gene(s) with mean 0 in a set (axes linear below {linthresh:.2g})"
     ax.set_xlabel("mean expression, real")
     ax.set_ylabel("mean expression, generated")
-    stats = f"SCC = {scc(x, y):.3f}, PCC = {pcc(x, y):.3f}"
     ax.set_title(f"{title}\n{stats}" if title else stats)
-    finish(show)
-    return ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)

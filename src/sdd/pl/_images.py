@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 
 from ..metrics import per_image_sparsity
+from ._utils import check_options, finish, new_axes
 
 __all__ = ["images", "mean_image", "image_sparsity"]
 
@@ -34,14 +35,6 @@ def _as_hw(array: Any, name: str = "images") -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
-def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
-    elif not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}.")
-    return ax
-
-
 def images(
     images: Any,
     *,
@@ -54,8 +47,11 @@ def images(
     pad: int = 1,
     title: str | None = None,
     ax: Axes | None = None,
-    show: bool = False,
-) -> Axes:
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Show the first ``n`` images as a grid in one Axes.
 
     Parameters
@@ -78,19 +74,28 @@ def images(
     title
         Axes title.
     ax
-        Axes to draw into (a new figure if ``None``).
+        Axes to draw into; a new figure when ``None``.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
+    save
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
+    return_fig
+        Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.imshow` (e.g. ``interpolation``).
 
     Returns
     -------
-    The Axes.
+    The Axes (the Figure with ``return_fig``); ``None`` when shown.
 
     Examples
     --------
     >>> import numpy as np, sdd
-    >>> ax = sdd.pl.images(np.random.default_rng(0).random((16, 8, 8)), ncols=4)
+    >>> ax = sdd.pl.images(np.random.default_rng(0).random((16, 8, 8)), ncols=4, show=False)
     """
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     x = _as_hw(images)
     n = min(int(n), len(x))
     if n < 1 or int(ncols) < 1:
@@ -105,14 +110,14 @@ def images(
     for i in range(n):
         r, c = divmod(i, ncols)
         canvas[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = x[i]
-    ax = _axes(ax, (1.0 * ncols + 0.5, 1.0 * nrows + 0.5))
+    new_figure = ax is None
+    ax = new_axes(ax, (1.0 * ncols + 0.5, 1.0 * nrows + 0.5))
     if canvas.ndim == 3:
         span = hi - lo if hi > lo else 1.0
-        ax.imshow(np.clip((canvas - lo) / span, 0, 1))
+        ax.imshow(np.clip((canvas - lo) / span, 0, 1), **kwargs)
     else:
-        ax.imshow(
-            canvas, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest"
-        )
+        style = {"cmap": cmap, "vmin": lo, "vmax": hi if hi > lo else lo + 1}
+        ax.imshow(canvas, **{**style, "interpolation": "nearest", **kwargs})
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape[0] < n:
@@ -132,9 +137,7 @@ def images(
     ax.set_yticks([])
     if title:
         ax.set_title(title)
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)
 
 
 def mean_image(
@@ -147,8 +150,11 @@ def mean_image(
     colorbar: bool = True,
     title: str | None = None,
     ax: Axes | None = None,
-    show: bool = False,
-) -> Axes:
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Pixel-wise mean image (the SDD paper's Fig. 7 for calorimeter images).
 
     Parameters
@@ -167,19 +173,29 @@ def mean_image(
     title
         Axes title.
     ax
-        Axes to draw into (a new figure if ``None``).
+        Axes to draw into; a new figure when ``None``.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
+    save
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
+    return_fig
+        Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.imshow` (e.g. ``interpolation``).
 
     Returns
     -------
-    The Axes.
+    The Axes (the Figure with ``return_fig``); ``None`` when shown.
 
     Examples
     --------
     >>> import numpy as np, sdd
-    >>> ax = sdd.pl.mean_image(np.random.default_rng(0).exponential(size=(10, 8, 8)), log=True)
+    >>> rng = np.random.default_rng(0)
+    >>> ax = sdd.pl.mean_image(rng.exponential(size=(10, 8, 8)), log=True, show=False)
     """
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     x = _as_hw(images)
     if x.ndim != 3:
         raise ValueError("mean_image needs single-channel images.")
@@ -195,14 +211,17 @@ def mean_image(
         de = (eta[-1] - eta[0]) / max(h - 1, 1) / 2
         dp = (phi[-1] - phi[0]) / max(w - 1, 1) / 2
         extent = (phi[0] - dp, phi[-1] + dp, eta[-1] + de, eta[0] - de)
-    ax = _axes(ax, (4.0, 3.4))
+    new_figure = ax is None
+    ax = new_axes(ax, (4.0, 3.4))
     norm = None
     if log:
         positive = mean[mean > 0]
         if positive.size:
             norm = LogNorm(vmin=positive.min(), vmax=positive.max())
         mean = np.where(mean > 0, mean, np.nan)
-    im = ax.imshow(mean, cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
+    im = ax.imshow(
+        mean, **{"cmap": cmap, "norm": norm, "extent": extent, "interpolation": "nearest", **kwargs}
+    )
     if extent is not None:
         ax.set_xlabel("φ")
         ax.set_ylabel("η")
@@ -213,9 +232,7 @@ def mean_image(
         ax.figure.colorbar(im, ax=ax, label="mean intensity")
     if title:
         ax.set_title(title)
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)
 
 
 def image_sparsity(
@@ -226,8 +243,11 @@ def image_sparsity(
     density: bool = True,
     title: str | None = None,
     ax: Axes | None = None,
-    show: bool = False,
-) -> Axes:
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Histograms of the per-image sparsity (fraction of zero pixels) of one or more sets.
 
     Parameters
@@ -243,21 +263,30 @@ def image_sparsity(
     title
         Axes title.
     ax
-        Axes to draw into (a new figure if ``None``).
+        Axes to draw into; a new figure when ``None``.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
+    save
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
+    return_fig
+        Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.hist` of every histogram (e.g. ``linewidth``).
 
     Returns
     -------
-    The Axes.
+    The Axes (the Figure with ``return_fig``); ``None`` when shown.
 
     Examples
     --------
     >>> import numpy as np, sdd
     >>> rng = np.random.default_rng(0)
     >>> real = rng.poisson(0.5, (50, 8, 8)); gen = rng.poisson(0.7, (50, 8, 8))
-    >>> ax = sdd.pl.image_sparsity({"real": real, "generated": gen})
+    >>> ax = sdd.pl.image_sparsity({"real": real, "generated": gen}, show=False)
     """
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     sets = dict(data) if isinstance(data, Mapping) else {"images": data}
     if not sets:
         raise ValueError("data is empty.")
@@ -265,21 +294,14 @@ def image_sparsity(
     lo = min(v.min() for v in values.values())
     hi = max(v.max() for v in values.values())
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-3, int(bins) + 1)
-    ax = _axes(ax, (4.5, 3.2))
+    new_figure = ax is None
+    ax = new_axes(ax, (4.5, 3.2))
     for name, v in values.items():
-        ax.hist(
-            v,
-            bins=edges,
-            density=density,
-            histtype="step",
-            linewidth=1.5,
-            label=f"{name} (mean {v.mean():.3f})",
-        )
+        style = {"bins": edges, "density": density, "histtype": "step", "linewidth": 1.5}
+        ax.hist(v, **{**style, "label": f"{name} (mean {v.mean():.3f})", **kwargs})
     ax.set_xlabel("fraction of zero pixels per image")
     ax.set_ylabel("density" if density else "images")
     ax.legend(frameon=False, fontsize=8)
     if title:
         ax.set_title(title)
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)

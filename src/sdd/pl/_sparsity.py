@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from matplotlib.axes import Axes
 
 from ..data import check_int
 from ..metrics import cell_sparsity
-from ._utils import finish, matrix, new_axes, pair
+from ._utils import check_options, finish, matrix, new_axes, pair
 
 __all__ = ["sparsity", "sparsity_bits"]
 
@@ -26,8 +27,11 @@ def sparsity(
     density: bool = True,
     title: str | None = None,
     ax: Axes | None = None,
-    show: bool = False,
-) -> Axes:
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Histograms of per-cell sparsity (fraction of exact zeros), real vs generated.
 
     The SDD paper's Fig. 4: the real distribution is filled, each generated set is a line;
@@ -52,18 +56,28 @@ def sparsity(
     ax
         Axes to draw into; a new figure when ``None``.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
+    save
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
+    return_fig
+        Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.hist` of every histogram (e.g.
+        ``cumulative``, ``linewidth``).
 
     Returns
     -------
-    The Axes.
+    The Axes (the Figure with ``return_fig``); ``None`` when shown.
 
     Examples
     --------
     >>> import scanpy as sc, sdd
     >>> adata = sc.datasets.pbmc68k_reduced().raw.to_adata()
-    >>> ax = sdd.pl.sparsity(adata[::2], {"other half": adata[1::2]})
+    >>> ax = sdd.pl.sparsity(adata[::2], {"other half": adata[1::2]}, show=False)
     """
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     sets = dict(generated) if isinstance(generated, Mapping) else {"generated": generated}
     if not sets:
         raise ValueError("generated is an empty mapping; pass at least one generated set.")
@@ -77,32 +91,38 @@ def sparsity(
         values[str(name)] = cell_sparsity(y)
     everything = np.concatenate([real_values, *values.values()])
     edges = np.histogram_bin_edges(everything, bins=int(bins))
+    new_figure = ax is None
     ax = new_axes(ax, figsize=(5.0, 3.5))
     ax.hist(
         real_values,
-        bins=edges,
-        density=density,
-        histtype="stepfilled",
-        color="0.6",
-        alpha=0.6,
-        label=f"real ({real_values.mean():.1%} zeros)",
+        **{
+            "bins": edges,
+            "density": density,
+            "histtype": "stepfilled",
+            "color": "0.6",
+            "alpha": 0.6,
+            "label": f"real ({real_values.mean():.1%} zeros)",
+            **kwargs,
+        },
     )
     for name, v in values.items():
         ax.hist(
             v,
-            bins=edges,
-            density=density,
-            histtype="step",
-            linewidth=1.5,
-            label=f"{name} ({v.mean():.1%} zeros)",
+            **{
+                "bins": edges,
+                "density": density,
+                "histtype": "step",
+                "linewidth": 1.5,
+                "label": f"{name} ({v.mean():.1%} zeros)",
+                **kwargs,
+            },
         )
     ax.set_xlabel("fraction of zeros per cell")
     ax.set_ylabel("density" if density else "cells")
     ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
-    finish(show)
-    return ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)
 
 
 def sparsity_bits(
@@ -114,8 +134,11 @@ def sparsity_bits(
     log: bool = True,
     title: str | None = None,
     ax: Axes | None = None,
-    show: bool = False,
-) -> Axes:
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Histogram of the analog sparsity-bit values before thresholding.
 
     The SDD paper's Fig. 5: a trained model puts the sparsity bits close to the two
@@ -141,11 +164,19 @@ def sparsity_bits(
     ax
         Axes to draw into; a new figure when ``None``.
     show
-        Call :func:`matplotlib.pyplot.show` at the end.
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
+    save
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
+    return_fig
+        Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.hist` (e.g. ``color``).
 
     Returns
     -------
-    The Axes.
+    The Axes (the Figure with ``return_fig``); ``None`` when shown.
 
     Examples
     --------
@@ -153,6 +184,7 @@ def sparsity_bits(
     >>> gen = model.generate(500, sampler="ddim", n_steps=50)  # doctest: +SKIP
     >>> ax = sdd.pl.sparsity_bits(gen)  # doctest: +SKIP
     """
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     if isinstance(generated, AnnData):
         if layer not in generated.layers:
             raise ValueError(
@@ -168,13 +200,17 @@ def sparsity_bits(
     if rescale:
         values = (values + 1.0) / 2.0
     near = np.mean(np.minimum(np.abs(values - lo), np.abs(values - hi)) <= 0.05 * (hi - lo))
+    new_figure = ax is None
     ax = new_axes(ax, figsize=(5.0, 3.5))
     ax.hist(
         values,
-        bins=int(bins),
-        range=(min(lo, values.min()), max(hi, values.max())),
-        color="tab:blue",
-        log=log,
+        **{
+            "bins": int(bins),
+            "range": (min(lo, values.min()), max(hi, values.max())),
+            "color": "tab:blue",
+            "log": log,
+            **kwargs,
+        },
     )
     ax.axvline(threshold, linestyle="--", color="0.3", linewidth=1, label="threshold")
     ax.set_xlabel("sparsity-bit value before thresholding")
@@ -182,5 +218,4 @@ def sparsity_bits(
     ax.legend(frameon=False, fontsize="small")
     stats = f"{near:.1%} of values within {0.05 * (hi - lo):g} of {lo:g} or {hi:g}"
     ax.set_title(f"{title}\n{stats}" if title else stats)
-    finish(show)
-    return ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._utils import check_options, finish, new_axes
 
 __all__ = ["evaluation"]
 
@@ -18,8 +19,9 @@ def evaluation(
     group: str | None = None,
     ax: Any = None,
     show: bool | None = None,
-    save: str | None = None,
+    save: str | os.PathLike | None = None,
     return_fig: bool = False,
+    **kwargs: Any,
 ) -> Any:
     """Dot plot of each metric: generated (``value``) next to the real-vs-real ``floor``.
 
@@ -31,13 +33,17 @@ def evaluation(
     group
         Only rows of this group (default: all rows, labelled ``group: metric``).
     ax
-        Matplotlib Axes to draw on (default: a new figure).
+        Axes to draw into; a new figure when ``None``.
     show
-        Call ``plt.show()`` (default: when no ``ax`` was given and nothing is saved).
+        Show the figure; ``None``: when a new figure is drawn and it is neither returned
+        nor saved. Nothing is returned when shown.
     save
-        Path to save the figure to (written to a temporary name, then renamed).
+        File path to write the figure to (format from the suffix, PNG by default),
+        atomically (a temporary name, then a rename).
     return_fig
         Return the Figure instead of the Axes.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.scatter` of both point sets (e.g. ``s``).
 
     Returns
     -------
@@ -49,8 +55,7 @@ def evaluation(
     >>> table = sdd.tl.evaluate(real, generated, floor=True)  # doctest: +SKIP
     >>> sdd.pl.evaluation(table, group="all")  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
-
+    save_path = check_options(show=show, save=save, return_fig=return_fig)
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}.")
     missing = {"group", "metric", "value", "floor"} - set(table.columns)
@@ -63,15 +68,15 @@ def evaluation(
         raise ValueError(f"no rows for group {group!r} (groups: {table['group'].unique()[:5]}).")
     names = rows["metric"] if group is not None else rows["group"] + ": " + rows["metric"]
     new_figure = ax is None
-    if new_figure:
-        _, ax = plt.subplots(figsize=(6, 0.3 * len(rows) + 1))
-    fig = ax.figure
+    ax = new_axes(ax, figsize=(6, 0.3 * len(rows) + 1))
     pos = np.arange(len(rows))[::-1]
     # each metric on its own scale: values divided by the largest magnitude of the pair
     scale = np.maximum(np.abs(rows[["value", "floor"]]).max(axis=1).to_numpy(), 1e-12)
     ax.hlines(pos, rows["floor"] / scale, rows["value"] / scale, color="0.8")
-    ax.scatter(rows["floor"] / scale, pos, color="0.4", label="real vs real (floor)")
-    ax.scatter(rows["value"] / scale, pos, color="C3", label="generated")
+    ax.scatter(
+        rows["floor"] / scale, pos, **{"color": "0.4", "label": "real vs real (floor)", **kwargs}
+    )
+    ax.scatter(rows["value"] / scale, pos, **{"color": "C3", "label": "generated", **kwargs})
     for p, v, f in zip(pos, rows["value"], rows["floor"], strict=True):
         ax.annotate(
             f"{v:.3g} / {f:.3g}",
@@ -83,12 +88,4 @@ def evaluation(
     ax.set_yticks(pos, names.tolist())
     ax.set_xlabel("value / max(|value|, |floor|)")
     ax.legend(loc="lower left", fontsize=7)
-    if save is not None:
-        path = Path(save)
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, bbox_inches="tight")
-        os.replace(tmp, path)
-    if show or (show is None and save is None and new_figure):
-        plt.show()
-        return None
-    return fig if return_fig else ax
+    return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)

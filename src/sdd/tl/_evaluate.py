@@ -30,6 +30,7 @@ METRICS = (
 
 FLOOR_METRICS = (
     "AUC_rf",
+    "AUC_logistic",
     "zero_fraction_mae",
     "gene_corr",
     "log_var_corr",
@@ -41,6 +42,7 @@ GROUP_METRICS = ("MMD_shared_pca", "W1", "W2", "zero_fraction_mae")
 """Per-label metrics (one PCA shared by all labels) added with ``floor=True``."""
 
 N_SPLITS = 5  # cross-validation folds of the classifier AUC
+CLASSIFIERS = ("knn", "random_forest", "logistic")
 N_NEIGHBORS = 90  # LISI neighbours, scib's default (perplexity 30)
 
 
@@ -184,7 +186,7 @@ def evaluate(
     align_genes: bool = False,
     n_comps: int = 50,
     n_neighbors: int = N_NEIGHBORS,
-    classifier: Literal["knn", "random_forest"] = "knn",
+    classifier: Literal["knn", "random_forest", "logistic"] = "knn",
     min_cells: int = 20,
     floor: bool = False,
     condition_key: str | None = None,
@@ -249,7 +251,8 @@ def evaluate(
     n_neighbors
         Neighbours for LISI (default 90 as in scib; perplexity is a third of it).
     classifier
-        ``"knn"`` (15 neighbours) or ``"random_forest"`` (100 trees) for the AUC.
+        ``"knn"`` (15 neighbours), ``"random_forest"`` (100 trees) or ``"logistic"``
+        (logistic regression) for the AUC.
     min_cells
         Fewest cells of each set a group needs (at least 5, the classifier's folds).
     floor
@@ -277,7 +280,7 @@ def evaluate(
     column ``value`` for ``generated`` (subsampled to the size of A, stratified by label
     when possible, so both comparisons have the same sample sizes) and column ``floor`` for
     half A, the best score a generator can expect on this data. Rows are added: in group
-    ``"all"`` ``AUC_rf`` (random-forest AUC), ``zero_fraction_mae`` (pp),
+    ``"all"`` ``AUC_rf`` (random-forest AUC), ``AUC_logistic`` (logistic regression), ``zero_fraction_mae`` (pp),
     ``gene_corr`` (:func:`sdd.metrics.gene_corr_similarity`), ``log_var_corr`` /
     ``log_var_mae`` (:func:`sdd.metrics.mean_var_similarity`); per label
     ``MMD_shared_pca``, ``W1``, ``W2`` (exact, assignment-based) and ``zero_fraction_mae``
@@ -314,8 +317,8 @@ def evaluate(
     min_cells = check_int(min_cells, "min_cells", N_SPLITS)
     if n_cells is not None:
         n_cells = check_int(n_cells, "n_cells (at least min_cells)", min_cells)
-    if classifier not in ("knn", "random_forest"):
-        raise ValueError(f"classifier must be 'knn' or 'random_forest', got {classifier!r}.")
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}.")
     x, y, genes = paired_matrices(
         real, generated, layer=layer, generated_layer=generated_layer, align_genes=align_genes
     )
@@ -443,6 +446,9 @@ def _extra(x: Any, y: Any, pcs: tuple[np.ndarray, np.ndarray], random_state: int
         "AUC_rf": metrics.classifier_auc(
             *pcs, method="random_forest", n_splits=N_SPLITS, random_state=random_state
         ),
+        "AUC_logistic": metrics.classifier_auc(
+            *pcs, method="logistic", n_splits=N_SPLITS, random_state=random_state
+        ),
         "zero_fraction_mae": metrics.zero_fraction_mae(x, y),
         "gene_corr": metrics.gene_corr_similarity(x, y),
         **mv,
@@ -492,8 +498,8 @@ def _evaluate_floor(
     from .. import metrics
 
     min_cells = check_int(min_cells, "min_cells", N_SPLITS)
-    if classifier not in ("knn", "random_forest"):
-        raise ValueError(f"classifier must be 'knn' or 'random_forest', got {classifier!r}.")
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}.")
     x, y, genes = paired_matrices(
         real, generated, layer=layer, generated_layer=generated_layer, align_genes=align_genes
     )

@@ -13,32 +13,69 @@ FAST_ENV = "SDD_FAST"
 DeviceSpec = int | str | torch.device | Sequence[int | str | torch.device] | None
 
 
-def _accelerator(accelerator: str) -> str:
-    if accelerator not in ACCELERATORS:
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _accelerator(accelerator: str, what: str | None = None) -> str:
+    """The device type ``accelerator`` names; raise if that hardware is not available.
+
+    ``what`` names the request in the error (default: ``accelerator=...``).
+    """
+    if not isinstance(accelerator, str) or accelerator not in ACCELERATORS:
         raise ValueError(f"Unknown accelerator {accelerator!r}; choose one of {ACCELERATORS}.")
     if accelerator == "auto":
         if torch.cuda.is_available():
             return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        if _mps_available():
             return "mps"
         return "cpu"
-    if accelerator == "gpu":
-        return "cuda"
-    return accelerator
+    kind = "cuda" if accelerator == "gpu" else accelerator
+    what = what or f"accelerator={accelerator!r}"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{what} was requested but CUDA is not available on this "
+            "machine (no GPU, or torch built without CUDA); use accelerator='cpu' or 'auto' "
+            "and device=None."
+        )
+    if kind == "mps" and not _mps_available():
+        raise ValueError(
+            f"{what} was requested but MPS (Apple GPU) is not available on this "
+            "machine; use accelerator='cpu' or 'auto' and device=None."
+        )
+    return kind
+
+
+def _named_kind(device: DeviceSpec) -> str | None:
+    """The device type a ``device`` value names by itself (``"cuda:1"``, ``"mps"``, a
+    ``torch.device``), or ``None`` for GPU indices and ``None``."""
+    if isinstance(device, torch.device):
+        return device.type
+    if isinstance(device, str):
+        base = device.strip().lower().split(":", 1)[0]
+        if base in ("cpu", "cuda", "gpu", "mps"):
+            return "cuda" if base == "gpu" else base
+    return None
 
 
 def _one_device(kind: str, device: int | str | torch.device | None) -> torch.device:
     if isinstance(device, torch.device):
         if device.type != kind:
             raise ValueError(f"device {device} does not match accelerator {kind!r}.")
-        return device
+        if kind != "cuda":
+            return device
     if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("accelerator='cuda' was requested but CUDA is not available.")
         if device in (None, "auto"):
             index = 0
-        elif isinstance(device, str) and device.startswith("cuda"):
-            index = torch.device(device).index or 0
+        elif isinstance(device, torch.device):
+            index = device.index or 0
+        elif isinstance(device, str) and device.strip().lower().startswith(("cuda", "gpu")):
+            _, _, number = device.strip().partition(":")
+            try:
+                index = int(number) if number else 0
+            except ValueError:
+                raise ValueError(f"device must be a GPU index, got {device!r}.") from None
         else:
             try:
                 index = int(device)
@@ -53,27 +90,50 @@ def _one_device(kind: str, device: int | str | torch.device | None) -> torch.dev
 
 
 def resolve_devices(accelerator: str = "auto", device: DeviceSpec = None) -> list[torch.device]:
-    """All devices named by ``device``: a GPU index, ``"0,1"``, a list of indices, or ``None``.
+    """All devices named by ``accelerator`` and ``device``; raise if they are not available.
+
+    A request is never silently ignored: ``accelerator="cuda"`` or ``"mps"``, a
+    ``device`` naming a GPU (``"cuda"``, ``"cuda:1"``, ``0``, ``"0,1"``, ``"all"``) or
+    MPS, on a machine without that hardware raises ``ValueError``, as does a ``device``
+    that contradicts ``accelerator`` (``accelerator="cpu", device="cuda"``).
 
     Parameters
     ----------
     accelerator
         ``"auto"``, ``"cpu"``, ``"cuda"``/``"gpu"`` or ``"mps"``.
     device
-        GPU index (``0``), a comma-separated string (``"0,1"``), a sequence of indices,
-        ``"all"`` (every visible GPU) or ``None`` (the first GPU). Ignored on CPU and MPS.
+        ``None`` (the accelerator's first device), a GPU index (``0``), a comma-separated
+        string (``"0,1"``), a sequence of indices, ``"all"`` (every visible GPU), or a
+        device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``),
+        which with ``accelerator="auto"`` chooses the accelerator.
 
     Examples
     --------
     >>> resolve_devices("cpu")
     [device(type='cpu')]
+    >>> resolve_devices("auto", "cpu")
+    [device(type='cpu')]
     """
+    named = _named_kind(device)
+    if named is not None:
+        if accelerator != "auto" and _accelerator_name(accelerator) != named:
+            raise ValueError(
+                f"device={device!r} does not match accelerator={accelerator!r}; "
+                "leave one of them at its default."
+            )
+        kind = _accelerator(named, f"device={device!r}")
+        return [_one_device(kind, device)]
     kind = _accelerator(accelerator)
     if kind != "cuda":
+        if device is not None and not (isinstance(device, str) and device == "auto"):
+            why = (
+                "no CUDA GPU is available on this machine"
+                if accelerator == "auto"
+                else f"accelerator={accelerator!r}"
+            )
+            raise ValueError(f"device={device!r} names a GPU, but {why}; leave device=None.")
         return [torch.device(kind)]
     if device == "all":
-        if not torch.cuda.is_available():
-            raise ValueError("accelerator='cuda' was requested but CUDA is not available.")
         return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
     if isinstance(device, str) and "," in device:
         device = [d.strip() for d in device.split(",") if d.strip()]
@@ -85,6 +145,12 @@ def resolve_devices(accelerator: str = "auto", device: DeviceSpec = None) -> lis
             raise ValueError(f"device lists the same GPU twice: {list(device)}.")
         return devices
     return [_one_device("cuda", device)]
+
+
+def _accelerator_name(accelerator: str) -> str:
+    if not isinstance(accelerator, str) or accelerator not in ACCELERATORS:
+        raise ValueError(f"Unknown accelerator {accelerator!r}; choose one of {ACCELERATORS}.")
+    return "cuda" if accelerator == "gpu" else accelerator
 
 
 def resolve_device(accelerator: str = "auto", device: DeviceSpec = None) -> torch.device:

@@ -273,22 +273,23 @@ def check_output_memory(n: int, bytes_per_row: float, what: str = "rows") -> Non
 
 def decode_bits(
     z: torch.Tensor,
-    inverse: Callable[[torch.Tensor], torch.Tensor],
+    inverse: Callable[..., torch.Tensor],
     *,
     bits: bool,
     dense: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Values (exact zeros), dense values and SB logits of a sampled batch, as NumPy.
 
-    ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse`` maps the
-    data back to training units. Dense values and logits are ``None`` unless ``dense``
-    (logits also without ``bits``).
+    ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse(values,
+    nonzero=None)`` maps the data back to training units (``nonzero``: the thresholded
+    bits, for scalers that floor expressed entries). Dense values and logits are ``None``
+    unless ``dense`` (logits also without ``bits``).
     """
     if not bits:
         values = inverse(z).cpu().numpy()
         return values, (values.copy() if dense else None), None
-    masked, raw, _ = sparsity.decode(z, zero_value=-1.0)
-    values = inverse(masked).cpu().numpy()
+    masked, raw, nonzero = sparsity.decode(z, zero_value=-1.0)
+    values = inverse(masked, nonzero).cpu().numpy()
     if not dense:
         return values, None, None
     return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
