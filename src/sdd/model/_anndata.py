@@ -23,9 +23,8 @@ from ..data import (
 from ..data.counts import check_library_setup, sample_size_factors, training_size_factors
 from ..data.impute import missing_entries
 from ..data.validate import density, warn_all_zero
-from ..diffusion import GaussianDiffusion, sparsity
+from ..diffusion import sparsity
 from ..train import check_output_memory, decode_bits
-from ._base import gaussian_process
 from ._cells import TRAINING, AnnDataModel
 
 __all__ = ["SDD"]
@@ -133,9 +132,6 @@ class SDD(AnnDataModel):
             factors, ok = library
             codes = obs_codes(adata, self.categories_)
             self.library_ = {"size_factors": factors, "codes": None if codes is None else codes[ok]}
-
-    def _make_process(self) -> GaussianDiffusion:
-        return gaussian_process(self.init_args_)
 
     def _encode(self, x, nonzero):
         if not self.init_args_["sparsity_bits"]:

@@ -53,17 +53,6 @@ logger = logging.getLogger("sdd")
 HISTORY_COLUMNS = ("step", "epoch", "loss")
 
 
-def empty_history() -> pd.DataFrame:
-    """The ``history_`` of an untrained model: no rows, columns step, epoch, loss."""
-    return pd.DataFrame(columns=list(HISTORY_COLUMNS))
-
-
-def gaussian_process(init_args: Mapping[str, Any]) -> GaussianDiffusion:
-    """The Gaussian (+ sparsity bits) process of ``logsnr_min/max`` and ``self_condition``."""
-    schedule = CosineSchedule(init_args["logsnr_min"], init_args["logsnr_max"])
-    return GaussianDiffusion(schedule, self_condition=init_args["self_condition"])
-
-
 class DiffusionModel(CheckpointMixin):
     """Base class of :class:`~sdd.SDD`, :class:`~sdd.SDDImage` and :class:`~sdd.SDDBlackout`.
 
@@ -109,7 +98,7 @@ class DiffusionModel(CheckpointMixin):
         self.weight_masks_ = make_masks(
             self.module, self.ema_, self.init_args_.get("weight_sparsity", 0.0), **sparse
         )
-        self.history_ = empty_history()
+        self.history_ = pd.DataFrame(columns=list(HISTORY_COLUMNS))  # step, epoch, loss
         self.is_trained_ = False
         self.train_args_: dict | None = None
         self._train_state: dict | None = None
@@ -125,7 +114,10 @@ class DiffusionModel(CheckpointMixin):
         raise NotImplementedError
 
     def _make_process(self) -> Any:
-        raise NotImplementedError
+        """The Gaussian (+ sparsity bits) process of ``logsnr_min/max``, ``self_condition``."""
+        a = self.init_args_
+        schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
+        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         raise NotImplementedError
@@ -134,7 +126,8 @@ class DiffusionModel(CheckpointMixin):
         return x
 
     def _example_inputs(self) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
+        x = torch.zeros(1, *self._sample_shape())
+        return (x, torch.zeros(1), x)
 
     def _data_state(self) -> dict[str, Any]:
         return {}

@@ -148,10 +148,6 @@ class AnnDataModel(DiffusionModel):
     def _sample_shape(self) -> tuple[int, ...]:
         return (self.data_dim,)
 
-    def _example_inputs(self) -> tuple[torch.Tensor, ...]:
-        x = torch.zeros(1, self.data_dim)
-        return (x, torch.zeros(1), x)
-
     # ------------------------------------------------------------------ labels
     def _generation_labels(
         self, n_cells: int | None, labels: Any

@@ -1,10 +1,7 @@
 """Save and load, written once for every model: ``model.pt`` + ``config.json``.
 
-``save`` writes the weights, EMA, weight masks, loss history, the model's data state
-(``_data_state``) and, on request, the training state; ``config.json`` holds how to
-rebuild the model (its class, ``init_args_``, ``_data_config``). ``load`` rebuilds it
-through ``_restore_data`` and checks the saved weights against the network the config
-describes before allocating anything.
+``load`` rebuilds a model from ``init_args_`` and ``_restore_data`` and checks the saved
+weights against the network the config describes before allocating anything.
 """
 
 from __future__ import annotations

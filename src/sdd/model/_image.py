@@ -10,10 +10,10 @@ import torch
 
 from ..data import TRANSFORMS, ImageScaler, check_images, check_int, check_labels, label_codes
 from ..data.generated import GeneratedImages
-from ..diffusion import GaussianDiffusion, sparsity
+from ..diffusion import sparsity
 from ..nn.unet import UNet
 from ..train import check_output_memory, decode_bits
-from ._base import DiffusionModel, gaussian_process
+from ._base import DiffusionModel
 
 __all__ = ["SDDImage", "GeneratedImages"]
 
@@ -134,9 +134,6 @@ class SDDImage(DiffusionModel):
             mid_attention=a["mid_attention"], scale_shift=a["scale_shift"],
         )  # fmt: skip
 
-    def _make_process(self) -> GaussianDiffusion:
-        return gaussian_process(self.init_args_)
-
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         if self._images is None:
             raise ValueError(
@@ -150,10 +147,6 @@ class SDDImage(DiffusionModel):
 
     def _sample_shape(self) -> tuple[int, ...]:
         return (self.data_channels, *self.image_shape[1:])
-
-    def _example_inputs(self):
-        x = torch.zeros(1, *self._sample_shape())
-        return (x, torch.zeros(1), x)
 
     # ------------------------------------------------------------------ properties
     @property
