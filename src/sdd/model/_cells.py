@@ -314,5 +314,6 @@ class AnnDataModel(DiffusionModel):
         out.uns["sdd"] = dict(uns)
         if self.log1p_ is not None:
             out.uns["log1p"] = dict(self.log1p_)
-        logger.info("%d cells from %s", X.shape[0], self._model_class)
+        verb = "imputed" if uns.get("imputed") else "generated"
+        logger.info("%s %d cells with %s", verb, X.shape[0], self._model_class)
         return out
