@@ -172,7 +172,10 @@ def test_bad_input_one_line_nonzero(model_dir: Path, workdir: Path, tmp_path: Pa
         (["fit", real, "--model-arg", "bogus=1", "--out", out], "bogus"),
         (["fit", real, "--model-arg", "dropout", "--out", out], "KEY=VALUE"),
         (["fit", real, "--model-arg", "emb_dim=8", "--out", out], "--emb-dim"),
-        (["fit", real, "--model-arg", "dropout=0", "--model-arg", "dropout=1", "--out", out], "twice"),
+        (
+            ["fit", real, "--model-arg", "dropout=0", "--model-arg", "dropout=1", "--out", out],
+            "twice",
+        ),
         (["fit", real, "--model", "blackout", "--no-sparsity-bits", "--out", out], "SDDBlackout"),
         (["fit", real, "--model", "image", "--out", out], "images"),
     ]
