@@ -232,3 +232,8 @@ def test_load_takes_adata_and_accelerator_like_scvi(tmp_path):
     blackout = _models()[2].train(2, batch_size=16, progress=False)
     blackout.save(tmp_path / "b")
     assert sdd.SDDBlackout.load(tmp_path / "b", accelerator="cpu").device.type == "cpu"
+
+
+def test_repr_of_sparse_models_with_default_sparse_options():
+    for model in _models(weight_sparsity=0.5):  # no sparse_method given: the default
+        assert f"{model.weight_masks_.method} weights at 50% sparsity" in repr(model)

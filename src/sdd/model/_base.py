@@ -188,11 +188,11 @@ class DiffusionModel(CheckpointMixin):
 
     def __repr__(self) -> str:
         kind, what, tail = self._summary()
-        a, masks = self.init_args_, self.weight_masks_
+        masks = self.weight_masks_
         sparse = (
             ""
             if masks is None
-            else f", {a['sparse_method']} weights at {a['weight_sparsity']:.0%} sparsity"
+            else f", {masks.method} weights at {self.init_args_['weight_sparsity']:.0%} sparsity"
         )
         return (
             f"{self._model_class} model ({kind}): {what}, {self.n_params / 1e6:.2f}M parameters"
