@@ -325,3 +325,20 @@ def test_real_counts_are_accepted():
     model.train(max_steps=3, batch_size=32, progress=False)
     gen = model.generate(10, n_steps=4, progress=False)
     assert gen.shape == (10, 30) and gen.X.min() >= 0
+
+
+def test_conditional_blackout_generates_the_training_mix(tmp_path):
+    adata = make_counts_adata(n_cells=50, n_genes=10, seed=3)
+    sdd.SDDBlackout.setup_anndata(adata, layer="counts", labels_key="cell_type")
+    model = sdd.SDDBlackout(adata, **TINY, n_times=10).train(2, batch_size=16, progress=False)
+    model.save(tmp_path / "b")
+    loaded = sdd.SDDBlackout.load(tmp_path / "b")
+    real = adata.obs["cell_type"].value_counts()
+    for m in (model, loaded):
+        gen = m.generate(labels="training", n_steps=2, progress=False)
+        assert gen.obs["cell_type"].value_counts().to_dict() == real.to_dict()
+        x = gen.X.toarray()
+        assert np.array_equal(x, np.round(x)) and x.min() >= 0
+    twenty = loaded.generate(20, labels="training", n_steps=2, progress=False)
+    share = twenty.obs["cell_type"].value_counts()
+    assert share.sum() == 20 and all(abs(share[k] - 20 * real[k] / 50) < 1 for k in real.index)

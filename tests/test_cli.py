@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from conftest import make_counts_adata
 
 import sdd
-from sdd.cli import main
+from sdd.cli import build_parser, main
 
 TINY_FIT = ["--max-steps", "6", "--batch-size", "32", "--hidden", "32", "16", "--emb-dim", "16"]
 FAST_GEN = ["--sampler", "ddim", "--n-steps", "3", "-q"]
@@ -158,16 +159,25 @@ def test_bad_input_one_line_nonzero(model_dir: Path, workdir: Path, tmp_path: Pa
         (["fit", str(tmp_path / "missing.h5ad"), "--out", out], "does not exist"),
         (["fit", real, "--layer", "nope", "--out", out, *TINY_FIT], "nope"),
         (["fit", real, "--labels-key", "nope", "--out", out, *TINY_FIT], "nope"),
-        (["fit", real, "--max-steps", "0", "--out", out], "--max-steps"),
+        (["fit", real, "--max-steps", "0", "--out", out], "max_steps"),
         (["fit", real, "--out", str(model_dir)], "already exists"),
         (["generate", str(tmp_path), "-n", "5", "-o", str(tmp_path / "g.h5ad")], "config.json"),
         (["generate", str(tmp_path / "nodir"), "-o", str(tmp_path / "g.h5ad")], "does not exist"),
-        (["generate", str(model_dir), "-n", "0", "-o", str(tmp_path / "g.h5ad")], "-n"),
+        (["generate", str(model_dir), "-n", "0", "-o", str(tmp_path / "g.h5ad")], "n_cells"),
         (["generate", str(model_dir), "-o", str(tmp_path / "g.csv")], ".h5ad"),
         (["generate", str(model_dir), "-o", str(tmp_path / "g.h5ad"), "--label", "Z"], "'Z'"),
         (["evaluate", real, str(tmp_path / "missing.h5ad")], "does not exist"),
         (["evaluate", real, real, "--labels-key", "nope"], "nope"),
         (["info", str(tmp_path)], "config.json"),
+        (["fit", real, "--model-arg", "bogus=1", "--out", out], "bogus"),
+        (["fit", real, "--model-arg", "dropout", "--out", out], "KEY=VALUE"),
+        (["fit", real, "--model-arg", "emb_dim=8", "--out", out], "--emb-dim"),
+        (
+            ["fit", real, "--model-arg", "dropout=0", "--model-arg", "dropout=1", "--out", out],
+            "twice",
+        ),
+        (["fit", real, "--model", "blackout", "--no-sparsity-bits", "--out", out], "SDDBlackout"),
+        (["fit", real, "--model", "image", "--out", out], "images"),
     ]
     (tmp_path / "broken.h5ad").write_text("not hdf5")
     cases.append((["fit", str(tmp_path / "broken.h5ad"), "--out", out], "cannot read"))
@@ -214,3 +224,130 @@ def test_blackout_fit_and_generate(workdir: Path, tmp_path: Path, capsys):
     assert x.shape == (5, 12) and np.array_equal(x, np.round(x))
     assert main(["generate", str(out), "-o", str(tmp_path / "g.h5ad"), "--sampler", "ddim"]) == 1
     assert "--sampler" in _error_line(capsys)
+
+
+# ------------------------------------------------------------------ defaults and kinds
+def _signature(cls, method: str) -> dict[str, inspect.Parameter]:
+    """Parameters of ``cls.method`` with those a ``**kwargs`` override passes on."""
+    params = dict(inspect.signature(sdd.model.DiffusionModel.train).parameters)
+    if method != "train":
+        params = {}
+    params.update(inspect.signature(getattr(cls, method)).parameters)
+    return params
+
+
+@pytest.mark.parametrize(
+    "kind,name", [("sdd", "SDD"), ("blackout", "SDDBlackout"), ("image", "SDDImage")]
+)
+def test_cli_defaults_are_the_python_defaults(kind, name):
+    cls = getattr(sdd, name)
+    init, train, gen = (_signature(cls, m) for m in ("__init__", "train", "generate"))
+    fit = build_parser(kind).parse_args(["fit", "data", "-o", "m", "--model", kind])
+    pairs = [("max_steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "lr"),
+             ("ema_decay", "ema_decay"), ("seed", "random_state"), ("accelerator", "accelerator")]  # fmt: skip
+    for dest, param in pairs:
+        assert getattr(fit, dest) == train[param].default, dest
+    for dest in ("hidden", "emb_dim", "sparsity_bits"):
+        expected = init[dest].default if dest in init else None
+        assert getattr(fit, dest) == expected, dest
+    generate = build_parser(kind).parse_args(["generate", "m", "-o", "g"])
+    first = [p for p in gen if p != "self"][0]
+    assert generate.n == gen[first].default
+    pairs = [("sampler", "sampler"), ("n_steps", "n_steps"), ("seed", "random_state"),
+             ("guidance_scale", "guidance_scale"), ("batch_size", "batch_size"),
+             ("store_dense", "store_dense"), ("accelerator", "accelerator")]  # fmt: skip
+    for dest, param in pairs:
+        expected = gen[param].default if param in gen else None
+        assert getattr(generate, dest) == expected, dest
+    if kind == "image":  # the drift of old: 250 steps and 256 images per step forced on images
+        assert (generate.n_steps, fit.batch_size) == (1000, 128)
+
+
+def test_blackout_trains_on_the_layer_python_picks(workdir: Path, tmp_path: Path):
+    args = ["fit", str(workdir / "real.h5ad"), "--model", "blackout", "--out", str(tmp_path / "b")]
+    assert main([*args, "-q", *TINY_FIT, "--model-arg", "n_times=10"]) == 0
+    model = sdd.SDDBlackout.load(tmp_path / "b")
+    assert (
+        model.setup_args_["layer"]
+        == "counts"
+        == sdd.SDDBlackout.default_layer(ad.read_h5ad(workdir / "real.h5ad"))
+    )
+    assert model.init_args_["n_times"] == 10
+
+
+def test_readme_sequence_generates_the_label_column(model_dir: Path, workdir: Path, capsys):
+    """fit --labels-key, a plain generate, then evaluate --labels-key (the README's lines)."""
+    gen_path = workdir / "g.h5ad"
+    assert main(["generate", str(model_dir), "-n", "100", "-o", str(gen_path), "-q"]) == 0
+    gen = ad.read_h5ad(gen_path)
+    real = ad.read_h5ad(workdir / "real.h5ad")
+    share = real.obs["cell_type"].value_counts(normalize=True)
+    counts = gen.obs["cell_type"].astype(str).value_counts()
+    assert gen.n_obs == 100 and set(counts.index) == set(share.index)
+    for label, fraction in share.items():  # the training mix, rounded to whole cells
+        assert abs(counts[label] - 100 * fraction) < 1
+    model = sdd.SDD.load(model_dir)
+    assert (
+        gen.uns["sdd"]["n_steps"] == inspect.signature(model.generate).parameters["n_steps"].default
+    )
+    assert "dense" not in gen.layers  # store_dense follows SDD.generate's default (off)
+    capsys.readouterr()
+    argv = ["evaluate", str(workdir / "real.h5ad"), str(gen_path), "--labels-key", "cell_type"]
+    assert main([*argv, "-q"]) == 0
+    table = capsys.readouterr().out
+    assert "SCC" in table and all(label in table for label in share.index)
+
+
+def test_fit_image_model_end_to_end(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    images = rng.poisson(0.3, size=(16, 8, 8)).astype(np.float32)
+    labels = np.array(["a", "b"])[rng.integers(0, 2, 16)]
+    np.savez(tmp_path / "imgs.npz", images=images, labels=labels)
+    unet = ["--model-arg", "base_channels=8", "--model-arg", "channel_mult=(1,)",
+            "--model-arg", "num_res_blocks=1", "--model-arg", "num_groups=4",
+            "--model-arg", "intensity_transform=log1p"]  # fmt: skip
+    tiny = ["--max-steps", "2", "--batch-size", "8", "-q"]
+    out = tmp_path / "img"
+    argv = ["fit", str(tmp_path / "imgs.npz"), "--model", "image", "--labels-key", "labels"]
+    assert main([*argv, "--out", str(out), *unet, *tiny]) == 0
+    model = sdd.SDDImage.load(out)
+    assert (
+        model.init_args_["intensity_transform"] == "log1p"
+        and model.init_args_["base_channels"] == 8
+    )
+    assert model.categories_ == {"label": ["a", "b"]} and model.train_args_["max_steps"] == 2
+    default_dropout = inspect.signature(sdd.SDDImage.__init__).parameters["dropout"].default
+    assert model.init_args_["dropout"] == default_dropout
+    gen = tmp_path / "gen.npz"
+    argv = ["generate", str(out), "-n", "3", "-o", str(gen), "--label", "b", *FAST_GEN]
+    assert main(argv) == 0
+    with np.load(gen) as data:
+        assert data["images"].shape == (3, 8, 8) and list(data["labels"]) == ["b"] * 3
+        np.testing.assert_array_equal(data["sparsity_bits"], data["images"] != 0)
+    # .npy images with a labels file
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "y.npy", labels)
+    argv = [
+        "fit",
+        str(tmp_path / "x.npy"),
+        "--model",
+        "image",
+        "--labels-file",
+        str(tmp_path / "y.npy"),
+    ]
+    assert main([*argv, "--out", str(tmp_path / "img2"), *unet, *tiny]) == 0
+    assert sdd.SDDImage.load(tmp_path / "img2").categories_ == {"label": ["a", "b"]}
+
+
+def test_unexpected_errors_are_one_line_too(model_dir: Path, tmp_path: Path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered\nmore detail")
+
+    monkeypatch.setattr(sdd.SDD, "generate", broken)
+    argv = ["generate", str(model_dir), "-n", "3", "-o", str(tmp_path / "g.h5ad")]
+    assert main(argv) == 1
+    assert (
+        _error_line(capsys)
+        == "sdd generate: error: RuntimeError: CUDA error: device-side assert triggered"
+    )
+    assert not (tmp_path / "g.h5ad").exists()

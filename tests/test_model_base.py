@@ -184,7 +184,7 @@ def test_generated_cells_fit_scanpy_conventions():
 
 def test_generate_refuses_outputs_that_cannot_fit(monkeypatch):
     model = _models()[0].train(2, batch_size=16, progress=False)
-    monkeypatch.setattr(base, "available_memory", lambda: 10**6)
+    monkeypatch.setattr(sdd.train._generate, "available_memory", lambda: 10**6)
     with pytest.raises(ValueError, match="GiB"):
         model.generate(10**7, progress=False)
 
@@ -213,3 +213,27 @@ def test_image_categories_are_a_dict_like_the_cell_models():
     assert out.labels.tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="Unknown"):
         model.generate(3, n_steps=2, labels=5, progress=False)
+
+
+def test_load_takes_adata_and_accelerator_like_scvi(tmp_path):
+    cells = make_counts_adata(n_cells=64, n_genes=12, seed=1)
+    sdd.SDD.setup_anndata(cells, labels_key="cell_type")
+    model = sdd.SDD(cells, **TINY).train(2, batch_size=16, progress=False)
+    model.save(tmp_path / "m", with_optimizer=True)
+    loaded = sdd.SDD.load(tmp_path / "m", adata=cells, accelerator="cpu")
+    assert loaded.device == torch.device("cpu") and loaded.adata is cells
+    loaded.train(2, progress=False)  # continues on the attached data, stays where it was put
+    assert loaded.device == torch.device("cpu") and loaded.history_["step"].tolist() == [1, 2, 3, 4]
+    # the training label mix is saved with the model
+    mix = loaded.generate(labels="training", n_steps=2, progress=False).obs["cell_type"]
+    assert mix.value_counts().to_dict() == cells.obs["cell_type"].value_counts().to_dict()
+    with pytest.raises(ValueError, match="accelerator"):
+        sdd.SDD.load(tmp_path / "m", accelerator="tpu")
+    blackout = _models()[2].train(2, batch_size=16, progress=False)
+    blackout.save(tmp_path / "b")
+    assert sdd.SDDBlackout.load(tmp_path / "b", accelerator="cpu").device.type == "cpu"
+
+
+def test_repr_of_sparse_models_with_default_sparse_options():
+    for model in _models(weight_sparsity=0.5):  # no sparse_method given: the default
+        assert f"{model.weight_masks_.method} weights at 50% sparsity" in repr(model)

@@ -2,29 +2,35 @@
 
 Examples
 --------
-Train on the log1p-normalised expression in ``data.h5ad``, generate 10,000 cells and
-compare them with the real ones::
+Train on the log1p-normalised expression in ``data.h5ad``, generate cells in the
+training label mix and compare them with the real ones::
 
     sdd fit data.h5ad --labels-key cell_type --max-steps 10000 --out model_dir
     sdd generate model_dir -n 10000 -o generated.h5ad
     sdd evaluate data.h5ad generated.h5ad --labels-key cell_type
 
-Raw counts can be normalised on the fly with ``--normalize`` (``normalize_total`` to
-10,000 counts per cell, then ``log1p``); pass it to ``fit`` and ``evaluate`` alike so the
-real cells are compared in the units the model was trained on.
+``sdd fit --model blackout`` trains :class:`~sdd.SDDBlackout` on raw counts and
+``sdd fit images.npz --model image`` trains :class:`~sdd.SDDImage` on an array of images
+(``.npz``/HDF5, ``.npy`` or idx files).
 
-Every command prints a one-line message and exits with a non-zero status on bad input.
+The command line is a thin layer over the Python API: every model option's default is
+read from the signature of the model class's ``__init__``, ``train`` or ``generate``
+(so ``sdd`` and Python agree), and ``--model-arg KEY=VALUE`` passes any other
+constructor option. Every command prints a one-line message and exits with a non-zero
+status on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import json
 import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +43,151 @@ EXIT_BAD_INPUT = 1
 #: Exit status after Ctrl-C.
 EXIT_INTERRUPTED = 130
 
-_MODEL_KINDS = {"sdd": "SDD", "blackout": "SDDBlackout"}
+#: ``--model`` of ``sdd fit``: the model classes by their command-line name.
+_KINDS = {"sdd": "SDD", "blackout": "SDDBlackout", "image": "SDDImage"}
+
+# Options that set a model's argument: dest -> (flag, method, parameter, help, argparse
+# keywords). Their defaults come from the method's signature (parameter None: its first).
+_Option = tuple[str, str, "str | None", str, dict]
+_FIT_OPTIONS: dict[str, _Option] = {
+    "max_steps": ("--max-steps", "train", "max_steps", "optimiser steps", {"type": int}),
+    "batch_size": ("--batch-size", "train", "batch_size", "examples per step", {"type": int}),
+    "lr": ("--lr", "train", "lr", "Adam learning rate", {"type": float}),
+    "ema_decay": ("--ema-decay", "train", "ema_decay", "EMA decay of the weights", {"type": float}),
+    "hidden": ("--hidden", "__init__", "hidden", "MLP encoder widths", {"type": int, "nargs": "+"}),
+    "emb_dim": ("--emb-dim", "__init__", "emb_dim", "time/label embedding size (auto: from the U-Net width)", {"type": int}),
+    "sparsity_bits": ("--sparsity-bits", "__init__", "sparsity_bits", "model the zero pattern (off: the plain baseline)", {"action": argparse.BooleanOptionalAction}),
+    "seed": ("--seed", "train", "random_state", "random seed of weights, batches and noise (auto: 0)", {"type": int}),
+    "accelerator": ("--accelerator", "train", "accelerator", "auto, cpu, cuda or mps", {}),
+}  # fmt: skip
+_GENERATE_OPTIONS: dict[str, _Option] = {
+    "n": ("-n", "generate", None, "number of cells or images (auto: the training mix's size, or 10000)", {"type": int}),
+    "sampler": ("--sampler", "generate", "sampler", "sampler", {"choices": ["ddpm", "ddim"]}),
+    "n_steps": ("--n-steps", "generate", "n_steps", "reverse steps (auto: every observation time)", {"type": int}),
+    "seed": ("--seed", "generate", "random_state", "random seed", {"type": int}),
+    "guidance_scale": ("--guidance-scale", "generate", "guidance_scale", "classifier-free guidance weight", {"type": float}),
+    "batch_size": ("--batch-size", "generate", "batch_size", "examples sampled at once", {"type": int}),
+    "store_dense": ("--dense", "generate", "store_dense", "also write the dense and sb_logits values", {"action": argparse.BooleanOptionalAction}),
+    "accelerator": ("--accelerator", "generate", "accelerator", "auto, cpu, cuda or mps", {}),
+}  # fmt: skip
+_EVALUATE_OPTIONS: dict[str, _Option] = {
+    "n_cells": ("--n-cells", "evaluate", "n_cells", "subsample each set to this size", {"type": int}),
+    "seed": ("--seed", "evaluate", "random_state", "random seed", {"type": int}),
+}  # fmt: skip
+_MISSING = inspect.Parameter.empty
+
+
+# ------------------------------------------------------------------------ defaults
+def _model_class(name: str) -> type:
+    """A model class by its class name (``"SDD"``) or ``--model`` name (``"sdd"``)."""
+    import sdd
+
+    return getattr(sdd, _KINDS.get(name, name))
+
+
+def _target(cls: Any, method: str) -> Callable:
+    return cls if method == "evaluate" else getattr(cls, method)
+
+
+def _parameter(cls: Any, method: str, name: str | None) -> inspect.Parameter | None:
+    """The parameter ``name`` of ``cls.method`` (following ``**kwargs`` up the classes)."""
+    owners = [cls] if method == "evaluate" else [c for c in cls.__mro__ if method in vars(c)]
+    for owner in owners:
+        params = inspect.signature(_target(owner, method)).parameters
+        named = [p for p in params.values() if p.name != "self"]
+        if name is None:
+            return named[0]
+        if name in params:
+            return params[name]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in named):
+            return None
+    return None
+
+
+def _option_defaults(cls: Any, options: dict[str, _Option]) -> dict[str, Any]:
+    """The default of every option in ``options`` that ``cls`` takes, from its signatures.
+
+    ``cls`` is a model class (``options`` about ``__init__``, ``train``, ``generate``) or
+    :func:`sdd.tl.evaluate`.
+    """
+    out = {}
+    for dest, (_, method, name, *_) in options.items():
+        param = _parameter(cls, method, name)
+        if param is not None and param.default is not _MISSING:
+            out[dest] = param.default
+    return out
+
+
+def _method_kwargs(
+    args: argparse.Namespace, cls: Any, method: str, options: dict[str, _Option]
+) -> dict[str, Any]:
+    """``{parameter: value}`` of the options for ``cls.method``; an option given for a
+    model that does not take it is an error."""
+    out = {}
+    for dest, (flag, target, name, *_) in options.items():
+        if target != method:
+            continue
+        value = getattr(args, dest)
+        param = _parameter(cls, method, name)
+        if param is None:
+            if value is not None:
+                what = getattr(cls, "__name__", "this")
+                raise CLIError(f"{flag} does not apply to {what} models.")
+            continue
+        out[param.name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _default_help(options: dict[str, _Option], dest: str) -> str:
+    """``(default: ...)`` of an option, per model where the models differ."""
+    values = {}
+    for kind in _KINDS:
+        defaults = _option_defaults(_model_class(kind), options)
+        if dest in defaults:
+            values[kind] = defaults[dest]
+    if len({repr(v) for v in values.values()}) == 1:
+        return f" (default: {_show(next(iter(values.values())))})"
+    return " (default: " + ", ".join(f"{k} {_show(v)}" for k, v in values.items()) + ")"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return " ".join(map(str, value))
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "auto" if value is None else str(value)
+
+
+def _model_args(items: Sequence[str] | None, cls: type) -> dict[str, Any]:
+    """``--model-arg KEY=VALUE`` as constructor keywords (values via ``ast.literal_eval``)."""
+    import sdd
+
+    params = inspect.signature(cls.__init__).parameters.values()
+    known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):  # weight-mask options
+        masks = inspect.signature(sdd.sparse.make_masks).parameters.values()
+        known += [p.name for p in masks if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        known.remove("random_state")
+    own = {name: flag for flag, method, name, *_ in _FIT_OPTIONS.values() if method == "__init__"}
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CLIError(f"--model-arg takes KEY=VALUE, got {item!r}.")
+        if key in own:
+            raise CLIError(f"set {key!r} with {own[key]}, not --model-arg.")
+        if key not in known:
+            raise CLIError(
+                f"unknown --model-arg {key!r} for {cls.__name__}; known: {', '.join(known)}."
+            )
+        if key in out:
+            raise CLIError(f"--model-arg {key!r} is given twice.")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out[key] = text  # a bare word, e.g. intensity_transform=log1p
+    return out
 
 
 # ------------------------------------------------------------------------ helpers
@@ -112,47 +262,12 @@ def _model_class_of(model_dir: str | Path) -> str:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CLIError(f"corrupt {config_file}: {err}") from err
-    if not isinstance(config, dict) or not isinstance(config.get("model_class"), str):
+    name = config.get("model_class") if isinstance(config, dict) else None
+    if not isinstance(name, str):
         raise CLIError(f"{config_file} does not name a model class.")
-    return config["model_class"]
-
-
-def _load_model(model_dir: str | Path):
-    import sdd
-
-    name = _model_class_of(model_dir)
-    cls = getattr(sdd, name, None)
-    if cls is None or not hasattr(cls, "load"):
+    if name not in _KINDS.values():
         raise CLIError(f"{str(model_dir)!r} holds a {name!r} model, unknown to this sdd version.")
-    return cls.load(model_dir)
-
-
-def _parse_labels(items: Sequence[str] | None, model: Any) -> Any:
-    """``--label VALUE`` (for ``labels_key``) or ``--label KEY=VALUE`` (any condition)."""
-    if not items:
-        return None
-    categories = model.categories_
-    if not categories:
-        raise CLIError("--label was given but the model was trained without labels.")
-    if isinstance(categories, list):  # SDDImage: one list of class labels
-        if len(items) != 1:
-            raise CLIError("image models take one --label value.")
-        by_text = {str(c): c for c in categories}
-        if items[0] not in by_text:
-            raise CLIError(f"unknown label {items[0]!r}; known labels: {list(by_text)}.")
-        return by_text[items[0]]
-    labels: dict[str, str] = {}
-    default_key = model.setup_args_.get("labels_key") or next(iter(categories))
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in categories:
-            key, value = default_key, item
-        if key in labels:
-            raise CLIError(f"--label given twice for {key!r}.")
-        if value not in categories[key]:
-            raise CLIError(f"unknown {key!r} label {value!r}; known labels: {categories[key]}.")
-        labels[key] = value
-    return labels
+    return name
 
 
 def _format_table(table) -> str:
@@ -165,58 +280,117 @@ def _format_table(table) -> str:
         )
 
 
-# ------------------------------------------------------------------------ commands
-def _cmd_fit(args: argparse.Namespace) -> int:
-    import sdd
+def _read_array(path: Path, what: str):
+    """An ``.npy`` file or an idx file (the MNIST format, gzip or not)."""
+    import numpy as np
 
-    if args.max_steps < 1:
-        raise CLIError(f"--max-steps must be a positive integer, got {args.max_steps}.")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be a positive integer, got {args.batch_size}.")
-    if args.hidden is not None and any(h < 1 for h in args.hidden):
-        raise CLIError(f"--hidden widths must be positive, got {args.hidden}.")
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
+    from .datasets import read_idx
+
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise CLIError(f"cannot read {what} {str(path)!r} as .npy: {err}") from err
+    return read_idx(path)
+
+
+def _read_images(args: argparse.Namespace):
+    """Images (and labels) for ``--model image``: ``.npz``/HDF5, ``.npy`` or idx files."""
+    from .datasets import read_calorimeter
+
+    path = Path(args.data)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist.")
+    if path.suffix == ".h5ad":
+        raise CLIError("--model image reads images (.npz, HDF5, .npy or idx), not .h5ad.")
+    if path.suffix in (".npz", ".h5", ".hdf5"):
+        if args.labels_file is not None:
+            raise CLIError(
+                "--labels-file is for .npy and idx images; name the array with --labels-key."
+            )
+        data = read_calorimeter(path, images_key=args.images_key, labels_key=args.labels_key)
+        return data.images, data.labels
+    if args.labels_key is not None:
+        raise CLIError("--labels-key names an array in .npz/HDF5 images; use --labels-file.")
+    images = _read_array(path, "images")
+    labels = None if args.labels_file is None else _read_array(Path(args.labels_file), "labels")
+    return images, labels
+
+
+def _read_cells(args: argparse.Namespace, cls: type):
+    """The AnnData of ``sdd fit``, registered with the model's ``setup_anndata``."""
+    if args.images_key != "images" or args.labels_file is not None:
+        raise CLIError("--images-key and --labels-file are for --model image.")
     adata = _read_h5ad(args.data)
     _log(f"read {args.data}: {adata.n_obs} cells x {adata.n_vars} genes", quiet=args.quiet)
+    if args.layer is not None and args.layer not in adata.layers:
+        raise CLIError(f"layer {args.layer!r} not found (available: {list(adata.layers)}).")
+    layer = args.layer if args.layer is not None else cls.default_layer(adata)
     if args.normalize:
         if args.model == "blackout":
             raise CLIError("--normalize does not apply to --model blackout (it models raw counts).")
-        if args.layer is not None and args.layer not in adata.layers:
-            raise CLIError(f"layer {args.layer!r} not found (available: {list(adata.layers)}).")
-        _normalize(adata, args.layer)
-    cls = getattr(sdd, _MODEL_KINDS[args.model])
+        _normalize(adata, layer)
     cls.setup_anndata(
         adata,
-        layer=args.layer,
+        layer=layer,
         labels_key=args.labels_key,
         categorical_covariate_keys=args.covariate_keys,
     )
-    model_kwargs: dict[str, Any] = {}
-    if args.hidden is not None:
-        model_kwargs["hidden"] = tuple(args.hidden)
-    if args.emb_dim is not None:
-        model_kwargs["emb_dim"] = args.emb_dim
-    if args.model == "sdd":
-        model_kwargs["sparsity_bits"] = not args.no_sparsity_bits
-    elif args.no_sparsity_bits:
-        raise CLIError("--no-sparsity-bits only applies to --model sdd.")
-    model = cls(adata, **model_kwargs)
+    return adata
+
+
+def _labels(items: Sequence[str] | None, model: Any) -> Any:
+    """``--label VALUE`` (the first condition) or ``--label KEY=VALUE``; the model checks them.
+
+    Without ``--label`` a model that knows its training label mix generates in that mix.
+    """
+    categories = model.categories_
+    if not items:
+        return "training" if getattr(model, "composition_", None) is not None else None
+    if not categories:
+        raise CLIError("--label was given but the model was trained without labels.")
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in categories:
+            key, value = next(iter(categories)), item
+        if key in labels:
+            raise CLIError(f"--label given twice for {key!r}.")
+        labels[key] = value
+    return labels
+
+
+# ------------------------------------------------------------------------ commands
+def _cmd_fit(args: argparse.Namespace) -> int:
+    import torch
+
+    cls = _model_class(args.model)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
+    init = _method_kwargs(args, cls, "__init__", _FIT_OPTIONS)
+    init.update(_model_args(args.model_arg, cls))
+    train = _method_kwargs(args, cls, "train", _FIT_OPTIONS)
+    if args.model == "image":
+        if args.layer or args.covariate_keys or args.normalize:
+            raise CLIError("--layer, --covariate-keys and --normalize are for .h5ad data.")
+        data = _read_images(args)
+        _log(
+            f"read {args.data}: {len(data[0])} images of shape {data[0].shape[1:]}",
+            quiet=args.quiet,
+        )
+    else:
+        data = (_read_cells(args, cls),)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
+        torch.manual_seed(train["random_state"] or 0)
+        model = cls(*data, **init)
     _log(repr(model), quiet=args.quiet)
     start = time.perf_counter()
-    model.train(
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        accelerator=args.accelerator,
-        random_state=args.seed,
-        progress=not args.quiet,
-    )
+    model.train(**train, progress=not args.quiet)
     model.save(out, overwrite=args.overwrite)
     final = float(model.history_["loss"].tail(100).mean())
     _log(
-        f"trained {args.max_steps} steps in {time.perf_counter() - start:.1f} s "
+        f"trained {model.train_args_['max_steps']} steps in {time.perf_counter() - start:.1f} s "
         f"(final loss {final:.4g}); saved {out}",
         quiet=args.quiet,
     )
@@ -224,37 +398,19 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    if args.n_cells < 1:
-        raise CLIError(f"-n must be a positive integer, got {args.n_cells}.")
-    if args.n_steps is not None and args.n_steps < 1:
-        raise CLIError(f"--n-steps must be a positive integer, got {args.n_steps}.")
-    kind = _model_class_of(args.model_dir)
-    image = kind == "SDDImage"
+    name = _model_class_of(args.model_dir)
+    image = name == "SDDImage"
     out = _check_output(
         args.output, overwrite=args.overwrite, suffixes=(".npz",) if image else (".h5ad",)
     )
-    model = _load_model(args.model_dir)
+    cls = _model_class(name)
+    kwargs = _method_kwargs(args, cls, "generate", _GENERATE_OPTIONS)
+    model = cls.load(args.model_dir)
     if not model.is_trained_:
         raise CLIError(f"the model in {args.model_dir!r} is not trained.")
-    kwargs: dict[str, Any] = {
-        "random_state": args.seed,
-        "accelerator": args.accelerator,
-        "progress": not args.quiet,
-        "guidance_scale": args.guidance_scale,
-        "labels": _parse_labels(args.label, model),
-    }
-    if args.batch_size is not None:
-        kwargs["batch_size"] = args.batch_size
-    if kind == "SDDBlackout":
-        if args.sampler is not None:
-            raise CLIError("--sampler does not apply to Blackout models (they use a bridge).")
-        kwargs["n_steps"] = args.n_steps
-    else:
-        kwargs["sampler"] = args.sampler or "ddpm"
-        kwargs["n_steps"] = args.n_steps if args.n_steps is not None else 250
-        kwargs["store_dense"] = not args.no_dense
+    kwargs["labels"] = _labels(args.label, model)
     start = time.perf_counter()
-    result = model.generate(args.n_cells, **kwargs)
+    result = model.generate(**kwargs, progress=not args.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     if image:
         import numpy as np
@@ -266,46 +422,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         with atomic_path(out, overwrite=args.overwrite) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, **arrays)
-        zeros = 1.0 - float(result.sparsity_bits.mean())
+        n, zeros = len(result), 1.0 - float(result.sparsity_bits.mean())
     else:
         write_h5ad(result, out, overwrite=args.overwrite)
-        zeros = 1.0 - result.X.nnz / (result.n_obs * result.n_vars)
+        n, zeros = result.n_obs, 1.0 - result.X.nnz / (result.n_obs * result.n_vars)
     _log(
-        f"generated {args.n_cells} {'images' if image else 'cells'} "
-        f"({zeros:.2%} exact zeros) in {time.perf_counter() - start:.1f} s; wrote {out}",
+        f"generated {n} {'images' if image else 'cells'} ({zeros:.2%} exact zeros"
+        f"{', in the training label mix' if kwargs['labels'] == 'training' else ''}) in "
+        f"{time.perf_counter() - start:.1f} s; wrote {out}",
         quiet=args.quiet,
     )
     return 0
 
 
-def _basic_metrics(real, generated):
-    """Per-gene-mean SCC/PCC and sparsity; used only when ``sdd.tl.evaluate`` is missing."""
-    import numpy as np
-    import pandas as pd
-    from scipy.stats import pearsonr, spearmanr
-
-    def means(x) -> np.ndarray:
-        return np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
-
-    def zero_fraction(x) -> float:
-        nnz = x.nnz if hasattr(x, "nnz") else np.count_nonzero(x)
-        return 1.0 - nnz / (x.shape[0] * x.shape[1])
-
-    a, b = means(real.X), means(generated.X)
-    rows = [
-        ("SCC", float(spearmanr(a, b)[0])),
-        ("PCC", float(pearsonr(a, b)[0])),
-        ("sparsity_real", zero_fraction(real.X)),
-        ("sparsity_generated", zero_fraction(generated.X)),
-    ]
-    return pd.DataFrame(rows, columns=["metric", "value"])
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import sdd
+    from .tl import evaluate
 
-    if args.n_cells is not None and args.n_cells < 1:
-        raise CLIError(f"--n-cells must be a positive integer, got {args.n_cells}.")
     if args.csv is not None:
         _check_output(args.csv, overwrite=args.overwrite, suffixes=(".csv",))
     real = _read_h5ad(args.real, "real data")
@@ -333,23 +465,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"gene mismatch: real has {len(genes_r)} genes, generated {len(genes_g)}, "
                 f"{len(shared)} shared; pass --align-genes to compare the shared ones."
             )
-    evaluate = getattr(getattr(sdd, "tl", None), "evaluate", None)
-    if evaluate is not None:
-        kwargs: dict[str, Any] = {
-            "labels_key": args.labels_key,
-            "layer": args.layer,
-            "align_genes": args.align_genes,
-            "random_state": args.seed,
-        }
-        if args.n_cells is not None:
-            kwargs["n_cells"] = args.n_cells
-        table = evaluate(real, generated, **kwargs)
-    else:  # pragma: no cover - older sdd without sdd.tl.evaluate
-        _log("note: sdd.tl.evaluate is not available; printing basic metrics", quiet=args.quiet)
-        if args.layer is not None:
-            real.X = real.layers[args.layer]
-        keep = [g for g in map(str, real.var_names) if g in genes_g]
-        table = _basic_metrics(real[:, keep], generated[:, keep])
+    table = evaluate(
+        real,
+        generated,
+        labels_key=args.labels_key,
+        layer=args.layer,
+        align_genes=args.align_genes,
+        **_method_kwargs(args, evaluate, "evaluate", _EVALUATE_OPTIONS),
+    )
     print(_format_table(_wide(table)))
     if args.csv is not None:
         write_csv(table, args.csv, overwrite=args.overwrite, index=False)
@@ -373,7 +496,7 @@ def _wide(table):
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    model = _load_model(args.model_dir)
+    model = _model_class(_model_class_of(args.model_dir)).load(args.model_dir)
     print(repr(model))
     setup = getattr(model, "setup_args_", None)
     if setup:
@@ -411,9 +534,34 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``sdd`` argument parser (sub-commands ``fit``, ``generate``, ``evaluate``, ...)."""
+# ------------------------------------------------------------------------ parser
+def _model_options(sub: argparse.ArgumentParser, options: dict[str, _Option]) -> None:
+    """The options of ``options``; their defaults (listed in the help) are the model's."""
+    for dest, (flag, _, _, text, kwargs) in options.items():
+        flags = [flag, "--n-cells"] if flag == "-n" else [flag]
+        help = text + (_default_help(options, dest) if options is not _EVALUATE_OPTIONS else "")
+        sub.add_argument(*flags, dest=dest, default=None, help=help, **kwargs)
+
+
+def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
+    """The ``sdd`` argument parser (sub-commands ``fit``, ``generate``, ``evaluate``, ...).
+
+    Parameters
+    ----------
+    kind
+        A model (``"sdd"``, ``"blackout"``, ``"image"``, or a class name such as
+        ``"SDDImage"``): the model options of ``fit`` and ``generate`` default to that
+        model's own defaults, read from the signatures of its ``__init__``, ``train`` and
+        ``generate``. ``None``: they default to ``None`` (each model's own, listed in the
+        help).
+
+    Examples
+    --------
+    >>> build_parser("image").parse_args(["fit", "x.npz", "-o", "m"]).batch_size
+    128
+    """
     from . import __version__
+    from .tl import evaluate
 
     parser = argparse.ArgumentParser(
         prog="sdd",
@@ -426,16 +574,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser(
         "fit",
-        help="train a model on an .h5ad file and save it",
-        description="Train SDD on cells x genes in an .h5ad file and save the model directory "
-        "(model.pt + config.json). Values must be non-negative (usually log1p-normalised "
-        "expression; pass --normalize for raw counts).",
+        help="train a model on an .h5ad file (or images) and save it",
+        description="Train a model and save the model directory (model.pt + config.json). "
+        "--model sdd (default) learns non-negative values, usually log1p-normalised "
+        "expression (pass --normalize for raw counts); --model blackout learns raw integer "
+        "counts; --model image learns images from .npz/HDF5 (array --images-key, labels "
+        "--labels-key), .npy or idx files (labels --labels-file). Model options default to "
+        "the Python defaults of the model; --model-arg KEY=VALUE sets any other "
+        "constructor option.",
         formatter_class=fmt,
     )
-    fit.add_argument("data", help="training data (.h5ad)")
+    fit.add_argument("data", help="training data (.h5ad; for --model image .npz, .npy or idx)")
     fit.add_argument("--out", "-o", required=True, help="model directory to write")
-    fit.add_argument("--layer", default=None, help="layer to train on instead of X")
-    fit.add_argument("--labels-key", default=None, help="obs column to condition on")
+    fit.add_argument(
+        "--model",
+        choices=list(_KINDS),
+        default="sdd",
+        help="sdd: Gaussian diffusion with sparsity bits; blackout: count diffusion on raw "
+        "integer counts; image: SDDImage (U-Net)",
+    )
+    fit.add_argument(
+        "--layer",
+        default=None,
+        help="layer to train on (default: X; for blackout the 'counts' layer when present)",
+    )
+    fit.add_argument(
+        "--labels-key", default=None, help="obs column (or .npz array) to condition on"
+    )
     fit.add_argument(
         "--covariate-keys", nargs="+", default=None, help="further categorical obs columns"
     )
@@ -444,32 +609,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="normalize_total(1e4) + log1p the data first (for raw counts)",
     )
+    fit.add_argument("--images-key", default="images", help="image array of an .npz/HDF5 file")
+    fit.add_argument("--labels-file", default=None, help="labels of .npy or idx images")
+    _model_options(fit, _FIT_OPTIONS)
     fit.add_argument(
-        "--model",
-        choices=sorted(_MODEL_KINDS),
-        default="sdd",
-        help="sdd: Gaussian diffusion with sparsity bits; blackout: count diffusion on raw "
-        "integer counts",
-    )
-    fit.add_argument(
-        "--no-sparsity-bits",
-        action="store_true",
-        help="train the plain diffusion baseline (no sparsity bits)",
-    )
-    fit.add_argument("--max-steps", type=int, default=10_000, help="optimiser steps")
-    fit.add_argument("--batch-size", type=int, default=256, help="cells per step")
-    fit.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
-    fit.add_argument(
-        "--hidden",
-        type=int,
-        nargs="+",
+        "--model-arg",
+        action="append",
         default=None,
-        help="MLP encoder widths, e.g. --hidden 1024 512 256 (model default if omitted)",
-    )
-    fit.add_argument("--emb-dim", type=int, default=None, help="time/label embedding size")
-    fit.add_argument("--seed", type=int, default=0, help="random seed")
-    fit.add_argument(
-        "--accelerator", default="auto", help="auto, cpu, cuda or mps (auto picks a GPU)"
+        metavar="KEY=VALUE",
+        help="any other constructor option, e.g. --model-arg dropout=0.1 (repeatable; "
+        "VALUE is a Python literal or a bare word)",
     )
     fit.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     fit.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
@@ -479,26 +628,14 @@ def build_parser() -> argparse.ArgumentParser:
         "generate",
         help="generate cells (or images) from a saved model",
         description="Generate from a model directory written by `sdd fit` (or model.save). "
-        "Cell models write an .h5ad (X CSR with exact zeros, layers sparsity_bits/dense/"
-        "sb_logits); image models write an .npz (images, sparsity_bits, ...).",
+        "Cell models write an .h5ad (X CSR with exact zeros, layers sparsity_bits and, "
+        "with --dense, dense/sb_logits); image models write an .npz (images, "
+        "sparsity_bits, ...). A conditional cell model generates in its training label "
+        "mix unless --label is given. Options default to the model's generate() defaults.",
         formatter_class=fmt,
     )
     gen.add_argument("model_dir", help="saved model directory")
-    gen.add_argument("-n", "--n-cells", type=int, default=10_000, help="number of cells")
     gen.add_argument("-o", "--output", required=True, help="output .h5ad (.npz for images)")
-    gen.add_argument(
-        "--sampler",
-        choices=["ddpm", "ddim"],
-        default=None,
-        help="sampler (default ddpm; not for Blackout models)",
-    )
-    gen.add_argument(
-        "--n-steps",
-        type=int,
-        default=None,
-        help="reverse steps (default 250; all observation times for Blackout)",
-    )
-    gen.add_argument("--seed", type=int, default=0, help="random seed")
     gen.add_argument(
         "--label",
         action="append",
@@ -506,14 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[KEY=]VALUE",
         help="condition on a label (repeat for several covariates)",
     )
-    gen.add_argument(
-        "--guidance-scale", type=float, default=0.0, help="classifier-free guidance weight"
-    )
-    gen.add_argument("--batch-size", type=int, default=None, help="cells sampled at once")
-    gen.add_argument(
-        "--no-dense", action="store_true", help="skip the dense and sb_logits layers (smaller)"
-    )
-    gen.add_argument("--accelerator", default="auto", help="auto, cpu, cuda or mps")
+    _model_options(gen, _GENERATE_OPTIONS)
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
     gen.set_defaults(func=_cmd_generate)
@@ -535,8 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="normalize_total(1e4) + log1p the real data first (as with `sdd fit --normalize`)",
     )
     ev.add_argument("--align-genes", action="store_true", help="compare only the shared genes")
-    ev.add_argument("--n-cells", type=int, default=None, help="subsample each set to this size")
-    ev.add_argument("--seed", type=int, default=0, help="random seed")
+    _model_options(ev, _EVALUATE_OPTIONS)
+    ev.set_defaults(**_option_defaults(evaluate, _EVALUATE_OPTIONS))
     ev.add_argument("--csv", default=None, help="also write the table to this .csv")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     ev.add_argument("--quiet", "-q", action="store_true", help="no messages besides the table")
@@ -555,6 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(`sdd demo --help` lists its options)",
     )
     demo.set_defaults(func=_cmd_demo)
+    if kind is not None:
+        cls = _model_class(kind)
+        fit.set_defaults(**_option_defaults(cls, _FIT_OPTIONS))
+        gen.set_defaults(**_option_defaults(cls, _GENERATE_OPTIONS))
     return parser
 
 
@@ -578,8 +712,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args, extra = parser.parse_known_args(None if argv is None else list(argv))
+        args, extra = parser.parse_known_args(argv)
         if args.command == "demo":
             args.demo_args = extra
         elif extra:
@@ -589,10 +724,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(args.command)
+            kind = {"fit": lambda: args.model, "generate": lambda: _model_class_of(args.model_dir)}
+            if args.command in kind:  # again, with the model's own defaults
+                args = build_parser(kind[args.command]()).parse_args(argv)
             return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, FloatingPointError, ImportError, MemoryError) as err:
+    except Exception as err:  # one line for bad input and for anything else (a CUDA error)
         lines = str(err).strip().splitlines()
         message = lines[0] if lines else repr(err)
+        known = (ValueError, TypeError, OSError, FloatingPointError, ImportError, MemoryError)
+        if not isinstance(err, known):
+            message = f"{type(err).__name__}: {message}"
         print(f"sdd {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -9,13 +9,16 @@ backed; they are read in row chunks of about 4M entries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+
+from .validate import check_matrix, get_matrix
 
 RELATIVE_TOLERANCE = 1e-3  # allowed spread of per-cell normalisation factors
 
@@ -145,4 +148,155 @@ def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
     out = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - out), kind="stable")
     out[order[: total - int(out.sum())]] += 1
+    return out
+
+
+def check_integer_counts(matrix: Any, *, where: str = "data", chunk_rows: int = 4096) -> None:
+    """Raise unless ``matrix`` holds finite, non-negative whole numbers (checked in chunks).
+
+    Examples
+    --------
+    >>> check_integer_counts(np.array([[0.0, 3.0]]))
+    >>> check_integer_counts(np.array([[0.5]]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: data must hold integer counts (found 0.5); ...
+    """
+    check_matrix(matrix, where=where, chunk_rows=chunk_rows)
+    chunks = (
+        [matrix.data]
+        if sp.issparse(matrix)
+        else (matrix[i : i + chunk_rows] for i in range(0, matrix.shape[0], chunk_rows))
+    )
+    for chunk in chunks:
+        values = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
+        if values.size and not np.array_equal(values, np.round(values)):
+            bad = float(values[values != np.round(values)].ravel()[0])
+            raise ValueError(
+                f"{where} must hold integer counts (found {bad!r}); Blackout Diffusion models raw "
+                "counts, e.g. layer='counts', not normalised or log-transformed values."
+            )
+
+
+def gene_mean(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
+    """Per-gene mean, read ``chunk_rows`` rows at a time (dense, sparse or backed).
+
+    Examples
+    --------
+    >>> gene_mean(np.array([[0.0, 2.0], [1.0, 0.0]])).tolist()
+    [0.5, 1.0]
+    """
+    total = np.zeros(matrix.shape[1], dtype=np.float64)
+    for start in range(0, matrix.shape[0], chunk_rows):
+        block = matrix[start : start + chunk_rows]
+        total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+    return total / matrix.shape[0]
+
+
+def check_library_setup(
+    adata: AnnData,
+    matrix: Any,
+    *,
+    layer: str | None,
+    counts_layer: str | None,
+    library_size_key: str | None,
+    target_sum: float | None,
+    n_rows: int | None = None,
+) -> float | None:
+    """Check where the library sizes come from (a counts layer or an ``obs`` column).
+
+    Checks the first ``n_rows`` cells of ``counts_layer`` against ``matrix`` (all when
+    ``None``) and returns ``target_sum`` (inferred from ``matrix`` for
+    ``library_size_key`` when not given).
+    """
+    if counts_layer is not None and library_size_key is not None:
+        raise ValueError("Pass counts_layer or library_size_key, not both.")
+    if target_sum is not None:
+        if library_size_key is None:
+            raise ValueError("target_sum is only used together with library_size_key.")
+        if isinstance(target_sum, bool) or not np.isfinite(target_sum) or target_sum <= 0:
+            raise ValueError(f"target_sum must be a positive number, got {target_sum!r}.")
+        target_sum = float(target_sum)
+    if counts_layer is not None:
+        if counts_layer == layer:
+            raise ValueError(
+                f"counts_layer={counts_layer!r} is the layer the model learns; the model "
+                "learns log1p-normalised values (layer=) and reads raw counts from counts_layer."
+            )
+        counts = get_matrix(adata, counts_layer)
+        check_matrix(counts, where=f"adata.layers[{counts_layer!r}]")
+        size_factors_from_counts(matrix, counts, [str(v) for v in adata.obs_names], n_rows=n_rows)
+    if library_size_key is not None:
+        library_sizes(adata, library_size_key)
+        if target_sum is None:
+            target_sum = infer_target_sum(matrix)
+    return target_sum
+
+
+def training_size_factors(
+    adata: AnnData, matrix: Any, setup: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Size factors of the training cells that have counts, and which cells those are.
+
+    ``setup`` holds ``counts_layer`` or ``library_size_key`` (with ``target_sum``);
+    ``None`` when it holds neither.
+    """
+    if setup.get("counts_layer"):
+        names = [str(v) for v in adata.obs_names]
+        factors = size_factors_from_counts(matrix, get_matrix(adata, setup["counts_layer"]), names)
+    elif setup.get("library_size_key"):
+        factors = library_sizes(adata, setup["library_size_key"]) / float(setup["target_sum"])
+    else:
+        return None
+    ok = np.isfinite(factors) & (factors > 0)
+    if not ok.any():
+        raise ValueError("No training cell has counts; cannot learn library sizes.")
+    return factors[ok].astype(np.float64), ok
+
+
+def sample_size_factors(
+    factors: np.ndarray,
+    pool_codes: np.ndarray | None,
+    codes: np.ndarray | None,
+    n: int,
+    categories: Mapping[str, list],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Size factors drawn (with replacement) from training cells with the same conditions.
+
+    ``codes`` (one row of condition codes per generated cell, the null code
+    ``len(categories[key])`` for a condition left out) select the pool among the training
+    cells' ``pool_codes``; a combination no training cell has draws from all of them,
+    with a warning.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> sample_size_factors(np.array([1.0, 5.0]), np.array([[0], [1]]), np.array([[1]]), 1,
+    ...                     {"cell_type": ["A", "B"]}, rng).tolist()
+    [5.0]
+    """
+    if codes is None or pool_codes is None:
+        return rng.choice(factors, size=n)
+    null = np.asarray([len(c) for c in categories.values()])
+    out = np.empty(n)
+    unique, inverse = np.unique(codes, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).ravel()
+    for j, row in enumerate(unique):
+        given = row != null
+        pool = np.all(pool_codes[:, given] == row[given], axis=1)
+        if not pool.any():
+            asked = {
+                key: cats[c]
+                for (key, cats), c, g in zip(categories.items(), row, given, strict=True)
+                if g
+            }
+            warnings.warn(
+                f"No training cell has the conditions {asked}; their library sizes are "
+                "drawn from all training cells.",
+                stacklevel=3,
+            )
+            pool[:] = True
+        cells = inverse == j
+        out[cells] = rng.choice(factors[pool], size=int(cells.sum()))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,9 @@ __all__ = [
     "check_int",
     "check_seed",
     "check_unit_interval",
+    "density",
     "looks_like_counts",
+    "warn_all_zero",
     "warn_if_raw_counts",
 ]
 
@@ -163,3 +166,26 @@ def check_seed(value: Any, name: str = "random_state") -> int:
     if not 0 <= int(value) < 2**63:
         raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}.")
     return int(value)
+
+
+def density(matrix: Any) -> float | None:
+    """Fraction of non-zero entries of a sparse matrix (``None`` for dense or backed data)."""
+    if sp.issparse(matrix):
+        return float(matrix.nnz) / max(1, matrix.shape[0] * matrix.shape[1])
+    return None
+
+
+def warn_all_zero(maximum: np.ndarray, names: Sequence[str], *, stacklevel: int = 3) -> None:
+    """Warn about genes (columns) that are zero in every training row."""
+    empty = np.flatnonzero(np.asarray(maximum) <= 0)
+    if empty.size == len(maximum):
+        warnings.warn(
+            "The training matrix is all zeros: the model can only generate zeros.",
+            stacklevel=stacklevel,
+        )
+    elif empty.size:
+        warnings.warn(
+            f"{empty.size} gene(s) are zero in every training cell (e.g. "
+            f"{[names[i] for i in empty[:5]]}); they are generated as exact zeros.",
+            stacklevel=stacklevel,
+        )

@@ -7,10 +7,12 @@ Labels are integer codes ``(batch, n_covariates)``; a network with a label embed
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["classifier_free_guidance", "label_dropout"]
+__all__ = ["check_guidance", "classifier_free_guidance", "label_dropout"]
 
 
 def classifier_free_guidance(
@@ -89,3 +91,12 @@ def label_dropout(
         return codes
 
     return drop
+
+
+def check_guidance(guidance_scale: Any) -> float:
+    """``guidance_scale`` as a float: a finite number (``TypeError``/``ValueError`` otherwise)."""
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float | np.number):
+        raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}.")
+    if not np.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
+    return float(guidance_scale)

@@ -1,5 +1,9 @@
 """Model directories: ``model.pt`` + ``config.json``, written atomically, checksummed.
 
+Also the pieces of ``model.pt`` that are not plain weights: the loss history, the
+training state moved to the CPU, and the check of saved weights against the network a
+``config.json`` describes.
+
 ``model.pt`` holds only tensors and plain Python containers, so it loads with
 ``torch.load(weights_only=True)``; ``config.json`` holds the metadata needed to rebuild
 the model (package version, class, init and setup arguments, genes, label categories).
@@ -15,10 +19,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 try:
@@ -247,3 +253,49 @@ def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, An
     if not isinstance(state, dict):
         raise ValueError(f"Corrupt weights file {weights_file}: expected a dict.")
     return state, config
+
+
+# ------------------------------------------------------------------ what model.pt holds
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor (in nested dicts, lists, tuples) detached and on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, Mapping):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+def history_to_state(history: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """The columns of a loss history as float64 tensors, as stored in ``model.pt``."""
+    return {str(c): torch.as_tensor(history[c].to_numpy(dtype=np.float64)) for c in history}
+
+
+def history_from_state(tensors: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+    """Inverse of :func:`history_to_state` (``step`` and ``epoch`` as integers).
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "loss": [0.5, 0.25]})
+    >>> history_from_state(history_to_state(h)).equals(h)
+    True
+    """
+    history = pd.DataFrame({k: v.numpy() for k, v in tensors.items()})
+    whole = [c for c in ("step", "epoch") if c in history]
+    history[whole] = history[whole].astype(np.int64)
+    return history
+
+
+def check_state_shapes(
+    expected: Mapping[str, tuple[int, ...]], saved: Mapping[str, torch.Tensor]
+) -> None:
+    """Raise a ValueError naming the first weight whose name or shape differs."""
+    got = {k: tuple(v.shape) for k, v in saved.items()}
+    if dict(expected) != got:
+        diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
+        key = diff[0]
+        raise ValueError(
+            f"config.json does not match model.pt: the network it describes has "
+            f"{key!r} {expected.get(key)}, the saved weights {got.get(key)}."
+        )

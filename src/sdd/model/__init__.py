@@ -1,12 +1,19 @@
 """Model classes users touch."""
 
+from ..data.annotate import mark_source
+from ..data.generated import GeneratedImages
 from ._anndata import SDD
 from ._base import DiffusionModel
 from ._blackout import SDDBlackout
-from ._cells import AnnDataModel, mark_source
-from ._image import GeneratedImages, SDDImage
+from ._cells import AnnDataModel
+from ._image import SDDImage
 
 __all__ = [
-    "SDD", "SDDBlackout", "SDDImage", "GeneratedImages", "DiffusionModel", "AnnDataModel",
+    "SDD",
+    "SDDBlackout",
+    "SDDImage",
+    "GeneratedImages",
+    "DiffusionModel",
+    "AnnDataModel",
     "mark_source",
 ]

@@ -1,27 +1,17 @@
-"""`DiffusionModel`: train, generate, save and load, written once for every model.
+"""`DiffusionModel`: train and generate written once for every model (save/load: the mixin).
 
-A model class supplies only what is particular to its data:
-
-- ``_build_network()`` (the denoiser, see :mod:`sdd.nn`) and ``_make_process()`` (a
-  :class:`~sdd.diffusion.DiffusionProcess`);
-- ``_training_data()`` (rows and condition codes), ``scaler_`` (raw values to the
-  process's range) and ``_encode(x, nonzero)`` (e.g. append sparsity bits);
-- ``_data_state()`` / ``_data_config()`` / ``_restore_data(state, config)`` (what a
-  checkpoint holds besides the weights) and ``_attach(...)`` (new training data);
-- its public ``generate`` (decoding the sampled batches into its output type).
-
-Everything else lives here: configuration captured from the constructor signature, the
-one training loop (:func:`sdd.train.train_denoiser`: plain and fast paths, EMA, DDP) with
-a rollback when training fails, a resumable batch stream, the one batched sampler
-(:func:`sdd.train.sample_split`) with one progress bar, and checkpoints.
+A model supplies its network and process (``_build_network``, ``_make_process``), its data
+(``_training_data``, ``scaler_``, ``_encode``, ``_sample_shape``), its checkpoint state
+(``_data_state``, ``_data_config``, ``_restore_data``, ``_attach``), ``_summary`` and its
+public ``generate``. Here: config captured from the constructor signature, the one
+training loop (:func:`sdd.train.train_denoiser`) with rollback and resume, and the one
+batched sampler (:func:`sdd.train.sample_split`) with one progress bar.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -40,92 +30,30 @@ from ..data import (
     plain,
 )
 from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout
-from ..io import load_dir, save_dir
+from ..diffusion.guidance import check_guidance
+from ..io import (
+    to_cpu,
+)
 from ..sparse import make_masks, weight_report
 from ..train import (
     EMA,
+    Snapshot,
+    check_finite,
     check_lr,
-    distributed_info,
-    init_distributed,
-    resolve_device,
+    join_distributed,
     resolve_devices,
     resolve_fast,
     sample_split,
     train_denoiser,
 )
+from ._checkpoint import SPARSE_OPTIONS, CheckpointMixin
 
 logger = logging.getLogger("sdd")
 
 HISTORY_COLUMNS = ("step", "epoch", "loss")
-SPARSE_OPTIONS = (
-    "sparse_method",
-    "sparse_update_interval",
-    "sparse_drop_fraction",
-    "dense_layers",
-    "sparse_distribution",
-)
 
 
-# ---------------------------------------------------------------------- history
-def empty_history() -> pd.DataFrame:
-    """The ``history_`` of an untrained model: no rows, columns step, epoch, loss."""
-    return pd.DataFrame(columns=list(HISTORY_COLUMNS))
-
-
-def history_to_state(history: pd.DataFrame) -> dict[str, torch.Tensor]:
-    """Columns of ``history`` as float64 tensors, as stored in ``model.pt``."""
-    return {c: torch.as_tensor(history[c].to_numpy(dtype=np.float64)) for c in HISTORY_COLUMNS}
-
-
-def history_from_state(tensors: Mapping[str, torch.Tensor]) -> pd.DataFrame:
-    """Inverse of :func:`history_to_state` (integer step and epoch)."""
-    history = pd.DataFrame({k: v.numpy() for k, v in tensors.items()})
-    history[["step", "epoch"]] = history[["step", "epoch"]].astype(np.int64)
-    return history
-
-
-def check_guidance(guidance_scale: Any) -> float:
-    """A finite number."""
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float | np.number):
-        raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}.")
-    if not np.isfinite(guidance_scale):
-        raise ValueError(f"guidance_scale must be finite, got {guidance_scale!r}.")
-    return float(guidance_scale)
-
-
-def gaussian_process(init_args: Mapping[str, Any]) -> GaussianDiffusion:
-    """The Gaussian (+ sparsity bits) process of ``logsnr_min/max`` and ``self_condition``."""
-    schedule = CosineSchedule(init_args["logsnr_min"], init_args["logsnr_max"])
-    return GaussianDiffusion(schedule, self_condition=init_args["self_condition"])
-
-
-def _clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, Mapping):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to this process (Linux ``MemAvailable``), else ``None``."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-class DiffusionModel:
+class DiffusionModel(CheckpointMixin):
     """Base class of :class:`~sdd.SDD`, :class:`~sdd.SDDImage` and :class:`~sdd.SDDBlackout`.
 
     Attributes set by every model: ``init_args_`` (the constructor's configuration),
@@ -152,7 +80,9 @@ class DiffusionModel:
                 args[name] = arguments[name]
         unknown = sorted(set(args) - set(signature.parameters) - set(SPARSE_OPTIONS))
         if unknown:
-            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s) {unknown}.")
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {unknown}."
+            )
         if not args.get("weight_sparsity"):  # sparse options are recorded for sparse models
             for key in ("weight_sparsity", *SPARSE_OPTIONS):
                 args.pop(key, None)
@@ -168,7 +98,7 @@ class DiffusionModel:
         self.weight_masks_ = make_masks(
             self.module, self.ema_, self.init_args_.get("weight_sparsity", 0.0), **sparse
         )
-        self.history_ = empty_history()
+        self.history_ = pd.DataFrame(columns=list(HISTORY_COLUMNS))  # step, epoch, loss
         self.is_trained_ = False
         self.train_args_: dict | None = None
         self._train_state: dict | None = None
@@ -184,7 +114,10 @@ class DiffusionModel:
         raise NotImplementedError
 
     def _make_process(self) -> Any:
-        raise NotImplementedError
+        """The Gaussian (+ sparsity bits) process of ``logsnr_min/max``, ``self_condition``."""
+        a = self.init_args_
+        schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
+        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         raise NotImplementedError
@@ -193,7 +126,8 @@ class DiffusionModel:
         return x
 
     def _example_inputs(self) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
+        x = torch.zeros(1, *self._sample_shape())
+        return (x, torch.zeros(1), x)
 
     def _data_state(self) -> dict[str, Any]:
         return {}
@@ -229,6 +163,13 @@ class DiffusionModel:
         return self.is_trained_
 
     @property
+    def device(self) -> torch.device:
+        """Where the network lives between calls: the CPU, unless ``load(accelerator=)``
+        put it elsewhere. ``train`` and ``generate`` run on their own ``accelerator`` and
+        leave it here."""
+        return next(self.module.parameters()).device
+
+    @property
     def n_params(self) -> int:
         """Number of network parameters."""
         return sum(p.numel() for p in self.module.parameters())
@@ -238,8 +179,24 @@ class DiffusionModel:
 
         See :func:`sdd.sparse.weight_report`; dense models report ``"dense"``.
         """
-        return weight_report(
-            self.module, self._example_inputs(), masks=self.weight_masks_, batch_size=batch_size
+        inputs = tuple(x.to(self.device) for x in self._example_inputs())
+        return weight_report(self.module, inputs, masks=self.weight_masks_, batch_size=batch_size)
+
+    def _summary(self) -> tuple[str, str, str]:
+        """The kind of model, its data and network, and a tail, for ``repr``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        kind, what, tail = self._summary()
+        masks = self.weight_masks_
+        sparse = (
+            ""
+            if masks is None
+            else f", {masks.method} weights at {self.init_args_['weight_sparsity']:.0%} sparsity"
+        )
+        return (
+            f"{self._model_class} model ({kind}): {what}, {self.n_params / 1e6:.2f}M parameters"
+            f"{sparse}, {self._status()}{tail}"
         )
 
     def _last_step(self) -> int:
@@ -319,27 +276,14 @@ class DiffusionModel:
         The model itself.
         """
         matrix, codes = self._training_data()
+        home = self.device  # where the network goes back to afterwards
         max_steps = check_int(max_steps, "max_steps", 1)
         batch_size = check_int(batch_size, "batch_size", 1)
         lr = check_lr(lr)
         ema_decay = check_unit_interval(ema_decay, "ema_decay")
         if random_state is not None:
             random_state = check_seed(random_state)
-        if distributed not in (None, True, False):
-            raise TypeError(f"distributed must be True, False or None, got {distributed!r}.")
-        kind = resolve_device(accelerator).type
-        is_distributed = distributed is not False and init_distributed(
-            "nccl" if kind == "cuda" else "gloo"
-        )
-        if distributed and not is_distributed:
-            raise ValueError(
-                "distributed=True, but this process was not launched by torchrun with more "
-                "than one process (see the README for the torchrun command)."
-            )
-        rank, world_size, local_rank = distributed_info() if is_distributed else (0, 1, 0)
-        if is_distributed and kind == "cuda":
-            device = local_rank  # one GPU per process
-        dev = resolve_device(accelerator, device)
+        dev, rank, world_size, is_distributed = join_distributed(accelerator, device, distributed)
         resume = self._train_state if random_state is None else None
         seed = resume["seed"] if resume else (random_state or 0)
         generator = torch.Generator(dev)
@@ -349,7 +293,7 @@ class DiffusionModel:
             generator.manual_seed(seed + rank)
             torch.manual_seed(seed + rank)
         start_batch = resume["batches"] if resume else 0
-        snapshot = self._snapshot()
+        snapshot = Snapshot(self.module, self.ema_, self.weight_masks_)
         batches = MinibatchSampler(
             matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
             random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
@@ -358,7 +302,9 @@ class DiffusionModel:
         self.module.to(dev)
         self.ema_.model.to(dev)
         self.ema_.decay = ema_decay
-        drop = label_dropout(self.module, self.init_args_.get("condition_dropout", 0.0), dev, generator)
+        drop = label_dropout(
+            self.module, self.init_args_.get("condition_dropout", 0.0), dev, generator
+        )
 
         def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
             x, nonzero, batch_codes = batches()
@@ -376,10 +322,10 @@ class DiffusionModel:
                 generator=generator, after_step=None if masks is None else masks.hook(self.module, self.ema_),
                 progress=progress and rank == 0, fast=fast, distributed=is_distributed,
             )  # fmt: skip
-            self._check_finite_weights()
+            check_finite(self.module, self.ema_.model)
             batches.check_range()  # data changed after setup (read back at the end on GPUs)
         except BaseException as err:
-            self._restore(snapshot)
+            snapshot.restore()
             if isinstance(err, FloatingPointError):
                 raise FloatingPointError(
                     f"{err} The model was restored to its state before this train() call; "
@@ -388,16 +334,18 @@ class DiffusionModel:
             raise
         finally:
             batches.close()
-            self.module.cpu()
-            self.ema_.model.cpu()
-        self.history_ = history if not len(self.history_) else pd.concat(
-            [self.history_, history], ignore_index=True
+            self.module.to(home)
+            self.ema_.model.to(home)
+        self.history_ = (
+            history
+            if not len(self.history_)
+            else pd.concat([self.history_, history], ignore_index=True)
         )
         self._train_state = {
             "seed": int(seed),
             "batches": int(start_batch + max_steps),
             "generator": generator.get_state().cpu(),
-            "optimizer": _to_cpu(optimizer_state),
+            "optimizer": to_cpu(optimizer_state),
             "device_type": dev.type,
         }
         self.train_args_ = {
@@ -407,43 +355,10 @@ class DiffusionModel:
         self.is_trained_ = True
         return self
 
-    def _snapshot(self) -> dict[str, Any]:
-        masks = self.weight_masks_
-        return {
-            "module": _clone_state(self.module),
-            "ema": _clone_state(self.ema_.model),
-            "ema_updates": self.ema_.n_updates,
-            "ema_decay": self.ema_.decay,
-            "masks": None if masks is None else copy.deepcopy(masks.state_dict()),
-        }
-
-    def _restore(self, snapshot: Mapping[str, Any]) -> None:
-        self.module.load_state_dict(snapshot["module"])
-        self.ema_.model.load_state_dict(snapshot["ema"])
-        self.ema_.n_updates, self.ema_.decay = snapshot["ema_updates"], snapshot["ema_decay"]
-        if snapshot["masks"] is not None:
-            self.weight_masks_.load_state_dict(snapshot["masks"])
-
-    def _check_finite_weights(self) -> None:
-        for name, tensor in [*self.module.state_dict().items(), *self.ema_.model.state_dict().items()]:
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise FloatingPointError(f"Training diverged: weight {name!r} is not finite.")
-
     # --------------------------------------------------------------- generation
     def _require_trained(self) -> None:
         if not self.is_trained_:
             raise ValueError("The model is not trained yet; call model.train() first.")
-
-    def _check_output_size(self, n: int, bytes_per_row: float, what: str = "rows") -> None:
-        """Fail fast when the output would not fit in the memory available."""
-        need = float(n) * bytes_per_row
-        free = available_memory()
-        if free is not None and need > 0.8 * free:
-            raise ValueError(
-                f"Generating {n:,} {what} needs about {need / 2**30:.1f} GiB, but only "
-                f"{free / 2**30:.1f} GiB of memory is available. Generate fewer {what} per call "
-                "(e.g. in a loop, writing each result), or pass store_dense=False."
-            )
 
     def _sample_batches(
         self,
@@ -473,6 +388,7 @@ class DiffusionModel:
         options = self.process.check_options(**options)
         devices = resolve_devices(accelerator, device)
         dev = devices[0]
+        home = self.device
         net = (self.ema_.model if use_ema else self.module).to(dev).eval()
         generator = torch.Generator(dev).manual_seed(random_state)
         n_batches = -(-n // batch_size)
@@ -493,7 +409,7 @@ class DiffusionModel:
                 yield start, stop, z
         finally:
             bar.close()
-            net.cpu()
+            net.to(home)
 
     def _sample_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -501,110 +417,3 @@ class DiffusionModel:
     def _provenance(self, **settings: Any) -> dict[str, Any]:
         """``uns["sdd"]`` / ``settings`` of a generated result."""
         return {"model": self._model_class, "version": __version__, **plain(settings)}
-
-    # ------------------------------------------------------------------ checkpoints
-    def save(
-        self, dir_path: str | os.PathLike, *, overwrite: bool = False, with_optimizer: bool = False
-    ) -> None:
-        """Save the model into a directory (``model.pt`` + ``config.json``), atomically.
-
-        ``model.pt`` holds tensors only (``torch.load(weights_only=True)`` reads it).
-
-        Parameters
-        ----------
-        dir_path
-            Directory to write (created; replaced only with ``overwrite=True``).
-        overwrite
-            Replace an existing model directory.
-        with_optimizer
-            Also store the training state (Adam moments, random-number state and the
-            position in the batch stream), so that ``load(dir, data).train(n)``
-            continues exactly as one longer run would.
-        """
-        state: dict[str, Any] = {
-            "module": self.module.state_dict(),
-            "ema": self.ema_.model.state_dict(),
-            "ema_updates": int(self.ema_.n_updates),
-            **self._data_state(),
-            "history": history_to_state(self.history_),
-        }
-        if self.weight_masks_ is not None:
-            state["weight_masks"] = self.weight_masks_.state_dict()
-        if with_optimizer and self._train_state is not None:
-            state["train_state"] = self._train_state
-        config = {
-            "sdd_version": __version__,
-            "model_class": self._model_class,
-            "init_args": self.init_args_,
-            **self._data_config(),
-            "is_trained": bool(self.is_trained_),
-            "train_args": self.train_args_,
-        }
-        save_dir(os.path.expanduser(dir_path), state, config, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, dir_path: str | os.PathLike, *data: Any, **data_kwargs: Any) -> DiffusionModel:
-        """Load a model saved with :meth:`save`.
-
-        Parameters
-        ----------
-        dir_path
-            Directory written by :meth:`save`.
-        *data, **data_kwargs
-            Optional training data to continue training on, as the constructor takes it
-            (``adata`` for :class:`~sdd.SDD` and :class:`~sdd.SDDBlackout`; ``images``
-            and ``labels`` for :class:`~sdd.SDDImage`); it must match the saved model
-            (same genes in the same order, or the same image shape).
-
-        Examples
-        --------
-        >>> model = sdd.SDD.load("my_model")  # doctest: +SKIP
-        >>> model = sdd.SDD.load("my_model", adata).train(1_000)  # doctest: +SKIP
-        """
-        dir_path = os.path.expanduser(dir_path)
-        state, config = load_dir(dir_path, model_class=cls._model_class)
-        try:
-            model = cls._from_checkpoint(state, config)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ValueError(f"Corrupt model directory {dir_path}: {err}") from err
-        if data or any(v is not None for v in data_kwargs.values()):
-            model._attach(*data, **data_kwargs)
-        return model
-
-    @classmethod
-    def _from_checkpoint(cls, state: Mapping[str, Any], config: Mapping[str, Any]) -> DiffusionModel:
-        model = cls.__new__(cls)
-        init_args = dict(config["init_args"])
-        params = inspect.signature(cls.__init__).parameters
-        unknown = sorted(set(init_args) - set(params) - {"weight_sparsity", *SPARSE_OPTIONS})
-        if unknown:
-            raise ValueError(f"config.json has unknown init_args {unknown}.")
-        model.init_args_ = init_args
-        model._restore_data(state, config)
-        model._check_init_args()
-        model._check_network_shapes(state["module"])
-        model._finish_init()
-        model.module.load_state_dict(state["module"])
-        model.ema_.model.load_state_dict(state["ema"])
-        if model.weight_masks_ is not None:
-            model.weight_masks_.load_state_dict(state["weight_masks"])
-        model.ema_.n_updates = int(state.get("ema_updates", 0))
-        model.history_ = history_from_state(state["history"])
-        model.is_trained_ = bool(config.get("is_trained", False))
-        model.train_args_ = config.get("train_args") or None
-        model._train_state = state.get("train_state")
-        return model
-
-    def _check_network_shapes(self, saved: Mapping[str, torch.Tensor]) -> None:
-        """Compare the network the config describes with the saved weights, allocating nothing."""
-        self.process = self._make_process()
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in self._build_network().state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in saved.items()}
-        if expected != got:
-            diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
-            key = diff[0]
-            raise ValueError(
-                f"config.json does not match model.pt: the network it describes has "
-                f"{key!r} {expected.get(key)}, the saved weights {got.get(key)}."
-            )

@@ -6,37 +6,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from ..data import check_matrix, gene_max, get_matrix, matrix_name, obs_categories
+from ..data import gene_max
+from ..data.arrays import array_to_anndata
+from ..data.counts import check_integer_counts, gene_mean
 from ..diffusion import BlackoutDiffusion, blackout
-from ..nn import SkipMLP
+from ..train import check_output_memory
 from ._cells import AnnDataModel
 
 __all__ = ["SDDBlackout"]
 
 SETUP_KEY = "sdd_blackout_setup"
-
-
-def check_integer_counts(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None:
-    """Raise unless ``matrix`` holds finite, non-negative whole numbers (checked in chunks)."""
-    check_matrix(matrix, where=where, chunk_rows=chunk_rows)
-    chunks = (
-        [matrix.data]
-        if sp.issparse(matrix)
-        else (matrix[i : i + chunk_rows] for i in range(0, matrix.shape[0], chunk_rows))
-    )
-    for chunk in chunks:
-        values = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
-        if values.size and not np.array_equal(values, np.round(values)):
-            bad = values[values != np.round(values)].ravel()[0]
-            raise ValueError(
-                f"{where} must hold integer counts (found {bad!r}); Blackout Diffusion models raw "
-                "counts, e.g. layer='counts', not normalised or log-transformed values."
-            )
 
 
 class _Counts:
@@ -45,14 +28,6 @@ class _Counts:
     @staticmethod
     def transform(x):
         return x
-
-
-def _gene_mean(matrix, chunk_rows: int = 4096) -> np.ndarray:
-    total = np.zeros(matrix.shape[1], dtype=np.float64)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
-        total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
-    return total / matrix.shape[0]
 
 
 class SDDBlackout(AnnDataModel):
@@ -124,24 +99,15 @@ class SDDBlackout(AnnDataModel):
         **sparse: Any,
     ) -> None:
         self._capture_init_args(locals())
-        self._use_anndata(
-            adata, lambda a: self.setup_anndata(a, layer="counts" if "counts" in a.layers else None)
-        )
+        self._use_anndata(adata)
         self.gene_max_ = gene_max(self._matrix).astype(np.float32)
-        self.gene_mean_ = _gene_mean(self._matrix).astype(np.float32)
+        self.gene_mean_ = gene_mean(self._matrix).astype(np.float32)
         self._finish_init()
 
     scaler_ = _Counts()
 
-    def _check_data(self, matrix, *, where: str) -> None:
-        check_integer_counts(matrix, where=where)
-
-    def _build_network(self) -> SkipMLP:
-        a = self.init_args_
-        return SkipMLP(
-            self.n_genes, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
-            n_categories=[len(c) for c in self.categories_.values()],
-        )  # fmt: skip
+    _check_data = staticmethod(check_integer_counts)
+    _kind = "Blackout Diffusion on counts"
 
     def _make_process(self) -> BlackoutDiffusion:
         a = self.init_args_
@@ -150,13 +116,6 @@ class SDDBlackout(AnnDataModel):
             torch.as_tensor(self.gene_max_), torch.as_tensor(self.gene_mean_),
             weighting=a["weighting"], parameterization=a["parameterization"],
         )  # fmt: skip
-
-    def _sample_shape(self) -> tuple[int, ...]:
-        return (self.n_genes,)
-
-    def _example_inputs(self):
-        x = torch.zeros(1, self.n_genes)
-        return (x, torch.zeros(1), x)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -180,18 +139,8 @@ class SDDBlackout(AnnDataModel):
         categorical_covariate_keys
             Further categorical ``obs`` columns to condition on.
         """
-        matrix = get_matrix(adata, layer)
-        check_integer_counts(matrix, where=matrix_name(layer))
-        keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"Conditioning keys must be distinct, got {keys}.")
-        adata.uns[SETUP_KEY] = {
-            "layer": layer,
-            "labels_key": labels_key,
-            "categorical_covariate_keys": list(categorical_covariate_keys or []),
-            "categories": {key: obs_categories(adata, key) for key in keys},
-            "image_shape": None,
-        }
+        _, setup = cls._setup_values(adata, layer, labels_key, categorical_covariate_keys)
+        adata.uns[SETUP_KEY] = {**setup, "image_shape": None}
 
     @classmethod
     def from_array(
@@ -218,29 +167,14 @@ class SDDBlackout(AnnDataModel):
         >>> model.setup_args_["image_shape"]
         [5, 5]
         """
-        images = np.asarray(images)
-        if images.ndim < 2 or images.shape[0] == 0:
-            raise ValueError(f"images must have shape (N, ...) with N > 0, got {images.shape}.")
-        flat = images.reshape(images.shape[0], -1)
-        if not (np.issubdtype(flat.dtype, np.integer) or np.issubdtype(flat.dtype, np.floating)):
-            raise TypeError(f"images must be numeric, got dtype {flat.dtype}.")
-        adata = AnnData(sp.csr_matrix(flat.astype(np.float32)))
-        adata.var_names = [f"px_{i}" for i in range(flat.shape[1])]
-        adata.obs_names = [f"img_{i}" for i in range(flat.shape[0])]
-        labels_key = None
-        if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (flat.shape[0],):
-                raise ValueError(f"labels must have one entry per image, got shape {labels.shape}.")
-            adata.obs["label"] = pd.Categorical(labels.astype(str))
-            labels_key = "label"
-        cls.setup_anndata(adata, layer=None, labels_key=labels_key)
-        adata.uns[SETUP_KEY]["image_shape"] = [int(s) for s in images.shape[1:]]
+        adata = array_to_anndata(images, labels)
+        cls.setup_anndata(adata, layer=None, labels_key=None if labels is None else "label")
+        adata.uns[SETUP_KEY]["image_shape"] = [int(s) for s in np.shape(images)[1:]]
         return cls(adata, **kwargs)
 
     def generate(
         self,
-        n_cells: int = 10_000,
+        n_cells: int | None = None,
         *,
         n_steps: int | None = None,
         method: Literal["binomial", "poisson"] = "binomial",
@@ -261,7 +195,8 @@ class SDDBlackout(AnnDataModel):
         Parameters
         ----------
         n_cells
-            Number of cells.
+            Number of cells. ``None``: the length of per-cell ``labels``, the training
+            composition with ``labels="training"``, otherwise 10,000.
         n_steps
             Reverse steps (network calls); ``None`` visits all ``n_times`` observation
             times. The binomial bridge is exact between any two times, so fewer steps
@@ -278,8 +213,9 @@ class SDDBlackout(AnnDataModel):
         batch_size
             Cells sampled at once.
         labels, guidance_scale
-            Condition on labels (a value or per-cell array for ``labels_key``, or a dict
-            ``{obs key: values}``) with classifier-free guidance weight ``w``.
+            Condition on labels (a value or per-cell array for ``labels_key``, a dict
+            ``{obs key: values}``, or ``"training"`` for the training composition, as in
+            :meth:`sdd.SDD.generate`) with classifier-free guidance weight ``w``.
         random_state
             Seed; the same seed, model and settings give identical cells on the CPU.
         use_ema
@@ -299,11 +235,8 @@ class SDDBlackout(AnnDataModel):
         ``uns["sdd"]``.
         """
         self._require_trained()
-        if isinstance(n_cells, bool) or not isinstance(n_cells, int | np.integer) or n_cells <= 0:
-            raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}.")
-        n_cells = int(n_cells)
-        self._check_output_size(n_cells, 24 * self.n_genes, "cells")
-        codes, label_values = self._label_codes(labels, n_cells)
+        n_cells, codes, label_values = self._generation_labels(n_cells, labels)
+        check_output_memory(n_cells, 24 * self.n_genes, "cells")
         parts = [
             sp.csr_matrix(x.cpu().numpy())
             for _, _, x in self._sample_batches(
@@ -340,29 +273,14 @@ class SDDBlackout(AnnDataModel):
 
     # -------------------------------------------------------------- checkpoints
     def _data_state(self) -> dict[str, Any]:
-        return {"gene_max": torch.as_tensor(self.gene_max_), "gene_mean": torch.as_tensor(self.gene_mean_)}
+        return {
+            **super()._data_state(),
+            "gene_max": torch.as_tensor(self.gene_max_),
+            "gene_mean": torch.as_tensor(self.gene_mean_),
+        }
 
     def _restore_data(self, state, config) -> None:
         super()._restore_data(state, config)
         self.gene_max_ = state["gene_max"].numpy().astype(np.float32)
         self.gene_mean_ = state["gene_mean"].numpy().astype(np.float32)
         self._check_per_gene(gene_max=self.gene_max_, gene_mean=self.gene_mean_)
-
-    def __repr__(self) -> str:
-        a = self.init_args_
-        sparse = (
-            f", {a['sparse_method']} weights at {a['weight_sparsity']:.0%} sparsity"
-            if self.weight_masks_ is not None
-            else ""
-        )
-        what = (
-            f"image {tuple(self.setup_args_['image_shape'])}"
-            if self.setup_args_.get("image_shape")
-            else f"{self.n_genes} genes"
-        )
-        return (
-            f"SDDBlackout model (Blackout Diffusion on counts): {what}, MLP hidden "
-            f"{tuple(a['hidden'])}, {self.n_params / 1e6:.2f}M parameters{sparse}, "
-            f"{self._status()}; "
-            f"layer={self.setup_args_['layer'] or 'X'!r}"
-        )

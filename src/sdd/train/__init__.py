@@ -6,18 +6,31 @@ Generic over the diffusion process: :func:`train_denoiser` minimises ``process.l
 
 from ._device import resolve_device, resolve_devices, resolve_fast
 from ._distributed import distributed_info, init_distributed, is_main_process, shard
+from ._distributed import join as join_distributed
 from ._ema import EMA
-from ._generate import GraphedDenoise, autocast_denoise, sample_split
+from ._generate import (
+    GraphedDenoise,
+    autocast_denoise,
+    check_output_memory,
+    decode_bits,
+    sample_split,
+)
 from ._loop import check_lr, train_denoiser
+from ._rollback import Snapshot, check_finite
 
 __all__ = [
     "EMA",
     "GraphedDenoise",
+    "Snapshot",
     "autocast_denoise",
+    "check_finite",
+    "check_output_memory",
+    "decode_bits",
     "check_lr",
     "distributed_info",
     "init_distributed",
     "is_main_process",
+    "join_distributed",
     "resolve_device",
     "resolve_devices",
     "resolve_fast",

@@ -111,3 +111,34 @@ def shard(n: int, rank: int | None = None, world_size: int | None = None) -> tup
     base, extra = divmod(int(n), world_size)
     start = rank * base + min(rank, extra)
     return start, base + (1 if rank < extra else 0)
+
+
+def join(
+    accelerator: str, device: int | str | None, distributed: bool | None
+) -> tuple[torch.device, int, int, bool]:
+    """This process's device, rank and world size, and whether it trains data-parallel.
+
+    ``distributed=None`` joins when ``torchrun`` started more than one process;
+    ``True`` requires that (else a ValueError); ``False`` never joins. A CUDA process
+    takes the GPU of its local rank.
+
+    Examples
+    --------
+    >>> join("cpu", None, False)
+    (device(type='cpu'), 0, 1, False)
+    """
+    from ._device import resolve_device
+
+    if distributed not in (None, True, False):
+        raise TypeError(f"distributed must be True, False or None, got {distributed!r}.")
+    kind = resolve_device(accelerator).type
+    joined = distributed is not False and init_distributed("nccl" if kind == "cuda" else "gloo")
+    if distributed and not joined:
+        raise ValueError(
+            "distributed=True, but this process was not launched by torchrun with more "
+            "than one process (see the README for the torchrun command)."
+        )
+    rank, world_size, local_rank = distributed_info() if joined else (0, 1, 0)
+    if joined and kind == "cuda":
+        device = local_rank  # one GPU per process
+    return resolve_device(accelerator, device), rank, world_size, joined

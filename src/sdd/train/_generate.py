@@ -8,10 +8,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..diffusion import DiffusionProcess
+from ..diffusion import DiffusionProcess, sparsity
 from ._device import resolve_fast
 
 DenoiseFn = Callable[..., torch.Tensor]
@@ -239,3 +240,56 @@ def sample_split(
 def _on(net: nn.Module, device: torch.device) -> bool:
     p = next(net.parameters(), None)
     return p is None or p.device == device
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux ``MemAvailable``), else ``None``."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_output_memory(n: int, bytes_per_row: float, what: str = "rows") -> None:
+    """Raise a ValueError when ``n`` generated rows would not fit in the memory available.
+
+    Examples
+    --------
+    >>> check_output_memory(10, 4.0, "cells")
+    """
+    need = float(n) * bytes_per_row
+    free = available_memory()
+    if free is not None and need > 0.8 * free:
+        raise ValueError(
+            f"Generating {n:,} {what} needs about {need / 2**30:.1f} GiB, but only "
+            f"{free / 2**30:.1f} GiB of memory is available. Generate fewer {what} per call "
+            "(e.g. in a loop, writing each result), or pass store_dense=False."
+        )
+
+
+def decode_bits(
+    z: torch.Tensor,
+    inverse: Callable[..., torch.Tensor],
+    *,
+    bits: bool,
+    dense: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Values (exact zeros), dense values and SB logits of a sampled batch, as NumPy.
+
+    ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse(values,
+    nonzero=None)`` maps the data back to training units (``nonzero``: the thresholded
+    bits, for scalers that floor expressed entries). Dense values and logits are ``None``
+    unless ``dense`` (logits also without ``bits``).
+    """
+    if not bits:
+        values = inverse(z).cpu().numpy()
+        return values, (values.copy() if dense else None), None
+    masked, raw, nonzero = sparsity.decode(z, zero_value=-1.0)
+    values = inverse(masked, nonzero).cpu().numpy()
+    if not dense:
+        return values, None, None
+    return values, inverse(raw).cpu().numpy(), sparsity.split(z)[1].cpu().numpy()
