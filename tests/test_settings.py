@@ -129,3 +129,11 @@ def test_setup_anndata_on_log_data_does_not_warn():
         warnings.simplefilter("error")
         sdd.SDD.setup_anndata(adata)
         sdd.SDDBlackout.setup_anndata(adata, layer="counts")  # wants counts: never warns
+
+
+def test_setup_anndata_on_raw_counts_warns():
+    adata = make_counts_adata()
+    rng = np.random.default_rng(0)
+    adata.X = sp.csr_matrix(rng.negative_binomial(2, 0.05, size=adata.shape).astype(np.float32))
+    with pytest.warns(UserWarning, match="raw counts"):
+        sdd.SDD.setup_anndata(adata)

@@ -19,6 +19,7 @@ from ..data import (
     invert_log1p,
     matrix_name,
     obs_codes,
+    warn_if_raw_counts,
 )
 from ..data.counts import check_library_setup, sample_size_factors, training_size_factors
 from ..data.impute import missing_entries
@@ -198,6 +199,7 @@ class SDD(AnnDataModel):
             ``library_size_key``.
         """
         matrix, setup = cls._setup_values(adata, layer, labels_key, categorical_covariate_keys)
+        warn_if_raw_counts(matrix, where=matrix_name(layer))
         target_sum = check_library_setup(
             adata, matrix, layer=layer, counts_layer=counts_layer,
             library_size_key=library_size_key, target_sum=target_sum, n_rows=SETUP_CHECK_ROWS,

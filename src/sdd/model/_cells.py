@@ -210,7 +210,7 @@ class AnnDataModel(DiffusionModel):
                 f"library sizes: adata.obs[{s['library_size_key']!r}], "
                 f"target_sum {s['target_sum']:.6g}"
             )
-        print("\n".join(lines))
+        logger.info("\n".join(lines))
 
     # ------------------------------------------------------------------ checkpoints
     def _data_state(self) -> dict[str, Any]:
