@@ -50,7 +50,9 @@ from scipy import sparse
 import sdd
 
 DATA = Path(
-    os.environ.get("SDD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    os.environ.get(
+        "SDD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
 )
 
 #: name -> (SDD constructor options, train options). "default" is the package's defaults.
@@ -120,12 +122,15 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
         init.pop("zero_fill", None)
     model = sdd.SDD(train, **init)
     t0 = time.perf_counter()
-    model.train(args.steps, random_state=args.seed, progress=False, **fit)
+    model.train(
+        args.steps, random_state=args.seed, progress=False, accelerator=args.accelerator, **fit
+    )
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     gen = model.generate(
-        n_cells, n_steps=args.sampling_steps, random_state=args.seed, progress=False
-    )
+        n_cells, n_steps=args.sampling_steps, random_state=args.seed, progress=False,
+        accelerator=args.accelerator,
+    )  # fmt: skip
     return gen, train_s, time.perf_counter() - t0
 
 
@@ -202,6 +207,7 @@ def main() -> None:
     p.add_argument("--sampling-steps", type=int, default=None, help="default: the model's")
     p.add_argument("--scvi-epochs", type=int, default=None, help="default: scVI's default")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--accelerator", default="cpu", help="for SDD rows: cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--csv", default=None, help="append every row to this CSV file")
     args = p.parse_args()
