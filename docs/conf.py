@@ -1,14 +1,18 @@
 """Sphinx configuration (Sphinx + myst-nb, after cookiecutter-scverse).
 
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (or ``docs/build.sh``).
-Nothing is downloaded (no intersphinx). By default no notebook is executed: the tutorials
-are rendered as committed (without outputs). ``SDD_DOCS_EXECUTE=1`` runs them while
-building (about 5 minutes on 2 CPU cores), so the pages show their outputs.
+Nothing is downloaded (no intersphinx). No notebook is executed by the build: a tutorial
+page shows the executed copy of its notebook from ``docs/_build/executed/`` (outputs and
+figures), which ``tests/test_notebooks.py`` writes, when that copy's code is the
+committed notebook's; otherwise the committed notebook, without outputs. So the
+notebooks run once (in the tests), not twice. ``SDD_DOCS_EXECUTE=1`` executes them while
+building instead (about 5 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -66,6 +70,11 @@ if nb_execution_mode == "force":  # kernels inherit the environment: draw figure
 nb_execution_timeout = 1800  # per cell
 nb_execution_raise_on_error = True
 nb_merge_streams = True
+nb_output_stderr = "remove"  # progress bars and warnings stay out of the pages
+
+#: Executed notebooks written by tests/test_notebooks.py, rendered in place of the
+#: stripped ones (see _use_executed_notebook).
+EXECUTED = HERE / "_build" / "executed"
 
 # autodoc / autosummary / napoleon (numpydoc-style docstrings)
 autosummary_generate = True
@@ -140,6 +149,36 @@ def _check_api_listed(app: Sphinx) -> None:
             logger.warning(f"api.md does not list these public names of {name}: {missing}")
 
 
+def _code_cells(text: str) -> list[str]:
+    cells = json.loads(text).get("cells", [])
+    return [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in cells
+        if c.get("cell_type") == "code"
+    ]
+
+
+def _use_executed_notebook(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Render ``docs/_build/executed/NAME.ipynb`` for ``tutorials/NAME`` when it is current.
+
+    The executed copy replaces the committed notebook only when its code cells are the
+    committed ones, so an edited notebook is never shown with stale outputs. Skipped when
+    the build executes the notebooks itself (``SDD_DOCS_EXECUTE=1``).
+    """
+    if nb_execution_mode != "off" or not docname.startswith("tutorials/"):
+        return
+    executed = EXECUTED / f"{docname.split('/', 1)[1]}.ipynb"
+    if not executed.is_file():
+        logger.info(f"{docname}: no executed copy in {EXECUTED}, shown without outputs")
+        return
+    app.env.note_dependency(str(executed))  # rebuilt when the tests write a new copy
+    text = executed.read_text(encoding="utf-8")
+    if _code_cells(text) != _code_cells(source[0]):
+        logger.info(f"{docname}: executed copy is out of date, shown without outputs")
+        return
+    source[0] = text
+
+
 def _make_figures(app: Sphinx) -> None:
     """Draw the method page's figures into docs/generated (see make_figures.py)."""
     import make_figures
@@ -184,6 +223,7 @@ def _unlink_repo_files(app: Sphinx, relative_path, parent_docname: str, content:
 
 def setup(app: Sphinx) -> None:
     app.connect("include-read", _unlink_repo_files)
+    app.connect("source-read", _use_executed_notebook)
     app.add_directive("sdd-cli-help", CLIHelp)
     app.connect("builder-inited", _make_figures)
     app.connect("builder-inited", _check_api_listed)
