@@ -2,9 +2,9 @@
 
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (or ``docs/build.sh``).
 Nothing is downloaded (no intersphinx). No notebook is executed by the build: a tutorial
-page shows the executed copy of its notebook from ``docs/_build/executed/`` (outputs and
-figures), which ``tests/test_notebooks.py`` writes, when that copy's code is the
-committed notebook's; otherwise the committed notebook, without outputs. So the
+page shows the committed notebook with the outputs (and figures) of its executed copy in
+``docs/_build/executed/``, which ``tests/test_notebooks.py`` writes, when that copy's
+code cells are the committed ones; otherwise without outputs. So the
 notebooks run once (in the tests), not twice. ``SDD_DOCS_EXECUTE=1`` executes them while
 building instead (about 5 minutes on 2 CPU cores).
 """
@@ -149,21 +149,21 @@ def _check_api_listed(app: Sphinx) -> None:
             logger.warning(f"api.md does not list these public names of {name}: {missing}")
 
 
-def _code_cells(text: str) -> list[str]:
-    cells = json.loads(text).get("cells", [])
-    return [
-        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-        for c in cells
-        if c.get("cell_type") == "code"
-    ]
+def _code_cells(notebook: dict) -> list[dict]:
+    return [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
 def _use_executed_notebook(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Render ``docs/_build/executed/NAME.ipynb`` for ``tutorials/NAME`` when it is current.
+    """Show the outputs of ``docs/_build/executed/NAME.ipynb`` on page ``tutorials/NAME``.
 
-    The executed copy replaces the committed notebook only when its code cells are the
-    committed ones, so an edited notebook is never shown with stale outputs. Skipped when
-    the build executes the notebooks itself (``SDD_DOCS_EXECUTE=1``).
+    The committed notebook is rendered with the outputs of the executed copy, taken only
+    when the code cells of both are the same (the text may have changed since), so an
+    edited notebook is never shown with stale outputs. Skipped when the build executes
+    the notebooks itself (``SDD_DOCS_EXECUTE=1``).
     """
     if nb_execution_mode != "off" or not docname.startswith("tutorials/"):
         return
@@ -172,11 +172,16 @@ def _use_executed_notebook(app: Sphinx, docname: str, source: list[str]) -> None
         logger.info(f"{docname}: no executed copy in {EXECUTED}, shown without outputs")
         return
     app.env.note_dependency(str(executed))  # rebuilt when the tests write a new copy
-    text = executed.read_text(encoding="utf-8")
-    if _code_cells(text) != _code_cells(source[0]):
+    committed = json.loads(source[0])
+    ran = _code_cells(json.loads(executed.read_text(encoding="utf-8")))
+    cells = _code_cells(committed)
+    if [_source(c) for c in ran] != [_source(c) for c in cells]:
         logger.info(f"{docname}: executed copy is out of date, shown without outputs")
         return
-    source[0] = text
+    for cell, done in zip(cells, ran, strict=True):
+        cell["outputs"] = done.get("outputs", [])
+        cell["execution_count"] = done.get("execution_count")
+    source[0] = json.dumps(committed)
 
 
 def _make_figures(app: Sphinx) -> None:
