@@ -68,6 +68,12 @@ SKIPPED: dict[str, str] = {
     "benchmarks/": "a benchmark (minutes to hours on ../shared/data); options checked instead",
 }
 
+#: Names the README leaves to the reader, and what the test binds them to.
+PLACEHOLDERS: dict[str, str] = {
+    "raw_counts": "the raw counts of cells.h5ad (before normalize_total and log1p)",
+    "adata_panel": "20 of its cells, log1p-normalised, measured on 35 of the 40 genes",
+}
+
 N_CELLS, N_GENES = 120, 40
 
 
@@ -163,20 +169,20 @@ def namespace(workdir) -> dict:
     """The session the Python blocks share, with the README's placeholders filled in."""
     raw = _raw_counts()
     panel = _log1p_normalised(raw)[:20, 5:].copy()  # 20 cells measured on 35 of 40 genes
-    return {
-        "__name__": "__readme__",
-        # PLACEHOLDERS: names the README leaves to the reader
-        "raw_counts": raw.X.copy(),  # the counts of cells.h5ad, before normalize_total
-        "adata_panel": panel,
-    }
-
-
-PLACEHOLDERS = ("raw_counts", "adata_panel")
+    values = {"raw_counts": raw.X.copy(), "adata_panel": panel}
+    assert set(values) == set(PLACEHOLDERS)
+    return {"__name__": "__readme__", **values}
 
 
 def test_readme_has_blocks():
     languages = {b.language for b in BLOCKS}
     assert languages == {"python", "bash"}, f"README blocks found: {languages}"
+
+
+def test_every_placeholder_is_used():
+    python = "".join(b.code for b in BLOCKS if b.language == "python")
+    unused = [name for name in PLACEHOLDERS if name not in python]
+    assert not unused, f"PLACEHOLDERS that no README block uses: {unused}"
 
 
 def test_every_substitution_is_used():
