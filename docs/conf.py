@@ -1,14 +1,18 @@
 """Sphinx configuration (Sphinx + myst-nb, after cookiecutter-scverse).
 
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (or ``docs/build.sh``).
-Nothing is downloaded (no intersphinx). By default no notebook is executed: the tutorials
-are rendered as committed (without outputs). ``SDD_DOCS_EXECUTE=1`` runs them while
-building (about 5 minutes on 2 CPU cores), so the pages show their outputs.
+Nothing is downloaded (no intersphinx). No notebook is executed by the build: a tutorial
+page shows the committed notebook with the outputs (and figures) of its executed copy in
+``docs/_build/executed/``, which ``tests/test_notebooks.py`` writes, when that copy's
+code cells are the committed ones; otherwise without outputs. So the
+notebooks run once (in the tests), not twice. ``SDD_DOCS_EXECUTE=1`` executes them while
+building instead (about 5 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -66,6 +70,11 @@ if nb_execution_mode == "force":  # kernels inherit the environment: draw figure
 nb_execution_timeout = 1800  # per cell
 nb_execution_raise_on_error = True
 nb_merge_streams = True
+nb_output_stderr = "remove"  # progress bars and warnings stay out of the pages
+
+#: Executed notebooks written by tests/test_notebooks.py, rendered in place of the
+#: stripped ones (see _use_executed_notebook).
+EXECUTED = HERE / "_build" / "executed"
 
 # autodoc / autosummary / napoleon (numpydoc-style docstrings)
 autosummary_generate = True
@@ -140,6 +149,41 @@ def _check_api_listed(app: Sphinx) -> None:
             logger.warning(f"api.md does not list these public names of {name}: {missing}")
 
 
+def _code_cells(notebook: dict) -> list[dict]:
+    return [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _use_executed_notebook(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Show the outputs of ``docs/_build/executed/NAME.ipynb`` on page ``tutorials/NAME``.
+
+    The committed notebook is rendered with the outputs of the executed copy, taken only
+    when the code cells of both are the same (the text may have changed since), so an
+    edited notebook is never shown with stale outputs. Skipped when the build executes
+    the notebooks itself (``SDD_DOCS_EXECUTE=1``).
+    """
+    if nb_execution_mode != "off" or not docname.startswith("tutorials/"):
+        return
+    executed = EXECUTED / f"{docname.split('/', 1)[1]}.ipynb"
+    if not executed.is_file():
+        logger.info(f"{docname}: no executed copy in {EXECUTED}, shown without outputs")
+        return
+    app.env.note_dependency(str(executed))  # rebuilt when the tests write a new copy
+    committed = json.loads(source[0])
+    ran = _code_cells(json.loads(executed.read_text(encoding="utf-8")))
+    cells = _code_cells(committed)
+    if [_source(c) for c in ran] != [_source(c) for c in cells]:
+        logger.info(f"{docname}: executed copy is out of date, shown without outputs")
+        return
+    for cell, done in zip(cells, ran, strict=True):
+        cell["outputs"] = done.get("outputs", [])
+        cell["execution_count"] = done.get("execution_count")
+    source[0] = json.dumps(committed)
+
+
 def _make_figures(app: Sphinx) -> None:
     """Draw the method page's figures into docs/generated (see make_figures.py)."""
     import make_figures
@@ -184,6 +228,7 @@ def _unlink_repo_files(app: Sphinx, relative_path, parent_docname: str, content:
 
 def setup(app: Sphinx) -> None:
     app.connect("include-read", _unlink_repo_files)
+    app.connect("source-read", _use_executed_notebook)
     app.add_directive("sdd-cli-help", CLIHelp)
     app.connect("builder-inited", _make_figures)
     app.connect("builder-inited", _check_api_listed)

@@ -54,3 +54,8 @@ def trained_model() -> sdd.SDD:
     model = sdd.SDD(data, **TINY)
     model.train(max_steps=30, batch_size=32, progress=False)
     return model
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the docs tests last: they render the notebooks the notebook tests executed."""
+    items.sort(key=lambda item: item.get_closest_marker("docs") is not None)
