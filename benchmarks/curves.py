@@ -285,9 +285,7 @@ def generate_row(spec: dict) -> dict:
         before = _rss()
         with PeakRSS() as peak:
             t0 = time.perf_counter()
-            out = model.generate(
-                spec["cells"], progress=False, accelerator=device.type, **options
-            )
+            out = model.generate(spec["cells"], progress=False, accelerator=device.type, **options)
             seconds = time.perf_counter() - t0
     if kind == "SDDImage":
         nnz = int(np.count_nonzero(out.images))
@@ -328,12 +326,83 @@ def adam_row(spec: dict) -> dict:
     return out
 
 
-WORKERS = {"train": train_row, "generate": generate_row, "adam": adam_row}
+def _timed_steps(model, clock: StepClock, steps: int, **train_kwargs) -> float:
+    model.train(steps, progress=False, **train_kwargs)
+    starts, _ = clock.steps()
+    return _per_step(starts)
+
+
+def backed_row(spec: dict) -> dict:
+    """SDD trained from an anndata backed ``.h5ad`` file vs the same data in memory."""
+    import tempfile
+
+    import anndata as ad
+
+    import sdd
+
+    counts = synthetic_counts(spec["cells"], spec["size"])
+    adata = cell_adata(counts)
+    del adata.layers["counts"]
+    out: dict = {"nnz": int(counts.nnz)}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(tmp) / "cells.h5ad"
+        if hasattr(ad.settings, "allow_write_nullable_strings"):  # pandas 3
+            ad.settings.allow_write_nullable_strings = True
+        adata.write_h5ad(path, compression=spec.get("compression"))
+        out["file_mib"] = path.stat().st_size / 2**20
+        backed = ad.read_h5ad(path, backed="r")
+        models, clocks = {}, {}
+        for name, data in (("in memory", adata), ("backed", backed)):
+            sdd.SDD.setup_anndata(data)
+            torch.manual_seed(0)
+            models[name] = sdd.SDD(data)
+            models[name].train(1, batch_size=spec["batch"], progress=False)  # warm-up
+            clocks[name] = StepClock(models[name].module)
+        times: dict = {k: [] for k in models}
+        for _ in range(spec["repeats"]):  # alternate
+            for name, model in models.items():
+                times[name].append(
+                    _timed_steps(model, clocks[name], spec["steps"], batch_size=spec["batch"])
+                )
+        backed.file.close()
+    out["seconds"] = {k: statistics.median(v) for k, v in times.items()}
+    out["ratio"] = statistics.median(
+        b / m for b, m in zip(times["backed"], times["in memory"], strict=True)
+    )
+    return out
+
+
+def ddp_row(spec: dict) -> dict | None:
+    """SDD under ``torchrun`` (DDP, gloo on the CPU): seconds per step on rank 0."""
+    import sdd
+
+    model, _ = build_model("SDD", spec["size"], max(2 * spec["batch"] * spec["world"], 1024))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.train(1, batch_size=spec["batch"], progress=False)  # warm-up (and DDP setup)
+        clock = StepClock(model.module)
+        times = [
+            _timed_steps(model, clock, spec["steps"], batch_size=spec["batch"])
+            for _ in range(spec["repeats"])
+        ]
+    if not sdd.train.is_main_process():
+        return None
+    return {"seconds": statistics.median(times), "world": model.train_args_["world_size"]}
+
+
+WORKERS = {
+    "train": train_row, "generate": generate_row, "adam": adam_row, "backed": backed_row,
+    "ddp": ddp_row,
+}  # fmt: skip
 
 
 def run_worker(spec: dict, timeout: float) -> dict:
     """Run one row in a fresh Python process; its result is the last line of stdout."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    if spec.get("world", 1) > 1:  # one process per rank, as a user would launch it
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd = [*launcher, f"--nproc_per_node={spec['world']}", *cmd[1:]]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -354,7 +423,8 @@ def worker_main(spec_json: str) -> None:
     except Exception as err:  # noqa: BLE001 - reported to the parent as one row
         traceback.print_exc()
         result = {"error": f"{type(err).__name__}: {err}"[:200]}
-    print(json.dumps(result))
+    if result is not None:  # None: a DDP rank other than 0
+        print(json.dumps(result))
 
 
 # ---------------------------------------------------------------- summaries
@@ -470,6 +540,13 @@ def print_results(results: dict) -> None:
         f"Training, plain float32 path, {meta['device']}: package vs bare loop "
         f"({reps} alternating repeats of {steps} steps, medians; ratio range in brackets)",
     )
+    ratios = [r["summary"]["ratio"] for r in results["train"] if "summary" in r]
+    if ratios:
+        print(
+            f"\nPackage / bare: median over the {len(ratios)} rows {statistics.median(ratios):.2f}; "
+            f"{sum(x <= 1.1 for x in ratios)} of {len(ratios)} rows at or below 1.1 "
+            f"(worst {max(ratios):.2f})."
+        )
     rows = []
     for r in results["generate"]:
         spec, res = r["spec"], r["result"]
@@ -496,11 +573,51 @@ def print_results(results: dict) -> None:
             continue
         fused = res["seconds"]["fused"]
         table(
-            [{"Adam kernel": k, "seconds / step": f"{v:.4f}", "vs fused": f"{v / fused:.1f}x"}
-             for k, v in res["seconds"].items()],  # fmt: skip
+            [
+                {"Adam kernel": k, "seconds / step": f"{v:.4f}", "vs fused": f"{v / fused:.1f}x"}
+                for k, v in res["seconds"].items()
+            ],  # fmt: skip
             f"Adam step alone, SDD network at {r['spec']['size']:,} genes "
             f"({res['params'] / 1e6:.1f}M parameters), median of {r['spec']['repeats']}",
         )
+    rows = []
+    for r in results.get("backed", []):
+        spec, res = r["spec"], r["result"]
+        if "error" in res:
+            rows.append({"data": f"FAILED: {res['error']}"})
+            continue
+        rows.append({
+            "data": f"{spec['cells']:,} cells x {spec['size']:,} genes, {res['nnz']:,} non-zeros",
+            "file": f"{res['file_mib']:.0f} MiB ({spec['compression']})",
+            "in memory s/step": f"{res['seconds']['in memory']:.3f}",
+            "backed s/step": f"{res['seconds']['backed']:.3f}",
+            "backed / in memory": f"{res['ratio']:.2f}",
+        })  # fmt: skip
+    table(
+        rows,
+        f"SDD from an anndata backed .h5ad vs in memory (batch {results['backed'][0]['spec']['batch']})"
+        if rows
+        else "",
+    )
+    rows, one = [], None
+    for r in results.get("ddp", []):
+        spec, res = r["spec"], r["result"]
+        if "error" in res:
+            rows.append(
+                {"processes": spec["world"], "batch per process": f"FAILED: {res['error']}"}
+            )
+            continue
+        rate = spec["batch"] * spec["world"] / res["seconds"]
+        one = rate if spec["world"] == 1 else one
+        rows.append({
+            "processes": spec["world"], "batch per process": spec["batch"],
+            "global batch": spec["batch"] * spec["world"], "s/step": f"{res['seconds']:.3f}",
+            "cells/s": f"{rate:,.0f}",
+            "speed-up": f"{rate / one:.2f}x" if one else "-",
+        })  # fmt: skip
+    if rows:
+        genes = results["ddp"][0]["spec"]["size"]
+        table(rows, f"DDP (torchrun, gloo, one torch thread per process), SDD at {genes:,} genes")
     fits = cost_models(results)
     if fits:
         print("\n### Cost models (least squares on the rows above)\n")
@@ -644,7 +761,17 @@ def plan(args) -> dict:
                                  "sample_steps": args.sample_steps, **common})  # fmt: skip
     if "adam" in args.sections and args.device == "cpu":
         adam.append({"kind": "adam", "size": 1000 if q else 5000, "repeats": 3, **common})
-    return {"train": train, "generate": generate, "adam": adam}
+    backed, ddp = [], []
+    if "backed" in args.sections:
+        backed.append({"kind": "backed", "size": 1000 if q else args.backed_genes,
+                       "cells": 2000 if q else args.backed_cells, "batch": args.batch_size,
+                       "steps": steps, "repeats": repeats, "compression": "gzip", **common})  # fmt: skip
+    if "ddp" in args.sections:  # the same global batch over 1 and `world` processes
+        for world in (1, args.ddp_world):
+            ddp.append({"kind": "ddp", "size": 1000 if q else args.ddp_genes, "world": world,
+                        "batch": args.batch_size // world, "steps": steps, "repeats": repeats,
+                        **common})  # fmt: skip
+    return {"train": train, "generate": generate, "adam": adam, "backed": backed, "ddp": ddp}
 
 
 def main() -> None:
@@ -652,16 +779,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run (about two minutes)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per row")
-    parser.add_argument("--sections", default="train,generate,adam")
+    parser.add_argument(
+        "--sections", default="train,generate,adam",
+        help="comma-separated: train, generate, adam, backed, ddp (the last two are opt-in)",
+    )  # fmt: skip
     parser.add_argument("--models", default="SDD,SDDImage,SDDBlackout")
     parser.add_argument("--genes", default=None, help="comma-separated gene counts")
     parser.add_argument("--cells", default=None, help="comma-separated cell counts to generate")
     parser.add_argument("--gen-genes", type=int, default=1000, help="genes of the generation rows")
-    parser.add_argument("--sample-steps", type=int, default=2, help="sampler steps per cell")
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per repeat")
+    parser.add_argument("--sample-steps", type=int, default=1, help="sampler steps per cell")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per row")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-batch", type=int, default=64)
+    parser.add_argument("--backed-genes", type=int, default=5000)
+    parser.add_argument("--backed-cells", type=int, default=20_000)
+    parser.add_argument("--ddp-genes", type=int, default=5000)
+    parser.add_argument("--ddp-world", type=int, default=2, help="processes of the DDP row")
     parser.add_argument("--row-timeout", type=float, default=600.0)
     parser.add_argument("--figure", type=Path, default=None, help="write the figure (PNG) here")
     parser.add_argument("--save", type=Path, default=None, help="write the results (JSON) here")
@@ -693,12 +827,12 @@ def main() -> None:
                 "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                 "src": _describe_src(args.src),
             },
-            "train": [], "generate": [], "adam": [],
+            "train": [], "generate": [], "adam": [], "backed": [], "ddp": [],
         }  # fmt: skip
         args.threads = threads
         todo = plan(args)
         t_all = time.perf_counter()
-        for section in ("train", "generate", "adam"):
+        for section in ("train", "generate", "adam", "backed", "ddp"):
             for spec in todo[section]:
                 t0 = time.perf_counter()
                 result = run_worker(spec, args.row_timeout)
