@@ -11,7 +11,9 @@ plain float32 path (the fast path, bf16 + fused Adam + CUDA graphs, needs CUDA; 
   loops alternate (package, bare, package, bare, ...) and the medians are reported. The package's per-step time is the
   steady state (between the first forward passes of consecutive steps, taken from a
   forward hook); the fixed cost of a ``train()`` call (weight snapshot, loader, checks)
-  is its own column. Both loops run the same self-conditioning branches step for step;
+  is its own column. Both loops run the same self-conditioning branches step for step.
+  Peak memory is that of the row's first ``train()`` call, before the bare loop exists
+  (``--memory-only`` measures just that);
 * **generation**: seconds and peak memory against the number of cells (CSR output built
   batch by batch; DDIM with few steps, since the time is linear in the steps), one
   subprocess per row so that each peak is that row's;
@@ -243,29 +245,32 @@ def train_row(spec: dict) -> dict:
     accel = {"accelerator": device.type, "progress": False, "batch_size": batch}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.train(1, **accel)  # warm-up (allocations, first calls): not timed
+        # warm-up (allocations, first calls; not timed). Its peak is the package's
+        # memory: no bare loop exists yet, whose weights and Adam state would count too
+        before = _rss()
+        with PeakRSS() as peak:
+            model.train(1, **accel)
+        memory = {"rss": peak.peak, "rss_before": before}
+        if spec.get("memory_only"):
+            return {"params": params, **memory, "repeats": []}
         bare = BareLoop(model, data, batch, device)
         bare.run([True])
         clock = StepClock(model.module)
         rows = []
         for _ in range(spec["repeats"]):  # package, bare, package, bare, ...
-            before = _rss()
-            with PeakRSS() as peak:
-                t0 = time.perf_counter()
-                model.train(steps, **accel)
-                call = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            model.train(steps, **accel)
+            call = time.perf_counter() - t0
             starts, coins = clock.steps()
             if len(starts) != steps:
                 raise RuntimeError(f"found {len(starts)} steps in the hook's record, not {steps}")
-            with PeakRSS() as bare_peak:  # the same self-conditioning branches
-                bare_starts = bare.run(coins)
+            bare_starts = bare.run(coins)  # the same self-conditioning branches
             rows.append({
                 "package": _per_step(starts), "bare": _per_step(bare_starts), "call": call,
-                "coins": coins, "package_rss": peak.peak, "package_rss_before": before,
-                "bare_rss": bare_peak.peak,
+                "coins": coins,
             })  # fmt: skip
         clock.handle.remove()
-    return {"params": params, "repeats": rows}
+    return {"params": params, **memory, "repeats": rows}
 
 
 def generate_row(spec: dict) -> dict:
@@ -433,7 +438,17 @@ def median(values) -> float:
 
 
 def train_summary(row: dict) -> dict:
-    reps = row["result"]["repeats"]
+    res = row["result"]
+    reps = res["repeats"]
+    if "rss" in res:  # the first train() call, before the bare loop exists
+        memory = {"rss": res["rss"], "rss_before": res["rss_before"]}
+    else:  # older results: peaks of later calls, bare loop's state included
+        memory = {"rss": max(r["package_rss"] for r in reps),
+                  "rss_before": min(r["package_rss_before"] for r in reps)}  # fmt: skip
+    if not reps:  # --memory-only
+        return {**memory, "package": float("nan"), "bare": float("nan"), "ratio": float("nan"),
+                "ratio_min": float("nan"), "ratio_max": float("nan"),
+                "call_overhead": float("nan"), "self_cond": float("nan")}  # fmt: skip
     package = median(r["package"] for r in reps)
     bare = median(r["bare"] for r in reps)
     ratios = [r["package"] / r["bare"] for r in reps]
@@ -442,8 +457,7 @@ def train_summary(row: dict) -> dict:
         "package": package, "bare": bare, "ratio": median(ratios),
         "ratio_min": min(ratios), "ratio_max": max(ratios),
         "call_overhead": median(r["call"] - steps * r["package"] for r in reps),
-        "rss": max(r["package_rss"] for r in reps),
-        "rss_before": min(r["package_rss_before"] for r in reps),
+        **memory,
         "self_cond": median(sum(r["coins"][:-1]) / max(1, steps - 1) for r in reps),
     }  # fmt: skip
 
@@ -472,11 +486,12 @@ def cost_models(results: dict) -> dict:
         rows = [r for r in results["train"] if r["spec"]["model"] == model and "summary" in r]
         if len(rows) < 2:
             continue
-        x = [r["spec"]["size"] * width(model) * r["spec"]["batch"] for r in rows]
-        t = [r["summary"]["package"] for r in rows]
+        timed = [r for r in rows if r["summary"]["package"] == r["summary"]["package"]]
+        x = [r["spec"]["size"] * width(model) * r["spec"]["batch"] for r in timed]
+        t = [r["summary"]["package"] for r in timed]
         p = [r["result"]["params"] for r in rows]
         mem = [r["summary"]["rss"] for r in rows]
-        a, b = fit_line(x, t)
+        a, b = fit_line(x, t) if len(timed) >= 2 else (float("nan"), float("nan"))
         c, d = fit_line(p, mem)
         pa, pb = fit_line([r["spec"]["size"] for r in rows], p)
         fits[model] = {"a": a, "b": b, "mem_c": c, "mem_d": d, "param_a": pa, "param_b": pb,
@@ -530,8 +545,12 @@ def print_results(results: dict) -> None:
             "bare s/step": f"{s['bare']:.3f}",
             "package / bare": f"{s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})",
             "train() call overhead s": f"{s['call_overhead']:.2f}",
-            "peak RSS GiB": f"{s['rss'] / GIB:.2f}",
-            "RSS before train() GiB": f"{s['rss_before'] / GIB:.2f}",
+            **(
+                {"peak RSS GiB (first train() call)": f"{s['rss'] / GIB:.2f}",
+                 "RSS before it GiB": f"{s['rss_before'] / GIB:.2f}"}
+                if "rss" in r["result"]
+                else {"peak RSS GiB (bare loop's state included)": f"{s['rss'] / GIB:.2f}"}
+            ),
         })  # fmt: skip
     steps = results["train"][0]["spec"]["steps"] if results["train"] else 0
     reps = results["train"][0]["spec"]["repeats"] if results["train"] else 0
@@ -541,6 +560,7 @@ def print_results(results: dict) -> None:
         f"({reps} alternating repeats of {steps} steps, medians; ratio range in brackets)",
     )
     ratios = [r["summary"]["ratio"] for r in results["train"] if "summary" in r]
+    ratios = [x for x in ratios if x == x]  # not --memory-only rows
     if ratios:
         print(
             f"\nPackage / bare: median over the {len(ratios)} rows {statistics.median(ratios):.2f}; "
@@ -747,7 +767,8 @@ def plan(args) -> dict:
                 batch = min(batch, 16 if model == "SDDImage" else 64)
             for size in sizes:
                 train.append({"kind": "train", "model": model, "size": size, "batch": batch,
-                              "steps": steps, "repeats": repeats, **common})  # fmt: skip
+                              "steps": steps, "repeats": repeats,
+                              "memory_only": args.memory_only, **common})  # fmt: skip
     if "generate" in args.sections:
         for model in models:
             if model == "SDDImage":  # a U-Net evaluation costs ~15x a cell's: fewer
@@ -790,6 +811,10 @@ def main() -> None:
     parser.add_argument("--sample-steps", type=int, default=1, help="sampler steps per cell")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per row")
+    parser.add_argument(
+        "--memory-only", action="store_true",
+        help="training rows: only the peak memory of the first train() call (no timing)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-batch", type=int, default=64)
     parser.add_argument("--backed-genes", type=int, default=5000)
