@@ -705,7 +705,7 @@ def figure(results: dict, path: Path) -> None:
                           va="top")  # fmt: skip
     ax_t.set(xlabel="genes", ylabel="seconds per training step", title="Training step (CPU)")
     ax_m.set(xlabel="genes", ylabel="peak RSS (GiB)", title="Training peak memory")
-    ax_t.legend(fontsize=7, loc="center right")
+    ax_t.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, 0.84))
     ax_m.legend(fontsize=7)
     ax_g2 = ax_g.twinx()
     for model in ("SDD", "SDDBlackout", "SDDImage"):
