@@ -146,8 +146,8 @@ def load_kang(path: Path) -> sp.csr_matrix:
 
 # ------------------------------------------------------------------ training
 def make_step_data(matrix, device, batch_size, *, data_on_device=None, seed=0):
-    from sdd.diffusion import sparsity
     from sdd.data import RowBatches
+    from sdd.diffusion import sparsity
 
     scale = np.zeros(matrix.shape[1], dtype=np.float32)
     for start in range(0, matrix.shape[0], 4096):  # per-gene maxima in row chunks

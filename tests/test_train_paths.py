@@ -22,14 +22,17 @@ from sdd.train import (
     sample_split,
     train_denoiser,
 )
-from sdd.train._loop import _FastLoop
+from sdd.train._loop import _adam_options, _FastLoop
 
 CPU = torch.device("cpu")
 
 
-def _reference_loop(denoiser, ema, next_batch, schedule, *, max_steps, lr, generator):
-    """The training loop as it was before the fast path (the plain path must match it)."""
-    optimizer = torch.optim.Adam(denoiser.parameters(), lr=lr)
+def _reference_loop(denoiser, ema, next_batch, schedule, *, max_steps, lr, generator, adam=None):
+    """The training loop as it was before the fast path (the plain path must match it),
+    with the plain path's Adam kernel (fused on the CPU where torch has it) unless
+    ``adam`` gives other options."""
+    options = _adam_options(CPU, fast=False) if adam is None else adam
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=lr, **options)
     denoiser.train()
     losses = []
     for _ in range(max_steps):
@@ -79,6 +82,29 @@ def test_plain_path_matches_reference_loop():
         assert torch.equal(a, b)
     assert ema.n_updates == ref_ema.n_updates == 12
     assert history["epoch"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_plain_path_adam_kernel_agrees_with_torch_default():
+    """The CPU plain path runs the fused (or foreach) Adam: rounding-level differences
+    from torch's default single-tensor Adam, and the state says which kernel ran."""
+    torch.manual_seed(0)
+    net = SkipMLP(6, hidden=(16, 8), emb_dim=8)
+    ref_net = copy.deepcopy(net)
+    data, schedule = _data(), CosineSchedule()
+    history, state = train_denoiser(
+        net, EMA(net, 0.9), _batches(data), GaussianDiffusion(schedule), max_steps=20,
+        steps_per_epoch=4, lr=1e-3, generator=torch.Generator().manual_seed(3), progress=False,
+    )  # fmt: skip
+    ref = _reference_loop(
+        ref_net, EMA(ref_net, 0.9), _batches(data), schedule, max_steps=20, lr=1e-3,
+        generator=torch.Generator().manual_seed(3), adam={"foreach": False},
+    )  # fmt: skip
+    options = _adam_options(CPU, fast=False)
+    assert state["param_groups"][0]["fused"] == options.get("fused")
+    assert state["param_groups"][0]["foreach"] == options.get("foreach")
+    np.testing.assert_allclose(history["loss"].to_numpy(), ref, rtol=1e-4)
+    for a, b in zip(net.parameters(), ref_net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def _fast_loop(net, ema, next_batch, *, steps, after_step=None, log_every=5):
