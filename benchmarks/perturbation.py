@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import scanpy as sc
+import torch
 
 import sdd
 
@@ -102,6 +103,9 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales):
     """Train one conditional SDD model; yield ``(w, cells, seconds)`` per guidance weight."""
     model_data = train.copy()
     sdd.SDD.setup_anndata(model_data, labels_key=KEY)
+    # the network's initial weights come from torch's global generator (train's
+    # random_state seeds only the training stream): seed it so that a run repeats
+    torch.manual_seed(args.seed)
     model = sdd.SDD(
         model_data, hidden=args.hidden, sparsity_bits=sparsity_bits, zero_fill=zero_fill
     )
@@ -125,7 +129,6 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales):
 def scvi_row(train, args):
     import anndata as ad
     import scvi  # optional benchmark dependency
-    import torch
 
     scvi.settings.seed = args.seed
     data = ad.AnnData(train.layers["counts"].copy(), obs=train.obs[[KEY]].copy())
@@ -198,8 +201,6 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    import torch
-
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     print(
