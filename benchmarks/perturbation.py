@@ -30,8 +30,8 @@ zero-fraction MAE (:func:`sdd.metrics.zero_fraction_mae`, mean over the two type
 Data come from ``--data`` (default: ``$SDD_SHARED_DATA``, else ``../shared/data`` next to
 the repository), file ``scrna/<name>.h5ad`` with raw counts in ``X`` and ``cell_type``.
 
-    python benchmarks/perturbation.py --steps 1500 --hidden 256 128 --threads 1 \\
-        --guidance 0 0.5 1 2 --zero-fill min nonzero_mean --scvi-epochs 100
+    python benchmarks/perturbation.py --datasets cbmc_top2000 --steps 1500 --hidden 256 128 \\
+        --threads 1 --guidance 0 0.5 1 2 --zero-fill min nonzero_mean
 """
 
 from __future__ import annotations
