@@ -10,31 +10,51 @@ genes; top-50 DE genes by Wilcoxon, any direction and up-regulated) and the per-
 zero-fraction MAE (:func:`sdd.metrics.zero_fraction_mae`, mean over the two types):
 
 - ``real half A (floor)``: the training cells themselves, the best a generator can do;
-- ``SDD``: conditional SDD (``labels_key``), as many cells per type as half A has;
-- ``SDD sparsity_bits=False``: the plain-diffusion baseline, same settings;
-- ``scVI``: scvi-tools defaults if importable (latent from the prior, counts from its
-  likelihood, then the same normalisation), else a "not installed" row.
+- ``SDD w=<w>``: conditional SDD (``labels_key``), as many cells per type as half A has,
+  one row per classifier-free guidance weight of ``--guidance``, all generated from the
+  SAME trained model (guidance acts at sampling only); one model per ``--zero-fill``
+  value (``"min"``: the paper's scaling; ``"nonzero_mean"``: see :class:`sdd.SDD`);
+- ``SDD sparsity_bits=False``: the plain-diffusion baseline, same settings, ``w`` = the
+  first ``--guidance`` value;
+- ``scVI``: :class:`scvi.model.SCVI` with its defaults (10 latent dimensions, ZINB, one
+  hidden layer of 128; unsupervised: it never sees the cell types) on half A's raw counts
+  (``layers["counts"]`` restricted to the same genes), ``--scvi-epochs`` epochs (default:
+  scVI's own rule). scVI is not a conditional generator, so a cell of type ``t`` is made
+  as follows: the latent ``z`` is drawn from the encoder posterior ``q(z | x)`` of a
+  random training cell of type ``t`` (with replacement), the library size is the total
+  count of another random training cell of type ``t``, and the counts are sampled from
+  the decoder's ZINB likelihood; then normalize_total 1e4 + log1p as the real data. This
+  gives scVI the training cells' posteriors (close to reconstruction), an advantage SDD,
+  which starts from noise, does not have. Without scvi-tools the row says "not installed".
 
-    python benchmarks/perturbation.py --steps 1500 --hidden 256 128 --threads 1
+Data come from ``--data`` (default: ``$SDD_SHARED_DATA``, else ``../shared/data`` next to
+the repository), file ``scrna/<name>.h5ad`` with raw counts in ``X`` and ``cell_type``.
+
+    python benchmarks/perturbation.py --datasets cbmc_top2000 --steps 1500 --hidden 256 128 \\
+        --threads 1 --guidance 0 0.5 1 2 --zero-fill min nonzero_mean
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import scanpy as sc
+import torch
 
 import sdd
 
-DATA = Path("/work/shared/data/scrna")
 KEY = "cell_type"
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def load(name: str, n_genes: int, max_cells: int, seed: int):
-    adata = sc.read_h5ad(DATA / f"{name}.h5ad")
+def load(path: Path, n_genes: int, max_cells: int, seed: int):
+    if not path.exists():
+        raise SystemExit(f"{path} not found (pass --data or set SDD_SHARED_DATA).")
+    adata = sc.read_h5ad(path)
     top = adata.obs[KEY].value_counts().index[:2].tolist()
     adata = adata[adata.obs[KEY].isin(top)].copy()
     rng = np.random.default_rng(seed)
@@ -71,41 +91,69 @@ def score(cells, held_out, types) -> dict[str, float]:
     return values
 
 
-def sdd_row(train, args, sparsity_bits: bool):
+def row(label: str, v: dict[str, float], seconds: float) -> str:
+    return (
+        f"| {label} | {v['LFC_pearson']:.3f} | {v['LFC_spearman']:.3f} | "
+        f"{v['top50_overlap']:.2f} | {v['top50_up_overlap']:.2f} | "
+        f"{v['zf_mae']:.2f} | {seconds:.0f} |"
+    )
+
+
+def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales):
+    """Train one conditional SDD model; yield ``(w, cells, seconds)`` per guidance weight."""
     model_data = train.copy()
     sdd.SDD.setup_anndata(model_data, labels_key=KEY)
-    model = sdd.SDD(model_data, hidden=args.hidden, sparsity_bits=sparsity_bits)
+    # the network's initial weights come from torch's global generator (train's
+    # random_state seeds only the training stream): seed it so that a run repeats
+    torch.manual_seed(args.seed)
+    model = sdd.SDD(
+        model_data, hidden=args.hidden, sparsity_bits=sparsity_bits, zero_fill=zero_fill
+    )
     t0 = time.perf_counter()
     model.train(
         args.steps, batch_size=args.batch_size, lr=args.lr, random_state=args.seed, progress=False
     )
-    gen = model.generate(
-        labels=train.obs[KEY], n_steps=args.sampling_steps, random_state=args.seed, progress=False
-    )
-    return gen, time.perf_counter() - t0
+    trained = time.perf_counter() - t0
+    for w in scales:
+        t1 = time.perf_counter()
+        gen = model.generate(
+            labels=train.obs[KEY],
+            n_steps=args.sampling_steps,
+            guidance_scale=w,
+            random_state=args.seed,
+            progress=False,
+        )
+        yield w, gen, trained + time.perf_counter() - t1
 
 
 def scvi_row(train, args):
     import anndata as ad
     import scvi  # optional benchmark dependency
-    import torch
 
-    data = train.copy()
-    scvi.model.SCVI.setup_anndata(data, layer="counts", labels_key=KEY)
+    scvi.settings.seed = args.seed
+    data = ad.AnnData(train.layers["counts"].copy(), obs=train.obs[[KEY]].copy())
+    data.var_names = train.var_names
+    scvi.model.SCVI.setup_anndata(data)
     model = scvi.model.SCVI(data)
     t0 = time.perf_counter()
-    model.train(accelerator="cpu")
-    labels = data.obs[KEY].cat.codes.to_numpy()
-    library = np.asarray(data.layers["counts"].sum(1)).ravel()
-    module = model.module
-    z = torch.randn(data.n_obs, module.n_latent)
-    lib = torch.log(torch.tensor(library, dtype=torch.float32))[:, None]
+    model.train(max_epochs=args.scvi_epochs, accelerator="cpu", enable_progress_bar=False)
+    mean, var = model.get_latent_representation(return_dist=True)
+    library = np.asarray(data.X.sum(1)).ravel()
+    rng = np.random.default_rng(args.seed)
+    types = data.obs[KEY].astype(str).to_numpy()
+    source, size = np.empty(data.n_obs, int), np.empty(data.n_obs, int)
+    for t in np.unique(types):
+        where = np.flatnonzero(types == t)
+        source[where] = rng.choice(where, where.size)
+        size[where] = rng.choice(where, where.size)
+    eps = rng.standard_normal(mean.shape)
+    z = torch.tensor(mean[source] + np.sqrt(var[source]) * eps, dtype=torch.float32)
+    lib = torch.log(torch.tensor(library[size], dtype=torch.float32))[:, None]
+    torch.manual_seed(args.seed)
+    model.module.eval()
     with torch.no_grad():
-        out = module.generative(
-            z=z,
-            library=lib,
-            batch_index=torch.zeros(data.n_obs, 1).long(),
-            y=torch.tensor(labels)[:, None].long(),
+        out = model.module.generative(
+            z=z, library=lib, batch_index=torch.zeros(data.n_obs, 1, dtype=torch.long)
         )
         counts = out["px"].sample().numpy()
     gen = ad.AnnData(counts.astype(np.float32), obs=data.obs[[KEY]].copy())
@@ -118,6 +166,12 @@ def scvi_row(train, args):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=["cbmc_top2000", "mouse_bladder_top2000"])
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("SDD_SHARED_DATA", DEFAULT_DATA)),
+        help="shared data folder (holds scrna/<dataset>.h5ad); default $SDD_SHARED_DATA",
+    )
     p.add_argument("--genes", type=int, default=1000)
     p.add_argument("--max-cells", type=int, default=1000, help="most cells per type")
     p.add_argument("--steps", type=int, default=1500)
@@ -125,19 +179,39 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--sampling-steps", type=int, default=100)
+    p.add_argument(
+        "--guidance", type=float, nargs="+", default=[0.0], help="guidance weights, one row each"
+    )
+    p.add_argument(
+        "--zero-fill",
+        nargs="+",
+        default=["min"],
+        choices=["min", "nonzero_mean"],
+        help="one SDD model per value",
+    )
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        default=["floor", "sdd", "baseline", "scvi"],
+        choices=["floor", "sdd", "baseline", "scvi"],
+    )
+    p.add_argument(
+        "--scvi-epochs", type=int, default=None, help="scVI epochs (default: scVI's own rule)"
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    import torch
-
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     print(
         f"steps {args.steps}, hidden {args.hidden}, batch {args.batch_size}, lr {args.lr}, "
-        f"DDPM {args.sampling_steps} steps, {args.genes} HVG, seed {args.seed}"
+        f"DDPM {args.sampling_steps} steps, {args.genes} HVG, seed {args.seed}, "
+        f"scVI epochs {args.scvi_epochs or 'default'}"
     )
     for name in args.datasets:
-        train, held_out, types = load(name, args.genes, args.max_cells, args.seed)
+        train, held_out, types = load(
+            args.data / "scrna" / f"{name}.h5ad", args.genes, args.max_cells, args.seed
+        )
         print(
             f"\n{name}: {types[0]} vs {types[1]}, {train.n_obs} training / "
             f"{held_out.n_obs} held-out cells\n"
@@ -146,26 +220,33 @@ def main() -> None:
             "| row | LFC Pearson | LFC Spearman | top-50 overlap | top-50 up overlap "
             "| zero-fraction MAE (pp) | train+generate (s) |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        rows = [
-            ("real half A (floor)", lambda t: (t, 0.0)),
-            ("SDD", lambda t: sdd_row(t, args, True)),
-            ("SDD sparsity_bits=False", lambda t: sdd_row(t, args, False)),
-            ("scVI defaults", lambda t: scvi_row(t, args)),
-        ]
-        for label, make in rows:
+        print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+
+        def show(label, cells, seconds, held_out=held_out, types=types):
+            print(row(label, score(cells, held_out, types), seconds), flush=True)
+
+        if "floor" in args.rows:
+            show("real half A (floor)", train, 0.0)
+        if "sdd" in args.rows:
+            for fill in args.zero_fill:
+                tag = "" if fill == "min" else f" zero_fill={fill}"
+                for w, cells, s in sdd_rows(
+                    train, args, sparsity_bits=True, zero_fill=fill, scales=args.guidance
+                ):
+                    show(f"SDD{tag} w={w:g}", cells, s)
+        if "baseline" in args.rows:
+            for w, cells, s in sdd_rows(
+                train, args, sparsity_bits=False, zero_fill="min", scales=args.guidance[:1]
+            ):
+                show(f"SDD sparsity_bits=False w={w:g}", cells, s)
+        if "scvi" in args.rows:
             try:
-                cells, seconds = make(train)
+                cells, seconds = scvi_row(train, args)
             except ImportError:
-                print(f"| {label}: not installed | | | | | | |")
-                continue
-            v = score(cells, held_out, types)
-            print(
-                f"| {label} | {v['LFC_pearson']:.3f} | {v['LFC_spearman']:.3f} | "
-                f"{v['top50_overlap']:.2f} | {v['top50_up_overlap']:.2f} | "
-                f"{v['zf_mae']:.2f} | {seconds:.0f} |",
-                flush=True,
-            )
+                print("| scVI defaults: not installed | | | | | | |")
+            else:
+                epochs = args.scvi_epochs or "default"
+                show(f"scVI defaults ({epochs} epochs)", cells, seconds)
 
 
 if __name__ == "__main__":
