@@ -121,6 +121,7 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     init = {**init, "sparsity_bits": bits}
     if not bits:
         init.pop("zero_fill", None)
+    torch.manual_seed(args.seed)  # the network's initial weights
     model = sdd.SDD(train, **init)
     t0 = time.perf_counter()
     model.train(
