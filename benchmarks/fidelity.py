@@ -72,6 +72,8 @@ RECIPES: dict[str, tuple[dict, dict]] = {
         {"hidden": (1024, 512, 256), "zero_fill": "nonzero_mean"},
         {"lr": 2e-4, "batch_size": 256},
     ),
+    "small-lr2": ({"hidden": (256, 128, 64)}, {"lr": 2e-3, "batch_size": 128}),
+    "mid": ({"hidden": (512, 256, 128)}, {"lr": 1e-3, "batch_size": 128}),
     "mid-fill": (
         {"hidden": (512, 256, 128), "zero_fill": "nonzero_mean"},
         {"lr": 5e-4, "batch_size": 128},
