@@ -167,7 +167,6 @@ def test_load_corrupt_or_foreign(trained_model, tmp_path):
         sdd.SDD.load(tmp_path / "j")
 
 
-
 def _resave(state, weights):
     """Write edited weights and their checksum: a consistent file with wrong content."""
     import hashlib

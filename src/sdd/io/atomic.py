@@ -99,7 +99,9 @@ def write_h5ad(adata: Any, path: str | os.PathLike, *, overwrite: bool = False) 
     return Path(os.path.expanduser(path))
 
 
-def write_csv(table: Any, path: str | os.PathLike, *, overwrite: bool = False, **kwargs: Any) -> Path:
+def write_csv(
+    table: Any, path: str | os.PathLike, *, overwrite: bool = False, **kwargs: Any
+) -> Path:
     """``table.to_csv`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path, overwrite=overwrite) as tmp:
         table.to_csv(tmp, **kwargs)
