@@ -147,12 +147,7 @@ class Scaler:
 
     def _scale(self, device: torch.device) -> torch.Tensor:
         # cached per device: no host-to-device copy per minibatch
-        key = str(device)
-        cached = self._on_device.get(key)
-        if cached is None or cached[0] != id(self.scale):
-            cached = (id(self.scale), torch.as_tensor(self.scale).to(device))
-            self._on_device[key] = cached
-        return cached[1]
+        return self._cached("scale", self.scale, device)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Map values to [-1, 1]."""
@@ -200,15 +195,7 @@ class Scaler:
         return ~((low >= 0) & (high <= cached[1]))
 
     def _upper(self, device: torch.device) -> torch.Tensor:
-        key = f"upper:{device}"
-        cached = self._on_device.get(key)
-        if cached is None or cached[0] != id(self.gene_max):
-            cached = (
-                id(self.gene_max),
-                torch.as_tensor(self.gene_max.reshape(self.scale.shape)).to(device),
-            )
-            self._on_device[key] = cached
-        return cached[1]
+        return self._cached("upper", self.gene_max, device)  # same shape as ``scale``
 
     def __getstate__(self) -> dict:
         state = {"scale": self.gene_max}
