@@ -1,4 +1,15 @@
-"""Training objective: x0-prediction with L2 loss and self-conditioning."""
+"""Training objective: L2 loss on the x0 (or v) prediction, with self-conditioning.
+
+Two parameterisations of the network output ``f``:
+
+- ``"x0"`` (the SDD paper): ``f`` is the clean-data estimate, loss ``|f - x0|^2``.
+- ``"v"`` (Salimans & Ho 2022): ``f`` estimates ``v = alpha eps - sigma x0`` and the
+  clean estimate is ``alpha x_t - sigma f``; loss ``|f - v|^2``. At low noise the clean
+  estimate is then mostly the input ``x_t`` itself, so a small or briefly trained network
+  no longer has to reproduce every feature of ``x_t`` through its hidden layers.
+
+Either way the denoiser the samplers see returns the clean estimate.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +19,20 @@ import torch
 
 from .schedule import CosineSchedule
 
-__all__ = ["diffusion_loss"]
+__all__ = ["diffusion_loss", "PREDICTIONS", "to_x0"]
+
+PREDICTIONS = ("x0", "v")
 
 Denoiser = Callable[..., torch.Tensor]
+
+
+def to_x0(
+    out: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, prediction: str
+) -> torch.Tensor:
+    """Clean-data estimate from the network output ``out`` (``alpha``/``sigma`` broadcast)."""
+    if prediction == "x0":
+        return out
+    return alpha * x_t - sigma * out
 
 
 def diffusion_loss(
@@ -22,8 +44,9 @@ def diffusion_loss(
     self_condition: bool = True,
     self_condition_prob: float = 0.5,
     generator: torch.Generator | None = None,
+    prediction: str = "x0",
 ) -> torch.Tensor:
-    """Mean squared error of the x0 prediction at a uniformly drawn time.
+    """Mean squared error of the x0 (or v) prediction at a uniformly drawn time.
 
     With ``self_condition``, a fraction ``self_condition_prob`` of the steps first run
     the denoiser without self-conditioning and feed its detached estimate back as input
@@ -42,13 +65,16 @@ def diffusion_loss(
     self_condition_prob
         Probability of a self-conditioning step. ``0`` and ``1`` draw no random number
         (and read nothing back from the device).
+    prediction
+        ``"x0"`` or ``"v"``: what the denoiser's output estimates (see the module notes).
     """
     n = x0.shape[0]
     t = torch.rand(n, device=x0.device, generator=generator)
     eps = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
     alpha, sigma = schedule.alpha_sigma(t)
     shape = (n,) + (1,) * (x0.ndim - 1)
-    x_t = alpha.view(shape) * x0 + sigma.view(shape) * eps
+    alpha, sigma = alpha.view(shape), sigma.view(shape)
+    x_t = alpha * x0 + sigma * eps
 
     self_cond = torch.zeros_like(x0)
     # probabilities 0 and 1 draw no coin: no device read-back, so the step can be
@@ -61,6 +87,8 @@ def diffusion_loss(
         )
     ):
         with torch.no_grad():
-            self_cond = denoiser(x_t, t, self_cond, cond).clamp(-1.0, 1.0)
-    x0_hat = denoiser(x_t, t, self_cond, cond)
-    return torch.mean((x0_hat - x0) ** 2)
+            out = denoiser(x_t, t, self_cond, cond)
+            self_cond = to_x0(out, x_t, alpha, sigma, prediction).clamp(-1.0, 1.0)
+    out = denoiser(x_t, t, self_cond, cond)
+    target = x0 if prediction == "x0" else alpha * eps - sigma * x0
+    return torch.mean((out - target) ** 2)

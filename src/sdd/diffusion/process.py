@@ -19,7 +19,7 @@ from torch.nn.functional import softplus
 
 from . import blackout
 from .guidance import classifier_free_guidance
-from .loss import diffusion_loss
+from .loss import PREDICTIONS, diffusion_loss, to_x0
 from .samplers import SAMPLERS, sample
 from .schedule import CosineSchedule
 
@@ -103,6 +103,10 @@ class GaussianDiffusion:
         Noise schedule (default: cosine log-SNR from 15 to -15).
     self_condition
         Train and sample with self-conditioning (Chen et al., "Analog Bits").
+    prediction
+        What the network's output estimates: ``"x0"`` (the clean data, the paper's) or
+        ``"v"`` (``alpha eps - sigma x0``; see :mod:`sdd.diffusion.loss`). The sampler
+        always receives the clean estimate.
 
     Examples
     --------
@@ -113,9 +117,18 @@ class GaussianDiffusion:
     True
     """
 
-    def __init__(self, schedule: CosineSchedule | None = None, *, self_condition: bool = True):
+    def __init__(
+        self,
+        schedule: CosineSchedule | None = None,
+        *,
+        self_condition: bool = True,
+        prediction: str = "x0",
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"Unknown prediction {prediction!r}; choose one of {PREDICTIONS}.")
         self.schedule = schedule if schedule is not None else CosineSchedule()
         self.self_condition = bool(self_condition)
+        self.prediction = prediction
 
     def loss(self, net, x0, cond=None, *, generator=None, self_cond=None) -> torch.Tensor:
         """x0-prediction L2 loss (:func:`~sdd.diffusion.diffusion_loss`).
@@ -126,16 +139,23 @@ class GaussianDiffusion:
         if self_cond is None:
             return diffusion_loss(
                 net, x0, self.schedule, cond=cond, self_condition=self.self_condition,
-                generator=generator,
+                generator=generator, prediction=self.prediction,
             )  # fmt: skip
         return diffusion_loss(
             net, x0, self.schedule, cond=cond, self_condition=bool(self_cond) and self.self_condition,
-            self_condition_prob=1.0, generator=generator,
+            self_condition_prob=1.0, generator=generator, prediction=self.prediction,
         )  # fmt: skip
 
     def denoiser(self, net, cond, guidance_scale) -> Callable[..., torch.Tensor]:
-        """``denoise(x_t, t, self_cond)`` with classifier-free guidance."""
-        return classifier_free_guidance(net, net, cond, guidance_scale)
+        """``denoise(x_t, t, self_cond) -> x0_hat`` with classifier-free guidance."""
+        if self.prediction == "x0":
+            return classifier_free_guidance(net, net, cond, guidance_scale)
+
+        def clean(x_t, t, self_cond, codes):
+            alpha, sigma = (v.view(-1, *(1,) * (x_t.ndim - 1)) for v in self.schedule.alpha_sigma(t))
+            return to_x0(net(x_t, t, self_cond, codes), x_t, alpha, sigma, self.prediction)
+
+        return classifier_free_guidance(clean, net, cond, guidance_scale)
 
     def check_options(self, *, sampler: str = "ddpm", n_steps: int = 250) -> dict[str, Any]:
         """``sampler`` in ``("ddpm", "ddim")`` and a positive integer ``n_steps``."""

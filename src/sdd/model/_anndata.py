@@ -74,6 +74,10 @@ class SDD(AnnDataModel):
         guidance); only used with ``labels_key``.
     logsnr_min, logsnr_max
         Range of the cosine log-SNR schedule.
+    prediction
+        What the network estimates: ``"x0"`` (the clean cell, the paper's) or ``"v"``
+        (``alpha eps - sigma x0``, Salimans & Ho 2022; at low noise the clean estimate is
+        then mostly the noisy input itself, see :mod:`sdd.diffusion.loss`).
     zero_fill
         Value-half encoding of a zero entry (with sparsity bits): ``"min"`` (-1, the
         paper's scaling) or ``"nonzero_mean"`` (the gene's mean non-zero value, so the
@@ -111,6 +115,7 @@ class SDD(AnnDataModel):
         condition_dropout: float = 0.1,
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
+        prediction: Literal["x0", "v"] = "x0",
         zero_fill: Literal["min", "nonzero_mean"] = "min",
         weight_sparsity: float = 0.0,
         **sparse: Any,

@@ -114,10 +114,13 @@ class DiffusionModel(CheckpointMixin):
         raise NotImplementedError
 
     def _make_process(self) -> Any:
-        """The Gaussian (+ sparsity bits) process of ``logsnr_min/max``, ``self_condition``."""
+        """The Gaussian (+ sparsity bits) process of ``logsnr_min/max``, ``self_condition``,
+        ``prediction``."""
         a = self.init_args_
         schedule = CosineSchedule(a["logsnr_min"], a["logsnr_max"])
-        return GaussianDiffusion(schedule, self_condition=a["self_condition"])
+        return GaussianDiffusion(
+            schedule, self_condition=a["self_condition"], prediction=a.get("prediction", "x0")
+        )
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         raise NotImplementedError
