@@ -76,6 +76,9 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "mid": ({"hidden": (512, 256, 128)}, {"lr": 1e-3, "batch_size": 128}),
     "small-v": ({"hidden": (256, 128, 64), "prediction": "v"}, {"lr": 1e-3, "batch_size": 128}),
     "mid-v": ({"hidden": (512, 256, 128), "prediction": "v"}, {"lr": 1e-3, "batch_size": 128}),
+    "mid-vd": (
+        {"hidden": (512, 256, 128), "prediction": "v-data"}, {"lr": 1e-3, "batch_size": 128}
+    ),
     "paper-v": ({"hidden": (1024, 512, 256), "prediction": "v"}, {"lr": 2e-4, "batch_size": 256}),
     "mid-fill": (
         {"hidden": (512, 256, 128), "zero_fill": "nonzero_mean"},

@@ -3,6 +3,8 @@
 Two parameterisations of the network output ``f``:
 
 - ``"x0"`` (the SDD paper): ``f`` is the clean-data estimate, loss ``|f - x0|^2``.
+- ``"v-data"``: ``"v"`` for the data half and ``"x0"`` for the sparsity-bit half of an
+  SDD encoding ``[x, sb]`` (split along axis 1, :mod:`sdd.diffusion.sparsity`).
 - ``"v"`` (Salimans & Ho 2022): ``f`` estimates ``v = alpha eps - sigma x0`` and the
   clean estimate is ``alpha x_t - sigma f``; loss ``|f - v|^2``. At low noise the clean
   estimate is then mostly the input ``x_t`` itself, so a small or briefly trained network
@@ -21,7 +23,7 @@ from .schedule import CosineSchedule
 
 __all__ = ["diffusion_loss", "PREDICTIONS", "to_x0"]
 
-PREDICTIONS = ("x0", "v")
+PREDICTIONS = ("x0", "v", "v-data")
 
 Denoiser = Callable[..., torch.Tensor]
 
@@ -32,7 +34,19 @@ def to_x0(
     """Clean-data estimate from the network output ``out`` (``alpha``/``sigma`` broadcast)."""
     if prediction == "x0":
         return out
-    return alpha * x_t - sigma * out
+    x0 = alpha * x_t - sigma * out
+    if prediction == "v-data":
+        return torch.cat([x0.chunk(2, dim=1)[0], out.chunk(2, dim=1)[1]], dim=1)
+    return x0
+
+
+def _target(x0: torch.Tensor, eps: torch.Tensor, alpha, sigma, prediction: str) -> torch.Tensor:
+    if prediction == "x0":
+        return x0
+    v = alpha * eps - sigma * x0
+    if prediction == "v-data":
+        return torch.cat([v.chunk(2, dim=1)[0], x0.chunk(2, dim=1)[1]], dim=1)
+    return v
 
 
 def diffusion_loss(
@@ -90,5 +104,4 @@ def diffusion_loss(
             out = denoiser(x_t, t, self_cond, cond)
             self_cond = to_x0(out, x_t, alpha, sigma, prediction).clamp(-1.0, 1.0)
     out = denoiser(x_t, t, self_cond, cond)
-    target = x0 if prediction == "x0" else alpha * eps - sigma * x0
-    return torch.mean((out - target) ** 2)
+    return torch.mean((out - _target(x0, eps, alpha, sigma, prediction)) ** 2)

@@ -115,7 +115,7 @@ class SDD(AnnDataModel):
         condition_dropout: float = 0.1,
         logsnr_min: float = -15.0,
         logsnr_max: float = 15.0,
-        prediction: Literal["x0", "v"] = "x0",
+        prediction: Literal["x0", "v", "v-data"] = "x0",
         zero_fill: Literal["min", "nonzero_mean"] = "min",
         weight_sparsity: float = 0.0,
         **sparse: Any,
