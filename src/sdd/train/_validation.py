@@ -311,7 +311,8 @@ def train_validated(
         Adam state to continue from.
     patience
         Stop after this many evaluations in a row without a relative improvement of
-        :data:`MIN_DELTA` (``None``: never stop early).
+        :data:`MIN_DELTA` (``None``: never stop early); the stop is logged (INFO) on
+        the ``"sdd"`` logger. The evaluation at the end of the last chunk never stops.
     progress
         Show one progress bar over all chunks, with the last validation loss.
 
