@@ -244,7 +244,10 @@ def test_cli_defaults_are_the_python_defaults(kind, name):
     init, train, gen = (_signature(cls, m) for m in ("__init__", "train", "generate"))
     fit = build_parser(kind).parse_args(["fit", "data", "-o", "m", "--model", kind])
     pairs = [("max_steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "lr"),
-             ("ema_decay", "ema_decay"), ("seed", "random_state"), ("accelerator", "accelerator")]  # fmt: skip
+             ("ema_decay", "ema_decay"), ("seed", "random_state"), ("accelerator", "accelerator"),
+             ("validation_size", "validation_size"), ("validation_every", "validation_every"),
+             ("early_stopping", "early_stopping"),
+             ("early_stopping_patience", "early_stopping_patience")]  # fmt: skip
     for dest, param in pairs:
         assert getattr(fit, dest) == train[param].default, dest
     for dest in ("hidden", "emb_dim", "sparsity_bits"):

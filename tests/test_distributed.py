@@ -52,6 +52,12 @@ diffusion_loss(local, x, schedule, generator=gen(), self_condition=False).backwa
 local_grad = torch.cat([p.grad.flatten() for p in local.parameters()])
 gathered = [torch.zeros_like(local_grad) for _ in range(world)]
 dist.all_gather(gathered, local_grad)
+# validation with early stopping: every rank evaluates, all stop at the same step
+held = sdd.SDD(adata, hidden=(16, 8), emb_dim=8)
+held.train(
+    max_steps=8, batch_size=8, lr=1e-12, accelerator="cpu", progress=False,
+    validation_size=0.25, validation_every=2, early_stopping=True, early_stopping_patience=1,
+)
 torch.save(
     {
         "world": world,
@@ -63,6 +69,8 @@ torch.save(
         "ddp_grad": ddp_grad,
         "local_grad": local_grad,
         "mean_grad": torch.stack(gathered).mean(0),
+        "validation": torch.as_tensor(held.history_.to_numpy()),
+        "held_out": torch.as_tensor(held.validation_indices_),
     },
     f"{out}/rank{rank}.pt",
 )
@@ -90,6 +98,9 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path):
     assert torch.equal(r0["ddp_grad"], r1["ddp_grad"])
     assert not torch.equal(r0["local_grad"], r1["local_grad"])
     torch.testing.assert_close(r0["ddp_grad"], r0["mean_grad"], rtol=1e-5, atol=1e-7)
+    assert torch.equal(r0["held_out"], r1["held_out"])
+    assert r0["validation"].shape[0] == 4  # stopped at the second evaluation, on both ranks
+    torch.testing.assert_close(r0["validation"], r1["validation"], equal_nan=True)
 
 
 def test_single_process_helpers(monkeypatch):

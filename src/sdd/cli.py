@@ -54,6 +54,10 @@ _FIT_OPTIONS: dict[str, _Option] = {
     "batch_size": ("--batch-size", "train", "batch_size", "examples per step", {"type": int}),
     "lr": ("--lr", "train", "lr", "Adam learning rate", {"type": float}),
     "ema_decay": ("--ema-decay", "train", "ema_decay", "EMA decay of the weights", {"type": float}),
+    "validation_size": ("--validation-size", "train", "validation_size", "fraction of cells (images) held out for a validation loss (auto: no split)", {"type": float}),
+    "validation_every": ("--validation-every", "train", "validation_every", "steps between validation losses (auto: an epoch, at most 50 per run)", {"type": int}),
+    "early_stopping": ("--early-stopping", "train", "early_stopping", "stop when the validation loss stops improving", {"action": argparse.BooleanOptionalAction}),
+    "early_stopping_patience": ("--early-stopping-patience", "train", "early_stopping_patience", "validation losses without improvement before stopping", {"type": int}),
     "hidden": ("--hidden", "__init__", "hidden", "MLP encoder widths", {"type": int, "nargs": "+"}),
     "emb_dim": ("--emb-dim", "__init__", "emb_dim", "time/label embedding size (auto: from the U-Net width)", {"type": int}),
     "sparsity_bits": ("--sparsity-bits", "__init__", "sparsity_bits", "model the zero pattern (off: the plain baseline)", {"action": argparse.BooleanOptionalAction}),
@@ -389,9 +393,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     model.train(**train, progress=not args.quiet)
     model.save(out, overwrite=args.overwrite)
     final = float(model.history_["loss"].tail(100).mean())
+    steps = model.train_args_.get("steps_trained", model.train_args_["max_steps"])
+    validation = model.history_.get("validation_loss")
+    held_out = (
+        f", validation loss {validation.dropna().iloc[-1]:.4g}" if validation is not None else ""
+    )
     _log(
-        f"trained {model.train_args_['max_steps']} steps in {time.perf_counter() - start:.1f} s "
-        f"(final loss {final:.4g}); saved {out}",
+        f"trained {steps} steps in {time.perf_counter() - start:.1f} s "
+        f"(final loss {final:.4g}{held_out}); saved {out}",
         quiet=args.quiet,
     )
     return 0

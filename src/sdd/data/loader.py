@@ -64,6 +64,20 @@ def rows_dense(matrix: Any, index: np.ndarray) -> np.ndarray:
     return block.astype(np.float32, copy=False)
 
 
+def _check_rows(rows: Any, n_rows: int) -> np.ndarray:
+    """``rows`` as int64 indices: distinct, in ``[0, n_rows)``, at least one."""
+    index = np.asarray(rows)
+    if index.ndim != 1 or not (index.size == 0 or np.issubdtype(index.dtype, np.integer)):
+        raise TypeError(f"rows must be a 1-D array of integer row indices, got {rows!r}.")
+    if index.size == 0:
+        raise ValueError("rows is empty: no rows to draw minibatches from.")
+    if index.min() < 0 or index.max() >= n_rows:
+        raise ValueError(f"rows must be in [0, {n_rows}), got {index.min()}..{index.max()}.")
+    if np.unique(index).size != index.size:
+        raise ValueError("rows has repeated indices.")
+    return index.astype(np.int64)
+
+
 def _sparse_like(matrix: Any) -> bool:
     """SciPy sparse, or a backed sparse dataset (anndata's have ``format`` "csr"/"csc")."""
     return sp.issparse(matrix) or getattr(matrix, "format", None) in ("csr", "csc")
@@ -91,7 +105,9 @@ class RowBatches:
     stream depends only on ``random_state`` and ``k``, so a run that starts at
     ``start_batch=k`` continues the stream exactly where an earlier one stopped. With ``world_size > 1`` (data-parallel
     training) every rank draws the same permutation and takes its own ``batch_size``
-    rows of each global batch of ``batch_size * world_size`` rows.
+    rows of each global batch of ``batch_size * world_size`` rows. With ``rows`` (a
+    subset, e.g. the training rows of a validation split) the epochs are permutations of
+    those rows only: ``rows[permutation(len(rows))]``.
 
     Parameters
     ----------
@@ -115,6 +131,9 @@ class RowBatches:
         leaves the data where it is.
     rank, world_size
         This process's rank and the number of processes in data-parallel training.
+    rows
+        Indices of the rows to draw minibatches from (distinct, in ``[0, n_rows)``);
+        ``None``: all rows. Other rows are still readable with :meth:`rows_at`.
     fetch_rows
         Rows read at once from host or disk storage (several minibatches).
     prefetch
@@ -142,6 +161,7 @@ class RowBatches:
         data_on_device: bool | None = None,
         rank: int = 0,
         world_size: int = 1,
+        rows: np.ndarray | Sequence[int] | None = None,
         fetch_rows: int = 4096,
         prefetch: bool | None = None,
         memory_fraction: float = 0.5,
@@ -156,15 +176,17 @@ class RowBatches:
         if data_on_device not in (None, True, False):
             raise TypeError(f"data_on_device must be True, False or None, got {data_on_device!r}.")
         self.matrix = matrix
-        self.n = int(shape[0])
+        self.n_rows = int(shape[0])
+        self.rows = None if rows is None else _check_rows(rows, self.n_rows)
+        self.n = self.n_rows if self.rows is None else len(self.rows)
         self.rank, self.world_size = int(rank), int(world_size)
         if self.n < self.world_size:
             raise ValueError(f"{self.n} rows cannot be shared by {self.world_size} processes.")
         self.batch_size = min(int(batch_size), self.n // self.world_size)
         self.device = torch.device(device)
         self.codes = None if codes is None else torch.as_tensor(np.asarray(codes), dtype=torch.long)
-        if self.codes is not None and self.codes.shape[0] != self.n:
-            raise ValueError(f"codes has {self.codes.shape[0]} rows, the matrix {self.n}.")
+        if self.codes is not None and self.codes.shape[0] != self.n_rows:
+            raise ValueError(f"codes has {self.codes.shape[0]} rows, the matrix {self.n_rows}.")
         self.seed = int(random_state)
         self._order = np.empty(0, dtype=np.int64)
         self._pos = 0
@@ -258,7 +280,8 @@ class RowBatches:
         return max(1, self.n // (self.batch_size * self.world_size))
 
     def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, int(epoch)]).permutation(self.n)
+        order = np.random.default_rng([self.seed, int(epoch)]).permutation(self.n)
+        return order if self.rows is None else self.rows[order]
 
     def _next_index(self) -> np.ndarray:
         """Row indices of this rank's next minibatch (host array)."""
@@ -297,6 +320,32 @@ class RowBatches:
             x = torch.from_numpy(rows_dense(self.matrix, index))
             return x, None if self.codes is None else self.codes[index]
         return self._from_payload(self._next_payload())
+
+    def rows_at(
+        self, index: np.ndarray | Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The given rows ``(dense float32, codes or None)`` on the device, in that order.
+
+        Read from the same storage as the minibatches: any row of the matrix, not only
+        ``rows`` (e.g. rows held out of training for validation). The stream of
+        minibatches does not move.
+
+        Examples
+        --------
+        >>> batches = RowBatches(np.eye(3), batch_size=2, device="cpu", rows=[0, 1])
+        >>> batches.rows_at([2])[0].tolist()
+        [[0.0, 0.0, 1.0]]
+        """
+        index = np.asarray(index, dtype=np.int64)
+        if self.storage == "device":
+            if not self._on_device:
+                self._to_device()
+            where = torch.as_tensor(index, device=self.device)
+            codes = None if self._codes_dev is None else self._codes_dev[where]
+            return self._gather_device(where), codes
+        x = torch.from_numpy(rows_dense(self.matrix, index)).to(self.device, non_blocking=True)
+        codes = None if self.codes is None else self.codes[index].to(self.device)
+        return x, codes
 
     def _gather_device(self, index: torch.Tensor) -> torch.Tensor:
         if self._dense is not None:
@@ -405,8 +454,9 @@ class RowBatches:
     def __repr__(self) -> str:
         where = f"{self.storage} ({self.device})"
         mb = f", {self.device_bytes / 2**20:.1f} MiB on device" if self.storage == "device" else ""
+        of = "" if self.rows is None else f" of {self.n_rows}"
         return (
-            f"RowBatches({self.n} rows, batch_size={self.batch_size}, storage={where}{mb}, "
+            f"RowBatches({self.n} rows{of}, batch_size={self.batch_size}, storage={where}{mb}, "
             f"rank {self.rank}/{self.world_size})"
         )
 
@@ -432,7 +482,7 @@ class MinibatchSampler(RowBatches):
         Cells x genes: NumPy array, SciPy sparse matrix or anndata backed dataset.
     scaler
         Maps raw values to [-1, 1] (``transform``).
-    batch_size, device, codes, random_state, start_batch, data_on_device, rank, world_size, prefetch
+    batch_size, device, codes, random_state, start_batch, data_on_device, rank, world_size, rows, prefetch
         See :class:`RowBatches`.
     feature_names
         Gene names (axis 1) for the out-of-range error; ``None``: the index.
@@ -463,6 +513,7 @@ class MinibatchSampler(RowBatches):
         data_on_device: bool | None = None,
         rank: int = 0,
         world_size: int = 1,
+        rows: np.ndarray | Sequence[int] | None = None,
         prefetch: bool | None = None,
         feature_names: Sequence[str] | None = None,
         check_every: int | None = None,
@@ -477,6 +528,7 @@ class MinibatchSampler(RowBatches):
             data_on_device=data_on_device,
             rank=rank,
             world_size=world_size,
+            rows=rows,
             prefetch=prefetch,
         )
         self.scaler = scaler
@@ -489,9 +541,15 @@ class MinibatchSampler(RowBatches):
         self._out_of_range: torch.Tensor | None = None
         self._calls = 0
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Return ``(scaled values, non-zero mask, condition codes or None)`` on the device."""
-        x, codes = self.next_batch()
+    def __call__(
+        self, index: np.ndarray | Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Return ``(scaled values, non-zero mask, condition codes or None)`` on the device.
+
+        ``index=None``: the next minibatch of the stream; otherwise the rows ``index``
+        (:meth:`~RowBatches.rows_at`, e.g. held-out rows), prepared the same way.
+        """
+        x, codes = self.next_batch() if index is None else self.rows_at(index)
         x = x.to(self.device, non_blocking=True)
         if codes is not None:
             codes = codes.to(self.device, non_blocking=True)

@@ -40,11 +40,16 @@ from ..train import (
     Snapshot,
     check_finite,
     check_lr,
+    check_validation_options,
+    default_validation_every,
+    held_out_rows,
     join_distributed,
     resolve_devices,
     resolve_fast,
     sample_split,
     train_denoiser,
+    train_validated,
+    validation_loss,
 )
 from ._checkpoint import SPARSE_OPTIONS, CheckpointMixin
 
@@ -59,7 +64,8 @@ class DiffusionModel(CheckpointMixin):
     Attributes set by every model: ``init_args_`` (the constructor's configuration),
     ``module`` (the network), ``ema_`` (:class:`~sdd.train.EMA`), ``process``,
     ``weight_masks_`` (or ``None``), ``history_`` (loss per step), ``is_trained_``,
-    ``train_args_``. ``history`` and ``is_trained`` are aliases, as in scvi-tools.
+    ``train_args_``, ``validation_indices_`` (rows held out by ``train(validation_size=)``,
+    or ``None``). ``history`` and ``is_trained`` are aliases, as in scvi-tools.
     """
 
     _model_class = "DiffusionModel"
@@ -102,6 +108,8 @@ class DiffusionModel(CheckpointMixin):
         self.is_trained_ = False
         self.train_args_: dict | None = None
         self._train_state: dict | None = None
+        self.validation_indices_: np.ndarray | None = None
+        self._validation: dict[str, Any] | None = None  # validation_size, n_rows
 
     def _check_init_args(self) -> None:
         """Raise on bad constructor arguments (common ones here; models add theirs)."""
@@ -224,6 +232,10 @@ class DiffusionModel(CheckpointMixin):
         batch_size: int = 256,
         lr: float = 2e-4,
         ema_decay: float = 0.9999,
+        validation_size: float | None = None,
+        validation_every: int | None = None,
+        early_stopping: bool = False,
+        early_stopping_patience: int = 5,
         accelerator: str = "auto",
         device: int | str | None = None,
         random_state: int | None = None,
@@ -241,6 +253,13 @@ class DiffusionModel(CheckpointMixin):
         or infinite loss, non-finite weights, Ctrl-C or any error), the model is
         restored to its state before the call and the error is raised.
 
+        ``validation_size`` holds rows out once per model (``validation_indices_``, saved
+        with it; later calls never train on them), as in scvi-tools. Every
+        ``validation_every`` steps and at the end, the process's loss on them (EMA
+        weights, eval mode, the same times and noise each time) goes into the
+        ``validation_loss`` column of :attr:`history` (NaN on other steps); see
+        :func:`sdd.train.train_validated`.
+
         Parameters
         ----------
         max_steps
@@ -251,6 +270,21 @@ class DiffusionModel(CheckpointMixin):
             Adam learning rate (paper: 2e-4).
         ema_decay
             Target EMA decay in [0, 1) (paper: 0.9999), reached after a warm-up.
+        validation_size
+            Fraction of the rows (cells, images) held out of training, in (0, 1);
+            ``None``: no split (unless the model already has one: it is kept). The
+            split is drawn on the first call and fixed for the model; another value
+            later is an error, and so is a first split for a model already trained
+            without one (all its rows were trained on).
+        validation_every
+            Steps between evaluations of the validation loss; ``None``: one epoch of
+            the training rows, but at most 50 evaluations per call (every
+            ``max_steps // 50`` steps). Needs a validation split.
+        early_stopping
+            Stop when the validation loss has not improved (by more than 0.1%) for
+            ``early_stopping_patience`` evaluations in a row. Needs a validation split.
+        early_stopping_patience
+            Evaluations without improvement before stopping (counted within the call).
         accelerator
             ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         device
@@ -286,9 +320,17 @@ class DiffusionModel(CheckpointMixin):
         ema_decay = check_unit_interval(ema_decay, "ema_decay")
         if random_state is not None:
             random_state = check_seed(random_state)
+        validation_size, validation_every, patience = check_validation_options(
+            validation_size, validation_every, early_stopping, early_stopping_patience
+        )
         dev, rank, world_size, is_distributed = join_distributed(accelerator, device, distributed)
         resume = self._train_state if random_state is None else None
         seed = resume["seed"] if resume else (random_state or 0)
+        held_out = held_out_rows(
+            self.validation_indices_, self._validation, int(matrix.shape[0]), validation_size,
+            seed=seed, trained=self.is_trained_, early_stopping=early_stopping,
+            validation_every=validation_every,
+        )  # fmt: skip
         generator = torch.Generator(dev)
         if resume and resume.get("device_type") == dev.type:
             generator.set_state(resume["generator"])
@@ -297,10 +339,12 @@ class DiffusionModel(CheckpointMixin):
             torch.manual_seed(seed + rank)
         start_batch = resume["batches"] if resume else 0
         snapshot = Snapshot(self.module, self.ema_, self.weight_masks_)
+        rows = None if held_out is None else np.setdiff1d(np.arange(matrix.shape[0]), held_out)
         batches = MinibatchSampler(
             matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
             random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
-            rank=rank, world_size=world_size, feature_names=getattr(self, "var_names_", None),
+            rank=rank, world_size=world_size, rows=rows,
+            feature_names=getattr(self, "var_names_", None),
         )  # fmt: skip
         self.module.to(dev)
         self.ema_.model.to(dev)
@@ -317,14 +361,39 @@ class DiffusionModel(CheckpointMixin):
         masks = self.weight_masks_
         if masks is not None:
             masks.plan(start, max_steps)
+        options = {
+            "steps_per_epoch": batches.steps_per_epoch, "lr": lr, "generator": generator,
+            "after_step": None if masks is None else masks.hook(self.module, self.ema_),
+            "fast": fast, "distributed": is_distributed,
+        }  # fmt: skip
+        optimizer_state = resume["optimizer"] if resume else None
+        every = validation_every or default_validation_every(batches.steps_per_epoch, max_steps)
+        show = progress and rank == 0
         try:
-            history, optimizer_state = train_denoiser(
-                self.module, self.ema_, next_batch, self.process, max_steps=max_steps,
-                steps_per_epoch=batches.steps_per_epoch, lr=lr,
-                optimizer_state=resume["optimizer"] if resume else None, start_step=start,
-                generator=generator, after_step=None if masks is None else masks.hook(self.module, self.ema_),
-                progress=progress and rank == 0, fast=fast, distributed=is_distributed,
-            )  # fmt: skip
+            if held_out is None:  # one call: the stream of a model without validation
+                history, optimizer_state = train_denoiser(
+                    self.module, self.ema_, next_batch, self.process, max_steps=max_steps,
+                    optimizer_state=optimizer_state, start_step=start,
+                    progress=show, **options,
+                )  # fmt: skip
+                steps = max_steps
+            else:  # chunks of `every` steps, each continuing the last; evaluations between
+
+                def chunk(n: int, done: int, state: dict | None, bar: Any) -> Any:
+                    return train_denoiser(
+                        self.module, self.ema_, next_batch, self.process, max_steps=n,
+                        optimizer_state=state, start_step=start + done, progress=bar, **options,
+                    )  # fmt: skip
+
+                def evaluate() -> float:  # on the held-out rows, read and encoded as in training
+                    read = (batches(held_out[i : i + batch_size]) for i in range(0, len(held_out), batch_size))  # fmt: skip
+                    encoded = ((self._encode(x, nonzero), c) for x, nonzero, c in read)
+                    return validation_loss(self.ema_.model, self.process, encoded, distributed=is_distributed)  # fmt: skip
+
+                history, optimizer_state, steps = train_validated(
+                    chunk, evaluate, max_steps=max_steps, every=every, optimizer_state=optimizer_state,
+                    patience=patience if early_stopping else None, progress=show,
+                )  # fmt: skip
             check_finite(self.module, self.ema_.model)
             batches.check_range()  # data changed after setup (read back at the end on GPUs)
         except BaseException as err:
@@ -346,7 +415,7 @@ class DiffusionModel(CheckpointMixin):
         )
         self._train_state = {
             "seed": int(seed),
-            "batches": int(start_batch + max_steps),
+            "batches": int(start_batch + steps),
             "generator": generator.get_state().cpu(),
             "optimizer": to_cpu(optimizer_state),
             "device_type": dev.type,
@@ -355,6 +424,15 @@ class DiffusionModel(CheckpointMixin):
             "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
             "random_state": int(seed), "fast": resolve_fast(fast, dev), "world_size": int(world_size),
         }  # fmt: skip
+        if held_out is not None:
+            self.validation_indices_ = held_out
+            size = validation_size or self._validation["validation_size"]
+            self._validation = {"validation_size": float(size), "n_rows": int(matrix.shape[0])}
+            self.train_args_.update(
+                validation_size=self._validation["validation_size"], n_validation=len(held_out),
+                validation_every=int(every), early_stopping=bool(early_stopping),
+                early_stopping_patience=patience, steps_trained=int(steps),
+            )  # fmt: skip
         self.is_trained_ = True
         return self
 

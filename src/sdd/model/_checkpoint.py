@@ -59,6 +59,8 @@ class CheckpointMixin:
             state["weight_masks"] = self.weight_masks_.state_dict()
         if with_optimizer and self._train_state is not None:
             state["train_state"] = self._train_state
+        if self.validation_indices_ is not None:  # the rows held out: never trained on
+            state["validation_indices"] = torch.as_tensor(self.validation_indices_)
         config = {
             "sdd_version": __version__,
             "model_class": self._model_class,
@@ -66,6 +68,7 @@ class CheckpointMixin:
             **self._data_config(),
             "is_trained": bool(self.is_trained_),
             "train_args": self.train_args_,
+            "validation": self._validation,
         }
         save_dir(os.path.expanduser(dir_path), state, config, overwrite=overwrite)
 
@@ -133,6 +136,9 @@ class CheckpointMixin:
         model.is_trained_ = bool(config.get("is_trained", False))
         model.train_args_ = config.get("train_args") or None
         model._train_state = state.get("train_state")
+        if "validation_indices" in state:
+            model.validation_indices_ = state["validation_indices"].numpy().astype("int64")
+            model._validation = dict(config["validation"])
         return model
 
     def _check_network_shapes(self, saved: Mapping[str, torch.Tensor]) -> None:

@@ -66,6 +66,8 @@ def fit(
     max_steps: int = 10_000,
     batch_size: int = 256,
     lr: float = 2e-4,
+    validation_size: float | None = None,
+    early_stopping: bool = False,
     accelerator: str = "auto",
     random_state: int = 0,
     progress: bool = True,
@@ -89,8 +91,10 @@ def fit(
         (optional; see :meth:`sdd.SDD.setup_anndata`).
     sparsity_bits
         ``False`` trains the plain diffusion baseline.
-    max_steps, batch_size, lr, accelerator, progress
-        Passed to :meth:`sdd.SDD.train`.
+    max_steps, batch_size, lr, validation_size, early_stopping, accelerator, progress
+        Passed to :meth:`sdd.SDD.train` (``validation_size``: hold that fraction of the
+        cells out and record a ``validation_loss`` in ``model.history``;
+        ``early_stopping``: stop when it stops improving).
     random_state
         Seed of the initial weights and of training: the same seed and data give the
         same model.
@@ -124,6 +128,8 @@ def fit(
         max_steps=max_steps,
         batch_size=batch_size,
         lr=lr,
+        validation_size=validation_size,
+        early_stopping=early_stopping,
         accelerator=accelerator,
         random_state=random_state,
         progress=progress,

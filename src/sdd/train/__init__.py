@@ -17,17 +17,34 @@ from ._generate import (
 )
 from ._loop import check_lr, train_denoiser
 from ._rollback import Snapshot, check_finite
+from ._validation import (
+    EarlyStopping,
+    ProgressBar,
+    check_validation_options,
+    check_validation_size,
+    default_validation_every,
+    held_out_rows,
+    split_rows,
+    train_validated,
+    validation_loss,
+)
 
 __all__ = [
     "EMA",
+    "EarlyStopping",
+    "ProgressBar",
     "GraphedDenoise",
     "Snapshot",
     "autocast_denoise",
     "check_finite",
     "check_output_memory",
+    "check_validation_options",
+    "check_validation_size",
     "decode_bits",
+    "default_validation_every",
     "check_lr",
     "distributed_info",
+    "held_out_rows",
     "init_distributed",
     "is_main_process",
     "join_distributed",
@@ -36,5 +53,8 @@ __all__ = [
     "resolve_fast",
     "sample_split",
     "shard",
+    "split_rows",
     "train_denoiser",
+    "train_validated",
+    "validation_loss",
 ]

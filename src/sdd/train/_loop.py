@@ -121,7 +121,7 @@ def train_denoiser(
     start_step: int = 0,
     generator: torch.Generator | None = None,
     after_step: Callable[[int], None] | None = None,
-    progress: bool = True,
+    progress: bool | tqdm = True,
     fast: bool | None = None,
     cuda_graph: bool | None = None,
     log_every: int = 100,
@@ -159,7 +159,8 @@ def train_denoiser(
         ``after_step(step)`` is called after each optimiser step and before the EMA
         update (e.g. to re-apply weight masks).
     progress
-        Show a progress bar.
+        Show a progress bar; or a ``tqdm`` bar to advance by ``max_steps`` and leave
+        open (one bar over several calls that continue each other).
     fast
         bf16 autocast + fused Adam (+ CUDA graphs); ``None``: on CUDA devices (unless
         the environment variable ``SDD_FAST=0``), ``True`` requires CUDA.
@@ -278,25 +279,37 @@ def _diverged(losses: np.ndarray, offset: int) -> None:
         raise FloatingPointError(f"Training diverged: loss is {losses[i]} at step {offset + i}.")
 
 
+def _progress_bar(progress: bool | tqdm, total: int) -> tuple[tqdm, bool]:
+    """The bar to advance and whether it is this call's own (to close at the end)."""
+    if isinstance(progress, tqdm):
+        return progress, False
+    return tqdm(total=total, desc="Training", disable=not progress, unit="step"), True
+
+
 def _plain_loop(
     model, denoiser, ema, optimizer, process, next_batch, *,
     start_step, after_step, generator, max_steps, progress,
 ) -> np.ndarray:  # fmt: skip
     losses = np.empty(max_steps, dtype=np.float64)
-    bar = tqdm(range(max_steps), desc="Training", disable=not progress, unit="step")
-    for i in bar:
-        x0, cond = next_batch()
-        loss = process.loss(model, x0, cond, generator=generator)
-        losses[i] = loss.item()
-        _diverged(losses[i : i + 1], start_step + i + 1)  # before the step touches the weights
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if after_step is not None:
-            after_step(start_step + i + 1)
-        ema.update(denoiser)
-        if i % 50 == 0 or i == max_steps - 1:
-            bar.set_postfix(loss=f"{losses[max(0, i - 49) : i + 1].mean():.4f}")
+    bar, own = _progress_bar(progress, max_steps)
+    try:
+        for i in range(max_steps):
+            x0, cond = next_batch()
+            loss = process.loss(model, x0, cond, generator=generator)
+            losses[i] = loss.item()
+            _diverged(losses[i : i + 1], start_step + i + 1)  # before the step touches weights
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step(start_step + i + 1)
+            ema.update(denoiser)
+            bar.update(1)
+            if i % 50 == 0 or i == max_steps - 1:
+                bar.set_postfix(loss=f"{losses[max(0, i - 49) : i + 1].mean():.4f}")
+    finally:
+        if own:
+            bar.close()
     return losses
 
 
@@ -371,10 +384,10 @@ class _FastLoop:
         self.graphs[use_sc].replay()
         return True
 
-    def run(self, *, progress: bool, log_every: int) -> np.ndarray:
+    def run(self, *, progress: bool | tqdm, log_every: int) -> np.ndarray:
         n = self.max_steps
         out = np.empty(n, dtype=np.float64)
-        bar = tqdm(total=n, desc="Training", disable=not progress, unit="step")
+        bar, own = _progress_bar(progress, n)
         synced = 0
         warmup = min(_WARMUP_STEPS, n) if self.cuda_graph else 0
         try:
@@ -418,7 +431,8 @@ class _FastLoop:
                 _diverged(out[synced:], self.start_step + synced + 1)
                 bar.update(n - synced)
         finally:
-            bar.close()
+            if own:
+                bar.close()
             self.graphs = {}
             self.static = None
         if self.ema_in_step:
