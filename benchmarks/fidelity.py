@@ -79,6 +79,18 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "mid-vd": (
         {"hidden": (512, 256, 128), "prediction": "v-data"}, {"lr": 1e-3, "batch_size": 128}
     ),
+    "mid-cos": (
+        {"hidden": (512, 256, 128)},
+        {"lr": 2e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 200},
+    ),
+    "mid-cos1": (
+        {"hidden": (512, 256, 128)},
+        {"lr": 1e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 200},
+    ),
+    "mid-cos-nosc": (
+        {"hidden": (512, 256, 128), "self_condition": False},
+        {"lr": 2e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 200},
+    ),
     "paper-v": ({"hidden": (1024, 512, 256), "prediction": "v"}, {"lr": 2e-4, "batch_size": 256}),
     "mid-fill": (
         {"hidden": (512, 256, 128), "zero_fill": "nonzero_mean"},

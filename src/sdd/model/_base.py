@@ -44,6 +44,7 @@ from ..train import (
     default_validation_every,
     held_out_rows,
     join_distributed,
+    lr_multiplier,
     resolve_devices,
     resolve_fast,
     sample_split,
@@ -232,6 +233,8 @@ class DiffusionModel(CheckpointMixin):
         batch_size: int = 256,
         lr: float = 2e-4,
         ema_decay: float = 0.9999,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
         validation_size: float | None = None,
         validation_every: int | None = None,
         early_stopping: bool = False,
@@ -285,6 +288,11 @@ class DiffusionModel(CheckpointMixin):
             ``early_stopping_patience`` evaluations in a row. Needs a validation split.
         early_stopping_patience
             Evaluations without improvement before stopping (counted within the call).
+        lr_schedule
+            ``"constant"`` (the paper's) or ``"cosine"``: linear warm-up over
+            ``warmup_steps``, then cosine decay to 0 at the last step of this call.
+        warmup_steps
+            Warm-up steps of the ``"cosine"`` schedule.
         accelerator
             ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         device
@@ -363,6 +371,7 @@ class DiffusionModel(CheckpointMixin):
             masks.plan(start, max_steps)
         options = {
             "steps_per_epoch": batches.steps_per_epoch, "lr": lr, "generator": generator,
+            "lr_schedule": lr_multiplier(lr_schedule, start=start, total=max_steps, warmup=warmup_steps),
             "after_step": None if masks is None else masks.hook(self.module, self.ema_),
             "fast": fast, "distributed": is_distributed,
         }  # fmt: skip
@@ -422,6 +431,7 @@ class DiffusionModel(CheckpointMixin):
         }
         self.train_args_ = {
             "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
+            "lr_schedule": lr_schedule, "warmup_steps": int(warmup_steps),
             "random_state": int(seed), "fast": resolve_fast(fast, dev), "world_size": int(world_size),
         }  # fmt: skip
         if held_out is not None:

@@ -16,6 +16,7 @@ from ._generate import (
     sample_split,
 )
 from ._loop import check_lr, train_denoiser
+from ._lr import LR_SCHEDULES, lr_multiplier
 from ._rollback import Snapshot, check_finite
 from ._validation import (
     EarlyStopping,
@@ -48,6 +49,8 @@ __all__ = [
     "init_distributed",
     "is_main_process",
     "join_distributed",
+    "LR_SCHEDULES",
+    "lr_multiplier",
     "resolve_device",
     "resolve_devices",
     "resolve_fast",

@@ -121,6 +121,7 @@ def train_denoiser(
     start_step: int = 0,
     generator: torch.Generator | None = None,
     after_step: Callable[[int], None] | None = None,
+    lr_schedule: Callable[[int], float] | None = None,
     progress: bool | tqdm = True,
     fast: bool | None = None,
     cuda_graph: bool | None = None,
@@ -158,6 +159,11 @@ def train_denoiser(
     after_step
         ``after_step(step)`` is called after each optimiser step and before the EMA
         update (e.g. to re-apply weight masks).
+    lr_schedule
+        ``lr_schedule(step)``: multiplier of ``lr`` for the optimiser step numbered
+        ``step`` (1-based, as in the history), e.g. from :func:`lr_multiplier`. ``None``:
+        constant ``lr``. On the fast path a schedule trains without CUDA graphs (the
+        learning rate changes between steps).
     progress
         Show a progress bar; or a ``tqdm`` bar to advance by ``max_steps`` and leave
         open (one bar over several calls that continue each other).
@@ -211,9 +217,11 @@ def train_denoiser(
     fast = resolve_fast(fast, device)
     distributed = _resolve_distributed(distributed)
     if cuda_graph is None:
-        cuda_graph = fast and not distributed
-    elif cuda_graph and (not fast or distributed):
-        raise ValueError("cuda_graph=True needs the fast path (CUDA) and no torch.distributed.")
+        cuda_graph = fast and not distributed and lr_schedule is None
+    elif cuda_graph and (not fast or distributed or lr_schedule is not None):
+        raise ValueError(
+            "cuda_graph=True needs the fast path (CUDA), no torch.distributed and no lr_schedule."
+        )
 
     model: nn.Module = denoiser
     if distributed:
@@ -232,13 +240,13 @@ def train_denoiser(
         if fast:
             losses = _FastLoop(
                 model, denoiser, ema, optimizer, process, next_batch,
-                start_step=start_step, after_step=after_step,
+                start_step=start_step, after_step=after_step, lr_at=_lr_setter(optimizer, lr, lr_schedule),
                 cuda_graph=cuda_graph, seed=_branch_seed(generator), max_steps=max_steps,
             ).run(progress=progress, log_every=log_every)  # fmt: skip
         else:
             losses = _plain_loop(
                 model, denoiser, ema, optimizer, process, next_batch,
-                start_step=start_step, after_step=after_step,
+                start_step=start_step, after_step=after_step, lr_at=_lr_setter(optimizer, lr, lr_schedule),
                 generator=generator, max_steps=max_steps, progress=progress,
             )  # fmt: skip
     finally:
@@ -279,6 +287,19 @@ def _diverged(losses: np.ndarray, offset: int) -> None:
         raise FloatingPointError(f"Training diverged: loss is {losses[i]} at step {offset + i}.")
 
 
+def _lr_setter(
+    optimizer: torch.optim.Optimizer, lr: float, schedule: Callable[[int], float] | None
+) -> Callable[[int], None] | None:
+    if schedule is None:
+        return None
+
+    def set_lr(step: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * schedule(step)
+
+    return set_lr
+
+
 def _progress_bar(progress: bool | tqdm, total: int) -> tuple[tqdm, bool]:
     """The bar to advance and whether it is this call's own (to close at the end)."""
     if isinstance(progress, tqdm):
@@ -288,7 +309,7 @@ def _progress_bar(progress: bool | tqdm, total: int) -> tuple[tqdm, bool]:
 
 def _plain_loop(
     model, denoiser, ema, optimizer, process, next_batch, *,
-    start_step, after_step, generator, max_steps, progress,
+    start_step, after_step, generator, max_steps, progress, lr_at=None,
 ) -> np.ndarray:  # fmt: skip
     losses = np.empty(max_steps, dtype=np.float64)
     bar, own = _progress_bar(progress, max_steps)
@@ -300,6 +321,8 @@ def _plain_loop(
             _diverged(losses[i : i + 1], start_step + i + 1)  # before the step touches weights
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if lr_at is not None:
+                lr_at(start_step + i + 1)
             optimizer.step()
             if after_step is not None:
                 after_step(start_step + i + 1)
@@ -318,12 +341,13 @@ class _FastLoop:
 
     def __init__(
         self, model, denoiser, ema, optimizer, process, next_batch, *,
-        start_step, after_step, cuda_graph, seed, max_steps,
+        start_step, after_step, cuda_graph, seed, max_steps, lr_at=None,
     ) -> None:  # fmt: skip
         self.model, self.denoiser, self.ema = model, denoiser, ema
         self.optimizer, self.process, self.next_batch = optimizer, process, next_batch
         self.self_condition = bool(getattr(process, "self_condition", False))
         self.start_step, self.after_step = start_step, after_step
+        self.lr_at = lr_at  # set only without CUDA graphs (train_denoiser sees to it)
         self.cuda_graph = cuda_graph
         self.max_steps = max_steps
         self.device = next(denoiser.parameters()).device
@@ -417,6 +441,8 @@ class _FastLoop:
             for i in range(warmup, n):
                 x0, cond = self.next_batch()
                 use_sc = bool(self.branches[i])
+                if self.lr_at is not None:  # no graphs then: the step runs eagerly
+                    self.lr_at(self.start_step + i + 1)
                 if not (self.graphs and self._replay(x0, cond, use_sc)):
                     self._step(x0, cond, use_sc)
                 self._after(i)
