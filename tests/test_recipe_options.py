@@ -105,3 +105,29 @@ def test_cosine_schedule_changes_training_and_ends_at_zero_lr():
     assert cos._train_state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0)
     assert const._train_state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
     assert cos.train_args_["lr_schedule"] == "cosine"
+
+
+def test_recipe_sets_network_and_training_defaults():
+    adata = make_counts_adata()
+    cpu = sdd.SDD(adata, emb_dim=16)
+    assert cpu.init_args_["recipe"] == "cpu" and tuple(cpu.init_args_["hidden"]) == (512, 256, 128)
+    cpu.train(2, progress=False)
+    assert (cpu.train_args_["lr"], cpu.train_args_["batch_size"]) == (1e-3, 128)
+    paper = sdd.SDD(adata, recipe="paper", hidden=(32, 16), emb_dim=16)
+    assert tuple(paper.init_args_["hidden"]) == (32, 16)  # explicit arguments win
+    paper.train(2, progress=False)
+    assert (paper.train_args_["lr"], paper.train_args_["batch_size"]) == (2e-4, 256)
+    paper.train(2, lr=5e-4, batch_size=64, progress=False)
+    assert (paper.train_args_["lr"], paper.train_args_["batch_size"]) == (5e-4, 64)
+    with pytest.raises(ValueError, match="recipe"):
+        sdd.SDD(adata, recipe="gpu")
+
+
+def test_recipe_survives_save_and_load(tmp_path):
+    adata = make_counts_adata()
+    model = sdd.SDD(adata, recipe="paper", **TINY)
+    model.train(2, progress=False)
+    model.save(tmp_path / "m")
+    loaded = sdd.SDD.load(tmp_path / "m", adata)
+    loaded.train(2, progress=False)
+    assert loaded.init_args_["recipe"] == "paper" and loaded.train_args_["lr"] == 2e-4

@@ -118,6 +118,10 @@ class DiffusionModel(CheckpointMixin):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {dropout}.")
 
+    def _train_defaults(self) -> dict[str, Any]:
+        """``lr`` and ``batch_size`` of ``train()`` when not given (the paper's)."""
+        return {"lr": 2e-4, "batch_size": 256}
+
     # hooks every model supplies
     def _build_network(self) -> torch.nn.Module:
         raise NotImplementedError
@@ -230,8 +234,8 @@ class DiffusionModel(CheckpointMixin):
         self,
         max_steps: int = 10_000,
         *,
-        batch_size: int = 256,
-        lr: float = 2e-4,
+        batch_size: int | None = None,
+        lr: float | None = None,
         ema_decay: float = 0.9999,
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
@@ -268,9 +272,11 @@ class DiffusionModel(CheckpointMixin):
         max_steps
             Optimiser steps (the paper trains 300k steps on a GPU).
         batch_size
-            Examples per step (paper: 256).
+            Examples per step. ``None``: the model's (SDD: its recipe's, 128 for
+            ``"cpu"``, 256 for ``"paper"``; Blackout: 256; images: 128).
         lr
-            Adam learning rate (paper: 2e-4).
+            Adam learning rate. ``None``: the model's (SDD: its recipe's, 1e-3 for
+            ``"cpu"``, 2e-4 for ``"paper"``; Blackout and images: 2e-4).
         ema_decay
             Target EMA decay in [0, 1) (paper: 0.9999), reached after a warm-up.
         validation_size
@@ -323,8 +329,9 @@ class DiffusionModel(CheckpointMixin):
         matrix, codes = self._training_data()
         home = self.device  # where the network goes back to afterwards
         max_steps = check_int(max_steps, "max_steps", 1)
-        batch_size = check_int(batch_size, "batch_size", 1)
-        lr = check_lr(lr)
+        recipe = self._train_defaults()
+        batch_size = check_int(recipe["batch_size"] if batch_size is None else batch_size, "batch_size", 1)  # fmt: skip
+        lr = check_lr(recipe["lr"] if lr is None else lr)
         ema_decay = check_unit_interval(ema_decay, "ema_decay")
         if random_state is not None:
             random_state = check_seed(random_state)

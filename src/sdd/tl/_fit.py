@@ -63,9 +63,10 @@ def fit(
     library_size_key: str | None = None,
     target_sum: float | None = None,
     sparsity_bits: bool = True,
+    recipe: str = "cpu",
     max_steps: int = 10_000,
-    batch_size: int = 256,
-    lr: float = 2e-4,
+    batch_size: int | None = None,
+    lr: float | None = None,
     validation_size: float | None = None,
     early_stopping: bool = False,
     accelerator: str = "auto",
@@ -91,6 +92,9 @@ def fit(
         (optional; see :meth:`sdd.SDD.setup_anndata`).
     sparsity_bits
         ``False`` trains the plain diffusion baseline.
+    recipe
+        ``"cpu"`` (network and optimiser settings chosen for a CPU budget) or
+        ``"paper"``; see :class:`~sdd.SDD`. ``batch_size`` and ``lr`` of ``None`` take it.
     max_steps, batch_size, lr, validation_size, early_stopping, accelerator, progress
         Passed to :meth:`sdd.SDD.train` (``validation_size``: hold that fraction of the
         cells out and record a ``validation_loss`` in ``model.history``;
@@ -123,7 +127,7 @@ def fit(
     )
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
         torch.manual_seed(random_state)
-        model = SDD(adata, sparsity_bits=sparsity_bits, **model_kwargs)
+        model = SDD(adata, sparsity_bits=sparsity_bits, recipe=recipe, **model_kwargs)
     model.train(
         max_steps=max_steps,
         batch_size=batch_size,
