@@ -77,7 +77,8 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "small-v": ({"hidden": (256, 128, 64), "prediction": "v"}, {"lr": 1e-3, "batch_size": 128}),
     "mid-v": ({"hidden": (512, 256, 128), "prediction": "v"}, {"lr": 1e-3, "batch_size": 128}),
     "mid-vd": (
-        {"hidden": (512, 256, 128), "prediction": "v-data"}, {"lr": 1e-3, "batch_size": 128}
+        {"hidden": (512, 256, 128), "prediction": "v-data"},
+        {"lr": 1e-3, "batch_size": 128},
     ),
     "mid-cos": (
         {"hidden": (512, 256, 128)},

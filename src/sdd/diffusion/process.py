@@ -152,7 +152,9 @@ class GaussianDiffusion:
             return classifier_free_guidance(net, net, cond, guidance_scale)
 
         def clean(x_t, t, self_cond, codes):
-            alpha, sigma = (v.view(-1, *(1,) * (x_t.ndim - 1)) for v in self.schedule.alpha_sigma(t))
+            alpha, sigma = (
+                v.view(-1, *(1,) * (x_t.ndim - 1)) for v in self.schedule.alpha_sigma(t)
+            )
             return to_x0(net(x_t, t, self_cond, codes), x_t, alpha, sigma, self.prediction)
 
         return classifier_free_guidance(clean, net, cond, guidance_scale)
