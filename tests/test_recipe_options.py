@@ -109,8 +109,11 @@ def test_cosine_schedule_changes_training_and_ends_at_zero_lr():
 
 def test_recipe_sets_network_and_training_defaults():
     adata = make_counts_adata()
-    cpu = sdd.SDD(adata, emb_dim=16)
-    assert cpu.init_args_["recipe"] == "cpu" and tuple(cpu.init_args_["hidden"]) == (512, 256, 128)
+    default = sdd.SDD(adata, emb_dim=16)
+    assert default.init_args_["recipe"] == "paper"
+    assert tuple(default.init_args_["hidden"]) == (1024, 512, 256)
+    cpu = sdd.SDD(adata, recipe="cpu", emb_dim=16)
+    assert tuple(cpu.init_args_["hidden"]) == (512, 256, 128)
     cpu.train(2, progress=False)
     assert (cpu.train_args_["lr"], cpu.train_args_["batch_size"]) == (1e-3, 128)
     paper = sdd.SDD(adata, recipe="paper", hidden=(32, 16), emb_dim=16)
@@ -125,9 +128,9 @@ def test_recipe_sets_network_and_training_defaults():
 
 def test_recipe_survives_save_and_load(tmp_path):
     adata = make_counts_adata()
-    model = sdd.SDD(adata, recipe="paper", **TINY)
+    model = sdd.SDD(adata, recipe="cpu", **TINY)
     model.train(2, progress=False)
     model.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m", adata)
     loaded.train(2, progress=False)
-    assert loaded.init_args_["recipe"] == "paper" and loaded.train_args_["lr"] == 2e-4
+    assert loaded.init_args_["recipe"] == "cpu" and loaded.train_args_["lr"] == 1e-3

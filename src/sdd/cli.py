@@ -58,7 +58,7 @@ _FIT_OPTIONS: dict[str, _Option] = {
     "validation_every": ("--validation-every", "train", "validation_every", "steps between validation losses (auto: an epoch, at most 50 per run)", {"type": int}),
     "early_stopping": ("--early-stopping", "train", "early_stopping", "stop when the validation loss stops improving", {"action": argparse.BooleanOptionalAction}),
     "early_stopping_patience": ("--early-stopping-patience", "train", "early_stopping_patience", "validation losses without improvement before stopping", {"type": int}),
-    "recipe": ("--recipe", "__init__", "recipe", "cpu (settings for a CPU budget) or paper", {"choices": ["cpu", "paper"]}),
+    "recipe": ("--recipe", "__init__", "recipe", "paper (the SDD paper's network, lr, batch) or cpu (smaller, cheaper per step)", {"choices": ["paper", "cpu"]}),
     "lr_schedule": ("--lr-schedule", "train", "lr_schedule", "constant, or cosine decay after a warm-up", {"choices": ["constant", "cosine"]}),
     "warmup_steps": ("--warmup-steps", "train", "warmup_steps", "warm-up steps of the cosine schedule", {"type": int}),
     "hidden": ("--hidden", "__init__", "hidden", "MLP encoder widths (auto: the recipe's)", {"type": int, "nargs": "+"}),

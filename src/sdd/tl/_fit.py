@@ -63,7 +63,7 @@ def fit(
     library_size_key: str | None = None,
     target_sum: float | None = None,
     sparsity_bits: bool = True,
-    recipe: str = "cpu",
+    recipe: str = "paper",
     max_steps: int = 10_000,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -93,8 +93,8 @@ def fit(
     sparsity_bits
         ``False`` trains the plain diffusion baseline.
     recipe
-        ``"cpu"`` (network and optimiser settings chosen for a CPU budget) or
-        ``"paper"``; see :class:`~sdd.SDD`. ``batch_size`` and ``lr`` of ``None`` take it.
+        ``"paper"`` (the SDD paper's network and optimiser settings) or ``"cpu"`` (a
+        smaller, cheaper network); see :class:`~sdd.SDD`. ``batch_size`` and ``lr`` of ``None`` take it.
     max_steps, batch_size, lr, validation_size, early_stopping, accelerator, progress
         Passed to :meth:`sdd.SDD.train` (``validation_size``: hold that fraction of the
         cells out and record a ``validation_loss`` in ``model.history``;
