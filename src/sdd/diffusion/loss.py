@@ -34,19 +34,22 @@ def to_x0(
     """Clean-data estimate from the network output ``out`` (``alpha``/``sigma`` broadcast)."""
     if prediction == "x0":
         return out
-    x0 = alpha * x_t - sigma * out
-    if prediction == "v-data":
-        return torch.cat([x0.chunk(2, dim=1)[0], out.chunk(2, dim=1)[1]], dim=1)
-    return x0
+    return _v_where_asked(alpha * x_t - sigma * out, out, prediction)
 
 
-def _target(x0: torch.Tensor, eps: torch.Tensor, alpha, sigma, prediction: str) -> torch.Tensor:
+def _target(
+    x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, prediction: str
+) -> torch.Tensor:
     if prediction == "x0":
         return x0
-    v = alpha * eps - sigma * x0
-    if prediction == "v-data":
-        return torch.cat([v.chunk(2, dim=1)[0], x0.chunk(2, dim=1)[1]], dim=1)
-    return v
+    return _v_where_asked(alpha * eps - sigma * x0, x0, prediction)
+
+
+def _v_where_asked(v_side: torch.Tensor, x0_side: torch.Tensor, prediction: str) -> torch.Tensor:
+    """``v_side`` for ``"v"``; its data half with ``x0_side``'s bit half for ``"v-data"``."""
+    if prediction == "v":
+        return v_side
+    return torch.cat([v_side.chunk(2, dim=1)[0], x0_side.chunk(2, dim=1)[1]], dim=1)
 
 
 def diffusion_loss(
@@ -80,7 +83,8 @@ def diffusion_loss(
         Probability of a self-conditioning step. ``0`` and ``1`` draw no random number
         (and read nothing back from the device).
     prediction
-        ``"x0"`` or ``"v"``: what the denoiser's output estimates (see the module notes).
+        ``"x0"``, ``"v"`` or ``"v-data"``: what the denoiser's output estimates (see the
+        module notes).
     """
     n = x0.shape[0]
     t = torch.rand(n, device=x0.device, generator=generator)

@@ -104,8 +104,9 @@ class GaussianDiffusion:
     self_condition
         Train and sample with self-conditioning (Chen et al., "Analog Bits").
     prediction
-        What the network's output estimates: ``"x0"`` (the clean data, the paper's) or
-        ``"v"`` (``alpha eps - sigma x0``; see :mod:`sdd.diffusion.loss`). The sampler
+        What the network's output estimates: ``"x0"`` (the clean data, the paper's),
+        ``"v"`` (``alpha eps - sigma x0``) or ``"v-data"`` (v for the data half, x0 for
+        the sparsity bits); see :mod:`sdd.diffusion.loss`. The sampler
         always receives the clean estimate.
 
     Examples

@@ -66,8 +66,9 @@ class SDD(AnnDataModel):
         ``"paper"`` (default): the SDD paper's network (1024, 512, 256), and ``train()``
         defaults Adam 2e-4, batch 256. ``"cpu"``: a smaller network (512, 256, 128) with
         Adam 1e-3 and batch 128, about 2.6 times cheaper per step; at 4,000 steps it lost
-        to ``"paper"`` on a held-out data set (README, "Fidelity"), so it is not the default. Arguments given explicitly (``hidden`` here, ``lr`` and
-        ``batch_size`` in :meth:`train`) override the recipe.
+        to ``"paper"`` on held-out data (README, "Fidelity"), so it is not the default.
+        Arguments given explicitly (``hidden`` here, ``lr`` and ``batch_size`` in
+        :meth:`train`) override the recipe.
     hidden
         Encoder widths of the MLP (decoder mirrors them). ``None``: the recipe's.
     emb_dim
@@ -82,9 +83,10 @@ class SDD(AnnDataModel):
     logsnr_min, logsnr_max
         Range of the cosine log-SNR schedule.
     prediction
-        What the network estimates: ``"x0"`` (the clean cell, the paper's) or ``"v"``
+        What the network estimates: ``"x0"`` (the clean cell, the paper's), ``"v"``
         (``alpha eps - sigma x0``, Salimans & Ho 2022; at low noise the clean estimate is
-        then mostly the noisy input itself, see :mod:`sdd.diffusion.loss`).
+        then mostly the noisy input itself) or ``"v-data"`` (v for the values, x0 for the
+        bits); see :mod:`sdd.diffusion.loss`. Both alternatives measured worse (README).
     zero_fill
         Value-half encoding of a zero entry (with sparsity bits): ``"min"`` (-1, the
         paper's scaling) or ``"nonzero_mean"`` (the gene's mean non-zero value, so the
@@ -128,9 +130,9 @@ class SDD(AnnDataModel):
         weight_sparsity: float = 0.0,
         **sparse: Any,
     ) -> None:
+        settings = check_recipe(recipe)
         if hidden is None:
-            hidden = check_recipe(recipe)["hidden"]
-        check_recipe(recipe)  # also when hidden is given
+            hidden = settings["hidden"]
         self._capture_init_args(locals())
         self._use_anndata(adata)
         if zero_fill != "min" and not sparsity_bits:
