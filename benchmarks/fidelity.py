@@ -56,45 +56,61 @@ DATA = Path(
     )
 )
 
-#: name -> (SDD constructor options, train options). "default" is the package's defaults.
+#: name -> (SDD constructor options, train options). "default" is the package's defaults,
+#: fitted as ``sdd.tl.fit`` does (train, then ``calibrate``); ``"calibrate": True`` in the
+#: train options calibrates after training (its time counts as training time).
 RECIPES: dict[str, tuple[dict, dict]] = {
-    "default": ({}, {}),
+    "default": ({}, {"calibrate": True}),
     "paper": (
-        {"hidden": (1024, 512, 256), "zero_fill": "min"},
+        {"hidden": (1024, 512, 256), "zero_fill": "min", "depth_bins": 0},
         {"lr": 2e-4, "batch_size": 256},
     ),
-    "small": ({"hidden": (256, 128, 64), "zero_fill": "min"}, {"lr": 1e-3, "batch_size": 128}),
+    "paper-depth": ({"depth_bins": 8}, {}),
+    "paper-cal": ({"depth_bins": 0}, {"calibrate": True}),
+    "small": (
+        {"hidden": (256, 128, 64), "depth_bins": 0, "zero_fill": "min"},
+        {"lr": 1e-3, "batch_size": 128},
+    ),
     "small-fill": (
-        {"hidden": (256, 128, 64), "zero_fill": "nonzero_mean"},
+        {"hidden": (256, 128, 64), "depth_bins": 0, "zero_fill": "nonzero_mean"},
         {"lr": 1e-3, "batch_size": 128},
     ),
     "paper-fill": (
-        {"hidden": (1024, 512, 256), "zero_fill": "nonzero_mean"},
+        {"hidden": (1024, 512, 256), "depth_bins": 0, "zero_fill": "nonzero_mean"},
         {"lr": 2e-4, "batch_size": 256},
     ),
-    "small-lr2": ({"hidden": (256, 128, 64)}, {"lr": 2e-3, "batch_size": 128}),
-    "mid": ({"hidden": (512, 256, 128)}, {"lr": 1e-3, "batch_size": 128}),
-    "small-v": ({"hidden": (256, 128, 64), "prediction": "v"}, {"lr": 1e-3, "batch_size": 128}),
-    "mid-v": ({"hidden": (512, 256, 128), "prediction": "v"}, {"lr": 1e-3, "batch_size": 128}),
+    "small-lr2": ({"hidden": (256, 128, 64), "depth_bins": 0}, {"lr": 2e-3, "batch_size": 128}),
+    "mid": ({"hidden": (512, 256, 128), "depth_bins": 0}, {"lr": 1e-3, "batch_size": 128}),
+    "small-v": (
+        {"hidden": (256, 128, 64), "depth_bins": 0, "prediction": "v"},
+        {"lr": 1e-3, "batch_size": 128},
+    ),
+    "mid-v": (
+        {"hidden": (512, 256, 128), "depth_bins": 0, "prediction": "v"},
+        {"lr": 1e-3, "batch_size": 128},
+    ),
     "mid-vd": (
-        {"hidden": (512, 256, 128), "prediction": "v-data"},
+        {"hidden": (512, 256, 128), "depth_bins": 0, "prediction": "v-data"},
         {"lr": 1e-3, "batch_size": 128},
     ),
     "mid-cos": (
-        {"hidden": (512, 256, 128)},
+        {"hidden": (512, 256, 128), "depth_bins": 0},
         {"lr": 2e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 200},
     ),
     "mid-cos1": (
-        {"hidden": (512, 256, 128)},
+        {"hidden": (512, 256, 128), "depth_bins": 0},
         {"lr": 1e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 200},
     ),
     "mid-cos-nosc": (
-        {"hidden": (512, 256, 128), "self_condition": False},
+        {"hidden": (512, 256, 128), "depth_bins": 0, "self_condition": False},
         {"lr": 2e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 200},
     ),
-    "paper-v": ({"hidden": (1024, 512, 256), "prediction": "v"}, {"lr": 2e-4, "batch_size": 256}),
+    "paper-v": (
+        {"hidden": (1024, 512, 256), "depth_bins": 0, "prediction": "v"},
+        {"lr": 2e-4, "batch_size": 256},
+    ),
     "mid-fill": (
-        {"hidden": (512, 256, 128), "zero_fill": "nonzero_mean"},
+        {"hidden": (512, 256, 128), "depth_bins": 0, "zero_fill": "nonzero_mean"},
         {"lr": 5e-4, "batch_size": 128},
     ),
 }
@@ -139,7 +155,8 @@ def split(adata: sc.AnnData, seed: int) -> tuple[sc.AnnData, sc.AnnData]:
 
 def run_sdd(train, n_cells, recipe, args, *, bits=True):
     init, fit = RECIPES[recipe]
-    init = {**init, "sparsity_bits": bits}
+    init, fit = {**init, "sparsity_bits": bits}, dict(fit)
+    calibrate = fit.pop("calibrate", False) and bits
     if not bits:
         init.pop("zero_fill", None)
     torch.manual_seed(args.seed)  # the network's initial weights
@@ -148,6 +165,8 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     model.train(
         args.steps, random_state=args.seed, progress=False, accelerator=args.accelerator, **fit
     )
+    if calibrate:
+        model.calibrate(progress=False, accelerator=args.accelerator)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     gen = model.generate(

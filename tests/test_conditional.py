@@ -14,13 +14,15 @@ import pytest
 import scanpy as sc
 import scipy.sparse as sp
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import TINY as _TINY
+from conftest import make_counts_adata
 from sklearn.neighbors import NearestCentroid
 
 import sdd
 from sdd.data import invert_log1p
 from sdd.diffusion import sample, sparsity
 
+TINY = {**_TINY, "depth_bins": 0}  # the label mechanics, without the depth condition
 TYPES = ["type_0", "type_1", "type_2"]
 FAST = {"sampler": "ddim", "n_steps": 8, "progress": False}
 

@@ -394,6 +394,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _log(repr(model), quiet=args.quiet)
     start = time.perf_counter()
     model.train(**train, progress=not args.quiet)
+    if getattr(model, "calibrate", None) and model.init_args_["sparsity_bits"] and not args.no_calibrate:  # fmt: skip
+        model.calibrate(accelerator=train.get("accelerator") or "auto", progress=not args.quiet)
     model.save(out, overwrite=args.overwrite)
     final = float(model.history_["loss"].tail(100).mean())
     steps = model.train_args_.get("steps_trained", model.train_args_["max_steps"])
@@ -632,6 +634,11 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         help="any other constructor option, e.g. --model-arg dropout=0.1 (repeatable; "
         "VALUE is a Python literal or a bare word)",
     )
+    fit.add_argument(
+        "--no-calibrate", action="store_true",
+        help="--model sdd: skip matching each gene's detection rate after training "
+        "(SDD.calibrate)",
+    )  # fmt: skip
     fit.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     fit.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
     fit.set_defaults(func=_cmd_fit)

@@ -261,8 +261,12 @@ def sample_size_factors(
     n: int,
     categories: Mapping[str, list],
     rng: np.random.Generator,
+    *,
+    what: str = "library sizes",
 ) -> np.ndarray:
     """Size factors drawn (with replacement) from training cells with the same conditions.
+
+    Any per-cell value works (``what`` names it in the warning), e.g. depth bins.
 
     ``codes`` (one row of condition codes per generated cell, the null code
     ``len(categories[key])`` for a condition left out) select the pool among the training
@@ -292,7 +296,7 @@ def sample_size_factors(
                 if g
             }
             warnings.warn(
-                f"No training cell has the conditions {asked}; their library sizes are "
+                f"No training cell has the conditions {asked}; their {what} are "
                 "drawn from all training cells.",
                 stacklevel=3,
             )

@@ -24,7 +24,8 @@ def classifier_free_guidance(
     """``f(*inputs)``: ``fn(*inputs, cond)`` with classifier-free guidance weight ``w``.
 
     With ``cond`` and ``w != 0``, ``fn`` runs once on the inputs stacked twice, with the
-    labels and with the null token of ``net.labels``, and ``f`` returns
+    labels and with the null tokens of ``net.labels.unconditional`` (covariates that
+    guidance does not act on are kept), and ``f`` returns
     ``(1 + w) f_cond - w f_uncond``; otherwise plain ``fn(*inputs, cond)``.
 
     Parameters
@@ -44,7 +45,7 @@ def classifier_free_guidance(
     """
     if cond is None or guidance_scale == 0:
         return lambda *inputs: fn(*inputs, cond)
-    null = net.labels.null(cond.shape[0], cond.device)
+    null = net.labels.unconditional(cond)
     w = float(guidance_scale)
 
     def guided(*inputs: torch.Tensor) -> torch.Tensor:

@@ -6,13 +6,18 @@ true zero given by ``zero_value``) is concatenated with its sparsity bits
 (Chen et al., "Analog Bits"). The layout is ``[x, sb]`` along ``dim`` (the feature
 axis for vectors, the channel axis for images). Decoding thresholds the SB half at 0
 and multiplies, so every position with a negative SB is exactly ``zero_value``.
+
+The threshold may differ per feature: :func:`matching_thresholds` picks, from a sample
+of generated SB values, the threshold that makes each feature non-zero in a given
+fraction of rows (the calibration of :meth:`sdd.SDD.calibrate`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["encode", "decode", "split"]
+__all__ = ["encode", "decode", "split", "matching_thresholds"]
 
 
 def encode(x: torch.Tensor, nonzero: torch.Tensor, *, dim: int = 1) -> torch.Tensor:
@@ -41,9 +46,25 @@ def split(z: torch.Tensor, *, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def decode(
-    z: torch.Tensor, *, dim: int = 1, zero_value: float = -1.0
+    z: torch.Tensor,
+    *,
+    dim: int = 1,
+    zero_value: float = -1.0,
+    threshold: torch.Tensor | float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Threshold the SB half and mask the data half.
+
+    Parameters
+    ----------
+    z
+        Encoded tensor ``[x, sb]`` along ``dim``.
+    dim
+        Feature (or channel) axis.
+    zero_value
+        Scaled value written where the bit is off.
+    threshold
+        A bit is on where its analog value is ``> threshold``: ``0`` (the paper's) or a
+        tensor broadcastable to the SB half (one threshold per feature).
 
     Returns
     -------
@@ -55,6 +76,51 @@ def decode(
         Thresholded sparsity bits (``1.0`` non-zero, ``0.0`` zero).
     """
     dense, logits = split(z, dim=dim)
-    bits = (logits > 0).to(dense.dtype)
+    bits = (logits > threshold).to(dense.dtype)
     masked = torch.where(bits > 0, dense, torch.full_like(dense, zero_value))
     return masked, dense, bits
+
+
+def matching_thresholds(logits: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Per-feature thresholds at which generated bits are on at the given rates.
+
+    For feature ``j`` the threshold is the ``1 - rates[j]`` quantile of ``logits[:, j]``,
+    so about ``rates[j]`` of the rows have ``logits[:, j] > threshold[j]``; a feature
+    with rate 0 gets ``+inf`` (never on).
+
+    Parameters
+    ----------
+    logits
+        Analog SB values of generated rows, ``(rows, features)``.
+    rates
+        Target fraction of rows in which each feature is non-zero (e.g. the training
+        data's detection rate per gene), in [0, 1].
+
+    Examples
+    --------
+    >>> logits = np.array([[-0.5, 0.2], [0.1, 0.4], [0.3, -0.9], [0.9, 0.6]])
+    >>> t = matching_thresholds(logits, np.array([0.5, 0.0]))
+    >>> (logits > t).mean(axis=0).tolist()
+    [0.5, 0.0]
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    rates = np.asarray(rates, dtype=np.float64)
+    if logits.ndim != 2 or rates.shape != (logits.shape[1],):
+        raise ValueError(
+            f"Expected logits (rows, features) and one rate per feature, got shapes "
+            f"{logits.shape} and {rates.shape}."
+        )
+    if not len(logits):
+        raise ValueError("matching_thresholds needs at least one row of logits.")
+    if not np.all((rates >= 0) & (rates <= 1)):
+        raise ValueError("rates must lie in [0, 1].")
+    ordered = np.sort(logits, axis=0)
+    n = len(ordered)
+    # the k-th largest value is on iff the threshold lies below it: k = round(rate * n) on
+    k = np.rint(rates * n).astype(np.int64)
+    below = np.clip(n - k - 1, 0, n - 1)  # the largest value that stays off
+    above = np.clip(n - k, 0, n - 1)  # the smallest value that is on
+    columns = np.arange(logits.shape[1])
+    threshold = 0.5 * (ordered[below, columns] + ordered[above, columns])
+    threshold = np.where(k >= n, -np.inf, threshold)
+    return np.where(k <= 0, np.inf, threshold)

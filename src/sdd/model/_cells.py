@@ -140,10 +140,15 @@ class AnnDataModel(DiffusionModel):
 
     def _build_network(self) -> SkipMLP:
         a = self.init_args_
+        labels = [len(c) for c in self.categories_.values()]
         return SkipMLP(
             self.data_dim, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
-            n_categories=[len(c) for c in self.categories_.values()],
+            n_categories=labels + self._cell_conditions(), n_guided=len(labels),
         )  # fmt: skip
+
+    def _cell_conditions(self) -> list[int]:
+        """Sizes of per-cell conditions after the labels (none here; see ``SDD``)."""
+        return []
 
     def _sample_shape(self) -> tuple[int, ...]:
         return (self.data_dim,)

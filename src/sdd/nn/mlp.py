@@ -43,6 +43,9 @@ class SkipMLP(nn.Module):
         Size of the time (and label) embedding.
     n_categories
         Categories per conditioning covariate (empty for an unconditional model).
+    n_guided
+        How many of the covariates (the first ones) classifier-free guidance drops;
+        ``None``: all.
     dropout
         Dropout after each block.
     """
@@ -54,6 +57,7 @@ class SkipMLP(nn.Module):
         emb_dim: int = 128,
         n_categories: Sequence[int] = (),
         dropout: float = 0.0,
+        n_guided: int | None = None,
     ) -> None:
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -61,7 +65,7 @@ class SkipMLP(nn.Module):
             raise ValueError(f"hidden must be a non-empty list of positive widths, got {hidden}.")
         self.dim = int(dim)
         self.time = TimeEmbedding(emb_dim)
-        self.labels = LabelEmbedding(n_categories, emb_dim) if len(n_categories) else None
+        self.labels = LabelEmbedding(n_categories, emb_dim, n_guided) if len(n_categories) else None
         widths = [2 * self.dim, *hidden]
         self.down = nn.ModuleList(
             _Block(a, b, emb_dim, dropout) for a, b in zip(widths[:-1], widths[1:], strict=True)

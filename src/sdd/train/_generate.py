@@ -277,18 +277,20 @@ def decode_bits(
     *,
     bits: bool,
     dense: bool = False,
+    threshold: torch.Tensor | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Values (exact zeros), dense values and SB logits of a sampled batch, as NumPy.
 
     ``z`` holds data and sparsity bits along dim 1 when ``bits``; ``inverse(values,
     nonzero=None)`` maps the data back to training units (``nonzero``: the thresholded
     bits, for scalers that floor expressed entries). Dense values and logits are ``None``
-    unless ``dense`` (logits also without ``bits``).
+    unless ``dense`` (logits also without ``bits``). A bit is on where its analog value
+    is ``> threshold`` (a number or one threshold per feature).
     """
     if not bits:
         values = inverse(z).cpu().numpy()
         return values, (values.copy() if dense else None), None
-    masked, raw, nonzero = sparsity.decode(z, zero_value=-1.0)
+    masked, raw, nonzero = sparsity.decode(z, zero_value=-1.0, threshold=threshold)
     values = inverse(masked, nonzero).cpu().numpy()
     if not dense:
         return values, None, None

@@ -1,0 +1,180 @@
+"""Depth conditioning (``SDD(depth_bins=)``) and sparsity calibration (``SDD.calibrate``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import sdd
+from sdd.data.detection import bin_codes, depth_bins, nonzero_counts
+from sdd.diffusion.sparsity import decode, matching_thresholds
+from sdd.nn.embeddings import LabelEmbedding
+
+
+def make_adata(n: int = 240, genes: int = 30, seed: int = 0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.05, 0.5, size=(n, 1))  # cells differ in how many genes they detect
+    nonzero = rng.random((n, genes)) < depth
+    X = np.where(nonzero, np.log1p(rng.poisson(3.0, (n, genes)) + 1.0), 0.0)
+    adata = ad.AnnData(sp.csr_matrix(X.astype(np.float32)))
+    adata.var_names = [f"g{i}" for i in range(genes)]
+    adata.obs["cell_type"] = rng.choice(["A", "B"], n)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def trained() -> sdd.SDD:
+    torch.manual_seed(0)
+    adata = make_adata()
+    sdd.SDD.setup_anndata(adata)
+    return sdd.SDD(adata, hidden=(32, 16), depth_bins=4).train(60, random_state=0, progress=False)
+
+
+# ---------------------------------------------------------------- pure functions
+def test_matching_thresholds_hit_the_rates_on_their_own_sample() -> None:
+    logits = np.random.default_rng(0).normal(size=(500, 6))
+    rates = np.array([0.0, 0.01, 0.2, 0.5, 0.999, 1.0])
+    thresholds = matching_thresholds(logits, rates)
+    np.testing.assert_allclose((logits > thresholds).mean(axis=0), rates, atol=1 / 500)
+    assert thresholds[0] == np.inf and thresholds[-1] == -np.inf
+
+
+def test_matching_thresholds_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="one rate per feature"):
+        matching_thresholds(np.zeros((3, 2)), np.array([0.5]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        matching_thresholds(np.zeros((3, 2)), np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match="at least one row"):
+        matching_thresholds(np.zeros((0, 2)), np.array([0.5, 0.5]))
+
+
+def test_decode_uses_a_threshold_per_feature() -> None:
+    z = torch.tensor([[0.5, 0.5, 0.3, 0.3]])  # values (0.5, 0.5), bits (0.3, 0.3)
+    masked, _, bits = decode(z, threshold=torch.tensor([0.0, 0.4]))
+    assert bits.tolist() == [[1.0, 0.0]]
+    assert masked.tolist() == [[0.5, -1.0]]
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_nonzero_counts_per_row_and_column(kind: str) -> None:
+    X = np.array([[0, 1.5, 0], [2, 3, 0], [0, 0, 0], [1, 0, 4]])
+    matrix = sp.csr_matrix(X) if kind == "csr" else X
+    per_row, per_column = nonzero_counts(matrix, chunk_rows=3)
+    assert per_row.tolist() == [1, 2, 0, 2]
+    assert per_column.tolist() == [2, 2, 1]
+
+
+def test_depth_bins_are_quantiles_and_codes_cover_them() -> None:
+    depth = np.arange(100)
+    edges = depth_bins(depth, 4)
+    codes = bin_codes(depth, edges)
+    assert len(edges) == 3
+    assert np.bincount(codes).tolist() == [25, 25, 25, 25]
+
+
+def test_unconditional_codes_keep_the_unguided_covariates() -> None:
+    emb = LabelEmbedding([3, 5], 8, n_guided=1)
+    codes = torch.tensor([[0, 2], [1, 4]])
+    assert emb.unconditional(codes).tolist() == [[3, 2], [3, 4]]
+    assert LabelEmbedding([3, 5], 8).unconditional(codes).tolist() == [[3, 5], [3, 5]]
+
+
+# ---------------------------------------------------------------- depth condition
+def test_depth_condition_is_one_more_covariate() -> None:
+    adata = make_adata(80)
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=5)
+    assert model.module.labels.n_categories == [2, 5]
+    assert model.module.labels.n_guided == 1
+    _, codes = model._training_data()
+    per_cell = np.asarray((adata.X != 0).sum(axis=1)).ravel()
+    np.testing.assert_array_equal(codes[:, 1], bin_codes(per_cell, model.depth_["edges"]))
+    plain = sdd.SDD(adata, hidden=(16,), depth_bins=0)
+    assert plain.module.labels.n_categories == [2] and plain.depth_ is None
+
+
+@pytest.mark.parametrize(("value", "error"), [(1, ValueError), (-2, ValueError), (2.5, TypeError)])
+def test_bad_depth_bins(value, error) -> None:
+    adata = make_adata(40)
+    with pytest.raises(error, match="depth_bins"):
+        sdd.SDD(adata, hidden=(16,), depth_bins=value)
+
+
+def test_generated_depth_bins_follow_the_training_cells(trained: sdd.SDD) -> None:
+    rng = np.random.default_rng(0)
+    codes = trained._with_depth(None, 4000, rng)
+    counts = np.bincount(codes[:, -1], minlength=4) / 4000
+    expected = np.bincount(trained.depth_["codes"], minlength=4) / len(trained.depth_["codes"])
+    np.testing.assert_allclose(counts, expected, atol=0.03)
+
+
+def test_deeper_bins_give_cells_with_more_genes() -> None:
+    torch.manual_seed(0)
+    adata = make_adata(400, seed=1)
+    model = sdd.SDD(adata, hidden=(64, 32), depth_bins=2).train(
+        300, random_state=0, progress=False, lr=2e-3
+    )
+    detected = []
+    for code in (0, 1):
+        codes = np.full((200, 1), code)
+        [(_, _, z)] = model._sample_batches(
+            200, codes=codes, batch_size=200, guidance_scale=0.0, random_state=0, use_ema=True,
+            accelerator="cpu", device=None, fast=False, progress=False, n_steps=50,
+        )  # fmt: skip
+        detected.append((z[:, model.n_genes :] > 0).float().sum(dim=1).mean().item())
+    assert detected[1] > detected[0] + 1.0  # the deep bin detects more genes per cell
+
+
+# ---------------------------------------------------------------- calibration
+def test_calibration_matches_training_detection_rates(trained: sdd.SDD) -> None:
+    trained.calibrate(400, n_steps=20, random_state=3, progress=False)
+    again = trained.generate(400, n_steps=20, random_state=3, progress=False)  # same sample
+    rates = np.asarray((again.X != 0).mean(axis=0)).ravel()
+    np.testing.assert_allclose(rates, trained.detection_rate_, atol=1.5 / 400)
+    assert again.uns["sdd"]["calibrated"] is True
+    raw = trained.generate(400, n_steps=20, random_state=3, progress=False, calibrated=False)
+    assert raw.uns["sdd"]["calibrated"] is False
+    raw_error = np.abs(np.asarray((raw.X != 0).mean(axis=0)).ravel() - trained.detection_rate_)
+    assert np.abs(rates - trained.detection_rate_).mean() < raw_error.mean()
+
+
+def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:
+    trained.calibrate(200, n_steps=10, progress=False)
+    trained.save(tmp_path / "m")
+    loaded = sdd.SDD.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.sb_thresholds_, trained.sb_thresholds_)
+    np.testing.assert_array_equal(loaded.depth_["codes"], trained.depth_["codes"])
+    a = trained.generate(50, n_steps=10, progress=False)
+    b = loaded.generate(50, n_steps=10, progress=False)
+    assert (a.X != b.X).nnz == 0
+
+
+def test_stale_calibration_is_ignored_with_a_warning() -> None:
+    torch.manual_seed(0)
+    adata = make_adata(60)
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=2).train(5, progress=False)
+    model.calibrate(50, n_steps=5, progress=False)
+    model.train(3, progress=False)
+    with pytest.warns(UserWarning, match="calibrate"):
+        stale = model.generate(30, n_steps=5, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = model.generate(30, n_steps=5, progress=False, calibrated=False)
+    assert (stale.X != plain.X).nnz == 0
+
+
+def test_calibrate_rejects_bad_calls() -> None:
+    adata = make_adata(40)
+    baseline = sdd.SDD(adata, hidden=(16,), sparsity_bits=False).train(2, progress=False)
+    with pytest.raises(ValueError, match="sparsity bits"):
+        baseline.calibrate(10)
+    model = sdd.SDD(adata, hidden=(16,)).train(2, progress=False)
+    with pytest.raises(TypeError, match="unexpected"):
+        model.calibrate(10, labels="A")
+    with pytest.raises(ValueError, match="n_cells"):
+        model.calibrate(0)
