@@ -14,6 +14,9 @@ zero-fraction MAE (:func:`sdd.metrics.zero_fraction_mae`, mean over the two type
   one row per classifier-free guidance weight of ``--guidance``, all generated from the
   SAME trained model (guidance acts at sampling only); one model per ``--zero-fill``
   value (``"min"``: the paper's scaling; ``"nonzero_mean"``: see :class:`sdd.SDD`);
+- ``SDD default w=<w>`` (``--variants default``): the package's defaults (``depth_bins=8``)
+  and :meth:`sdd.SDD.calibrate` after training, as :func:`sdd.tl.fit` does; ``--variants
+  paper`` (the default) is the rows above, with ``depth_bins=0`` and threshold 0;
 - ``SDD sparsity_bits=False``: the plain-diffusion baseline, same settings, ``w`` = the
   first ``--guidance`` value;
 - ``scVI``: :class:`scvi.model.SCVI` with its defaults (10 latent dimensions, ZINB, one
@@ -99,20 +102,28 @@ def row(label: str, v: dict[str, float], seconds: float) -> str:
     )
 
 
-def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales):
+#: ``--variants``: SDD constructor options and whether to calibrate after training.
+VARIANTS = {"paper": ({"depth_bins": 0}, False), "default": ({}, True)}
+
+
+def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, variant="paper"):
     """Train one conditional SDD model; yield ``(w, cells, seconds)`` per guidance weight."""
+    options, calibrate = VARIANTS[variant]
     model_data = train.copy()
     sdd.SDD.setup_anndata(model_data, labels_key=KEY)
     # the network's initial weights come from torch's global generator (train's
     # random_state seeds only the training stream): seed it so that a run repeats
     torch.manual_seed(args.seed)
     model = sdd.SDD(
-        model_data, hidden=args.hidden, sparsity_bits=sparsity_bits, zero_fill=zero_fill
-    )
+        model_data, hidden=args.hidden, sparsity_bits=sparsity_bits, zero_fill=zero_fill,
+        **options,
+    )  # fmt: skip
     t0 = time.perf_counter()
     model.train(
         args.steps, batch_size=args.batch_size, lr=args.lr, random_state=args.seed, progress=False
     )
+    if calibrate and sparsity_bits:
+        model.calibrate(n_steps=args.sampling_steps, progress=False)
     trained = time.perf_counter() - t0
     for w in scales:
         t1 = time.perf_counter()
@@ -190,6 +201,14 @@ def main() -> None:
         help="one SDD model per value",
     )
     p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["paper"],
+        choices=list(VARIANTS),
+        help="SDD rows: 'paper' (depth_bins=0, threshold 0) and/or 'default' (the package's "
+        "defaults, calibrated after training as sdd.tl.fit does)",
+    )
+    p.add_argument(
         "--rows",
         nargs="+",
         default=["floor", "sdd", "baseline", "scvi"],
@@ -228,12 +247,15 @@ def main() -> None:
         if "floor" in args.rows:
             show("real half A (floor)", train, 0.0)
         if "sdd" in args.rows:
-            for fill in args.zero_fill:
-                tag = "" if fill == "min" else f" zero_fill={fill}"
-                for w, cells, s in sdd_rows(
-                    train, args, sparsity_bits=True, zero_fill=fill, scales=args.guidance
-                ):
-                    show(f"SDD{tag} w={w:g}", cells, s)
+            for variant in args.variants:
+                for fill in args.zero_fill:
+                    tag = "" if fill == "min" else f" zero_fill={fill}"
+                    tag += "" if variant == "paper" else f" {variant}"
+                    for w, cells, s in sdd_rows(
+                        train, args, sparsity_bits=True, zero_fill=fill, scales=args.guidance,
+                        variant=variant,
+                    ):  # fmt: skip
+                        show(f"SDD{tag} w={w:g}", cells, s)
         if "baseline" in args.rows:
             for w, cells, s in sdd_rows(
                 train, args, sparsity_bits=False, zero_fill="min", scales=args.guidance[:1]

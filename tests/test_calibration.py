@@ -178,3 +178,26 @@ def test_calibrate_rejects_bad_calls() -> None:
         model.calibrate(10, labels="A")
     with pytest.raises(ValueError, match="n_cells"):
         model.calibrate(0)
+
+
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_cli_fit_calibrates_unless_told_not_to(tmp_path, calibrate: bool) -> None:
+    from sdd.cli import main
+
+    path = tmp_path / "cells.h5ad"
+    make_adata(60).write_h5ad(path)
+    args = ["fit", str(path), "-o", str(tmp_path / "m"), "--max-steps", "3", "-q"]
+    args += ["--model-arg", "hidden=(16,)"] + ([] if calibrate else ["--no-calibrate"])
+    assert main(args) == 0
+    model = sdd.SDD.load(tmp_path / "m")
+    assert (model.sb_thresholds_ is not None) == calibrate
+    assert (model.calibration_ is not None) == calibrate
+
+
+def test_tl_fit_calibrates_by_default() -> None:
+    adata = make_adata(60)
+    model = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False)
+    assert model.sb_thresholds_ is not None
+    assert adata.uns["sdd"]["calibration"]["n_cells"] == 2000
+    baseline = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False, sparsity_bits=False)
+    assert baseline.sb_thresholds_ is None

@@ -45,6 +45,8 @@ README = ROOT / "README.md"
 #: (README text, replacement) applied to every block before it runs: small step and cell
 #: counts, so that each block takes seconds on a CPU.
 SUBSTITUTIONS: list[tuple[str, str]] = [
+    ("sdd.tl.fit(adata, max_steps=10_000)", "sdd.tl.fit(adata, max_steps=20, calibrate=False)"),
+    ("model.calibrate()", "model.calibrate(100, n_steps=5)"),
     ("max_steps=10_000", "max_steps=20"),
     ("max_steps=2_000", "max_steps=3"),
     ("max_steps=300_000", "max_steps=3"),
@@ -55,7 +57,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     ("model.generate(labels=\"training\", counts=True)", "model.generate(labels=\"training\", counts=True, n_steps=5)"),
     ("model.impute(adata_panel, ", "model.impute(adata_panel, n_steps=5, "),
     ("model.generate(64)", "model.generate(4, n_steps=3)"),
-    ("--max-steps 10000", "--max-steps 20"),
+    ("--max-steps 10000", "--max-steps 20 --no-calibrate"),  # calibration: test_calibration
     ("-n 10000", "-n 40 --n-steps 5"),
 ]  # fmt: skip
 
