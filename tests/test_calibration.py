@@ -187,7 +187,7 @@ def test_cli_fit_calibrates_unless_told_not_to(tmp_path, calibrate: bool) -> Non
     path = tmp_path / "cells.h5ad"
     make_adata(60).write_h5ad(path)
     args = ["fit", str(path), "-o", str(tmp_path / "m"), "--max-steps", "3", "-q"]
-    args += ["--model-arg", "hidden=(16,)"] + ([] if calibrate else ["--no-calibrate"])
+    args += ["--hidden", "16"] + ([] if calibrate else ["--no-calibrate"])
     assert main(args) == 0
     model = sdd.SDD.load(tmp_path / "m")
     assert (model.sb_thresholds_ is not None) == calibrate
