@@ -14,9 +14,12 @@ zero-fraction MAE (:func:`sdd.metrics.zero_fraction_mae`, mean over the two type
   one row per classifier-free guidance weight of ``--guidance``, all generated from the
   SAME trained model (guidance acts at sampling only); one model per ``--zero-fill``
   value (``"min"``: the paper's scaling; ``"nonzero_mean"``: see :class:`sdd.SDD`);
-- ``SDD default w=<w>`` (``--variants default``): the package's defaults (``depth_bins=8``)
-  and :meth:`sdd.SDD.calibrate` after training, as :func:`sdd.tl.fit` does; ``--variants
-  paper`` (the default) is the rows above, with ``depth_bins=0`` and threshold 0;
+- ``SDD default w=<w>, per-group calibration`` (``--variants default``): the package's
+  defaults (``depth_bins=8``) and :meth:`sdd.SDD.calibrate` after training, as
+  :func:`sdd.tl.fit` does (per-gene thresholds per cell type); then the same model
+  recalibrated with ``per_group=False`` (one threshold per gene for all types) gives the
+  ``global calibration`` rows; ``--variants paper`` (the default) is the rows above, with
+  ``depth_bins=0`` and threshold 0;
 - ``SDD sparsity_bits=False``: the plain-diffusion baseline, same settings, ``w`` = the
   first ``--guidance`` value;
 - ``scVI``: :class:`scvi.model.SCVI` with its defaults (10 latent dimensions, ZINB, one
@@ -102,13 +105,16 @@ def row(label: str, v: dict[str, float], seconds: float) -> str:
     )
 
 
-#: ``--variants``: SDD constructor options and whether to calibrate after training.
-VARIANTS = {"paper": ({"depth_bins": 0}, False), "default": ({}, True)}
+#: ``--variants``: SDD constructor options and the calibrations applied after training
+#: (``None``: none, threshold 0; ``"per-group"``: the default of ``calibrate``; ``"global"``:
+#: ``calibrate(per_group=False)``), each giving its own rows from the same trained model.
+VARIANTS = {"paper": ({"depth_bins": 0}, (None,)), "default": ({}, ("per-group", "global"))}
 
 
 def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, variant="paper"):
-    """Train one conditional SDD model; yield ``(w, cells, seconds)`` per guidance weight."""
-    options, calibrate = VARIANTS[variant]
+    """Train one conditional SDD model; yield ``(calibration, w, cells, seconds)`` per
+    calibration and guidance weight."""
+    options, calibrations = VARIANTS[variant]
     model_data = train.copy()
     sdd.SDD.setup_anndata(model_data, labels_key=KEY)
     # the network's initial weights come from torch's global generator (train's
@@ -122,19 +128,23 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, varian
     model.train(
         args.steps, batch_size=args.batch_size, lr=args.lr, random_state=args.seed, progress=False
     )
-    if calibrate and sparsity_bits:
-        model.calibrate(n_steps=args.sampling_steps, progress=False)
     trained = time.perf_counter() - t0
-    for w in scales:
+    for calibration in calibrations if sparsity_bits else (None,):
         t1 = time.perf_counter()
-        gen = model.generate(
-            labels=train.obs[KEY],
-            n_steps=args.sampling_steps,
-            guidance_scale=w,
-            random_state=args.seed,
-            progress=False,
-        )
-        yield w, gen, trained + time.perf_counter() - t1
+        if calibration is not None:
+            per_group = calibration == "per-group"
+            model.calibrate(n_steps=args.sampling_steps, progress=False, per_group=per_group)
+        calibrated = time.perf_counter() - t1
+        for w in scales:
+            t2 = time.perf_counter()
+            gen = model.generate(
+                labels=train.obs[KEY],
+                n_steps=args.sampling_steps,
+                guidance_scale=w,
+                random_state=args.seed,
+                progress=False,
+            )
+            yield calibration, w, gen, trained + calibrated + time.perf_counter() - t2
 
 
 def scvi_row(train, args):
@@ -206,7 +216,7 @@ def main() -> None:
         default=["paper"],
         choices=list(VARIANTS),
         help="SDD rows: 'paper' (depth_bins=0, threshold 0) and/or 'default' (the package's "
-        "defaults, calibrated after training as sdd.tl.fit does)",
+        "defaults, calibrated after training as sdd.tl.fit does, per group and globally)",
     )
     p.add_argument(
         "--rows",
@@ -251,13 +261,14 @@ def main() -> None:
                 for fill in args.zero_fill:
                     tag = "" if fill == "min" else f" zero_fill={fill}"
                     tag += "" if variant == "paper" else f" {variant}"
-                    for w, cells, s in sdd_rows(
+                    for calibration, w, cells, s in sdd_rows(
                         train, args, sparsity_bits=True, zero_fill=fill, scales=args.guidance,
                         variant=variant,
                     ):  # fmt: skip
-                        show(f"SDD{tag} w={w:g}", cells, s)
+                        how = "" if calibration is None else f", {calibration} calibration"
+                        show(f"SDD{tag} w={w:g}{how}", cells, s)
         if "baseline" in args.rows:
-            for w, cells, s in sdd_rows(
+            for _, w, cells, s in sdd_rows(
                 train, args, sparsity_bits=False, zero_fill="min", scales=args.guidance[:1]
             ):
                 show(f"SDD sparsity_bits=False w={w:g}", cells, s)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 import sdd
-from sdd.data.detection import bin_codes, depth_bins, nonzero_counts
+from sdd.data.detection import bin_codes, depth_bins, nonzero_counts, nonzero_counts_by_group
 from sdd.diffusion.sparsity import decode, matching_thresholds
 from sdd.nn.embeddings import LabelEmbedding
 
@@ -67,6 +67,10 @@ def test_nonzero_counts_per_row_and_column(kind: str) -> None:
     per_row, per_column = nonzero_counts(matrix, chunk_rows=3)
     assert per_row.tolist() == [1, 2, 0, 2]
     assert per_column.tolist() == [2, 2, 1]
+    by_group = nonzero_counts_by_group(matrix, np.array([1, 0, 1, 0]), 3, chunk_rows=3)
+    assert by_group.tolist() == [[2, 1, 1], [0, 1, 0], [0, 0, 0]]
+    with pytest.raises(ValueError, match="groups has shape"):
+        nonzero_counts_by_group(matrix, np.array([0, 1]), 2)
 
 
 def test_depth_bins_are_quantiles_and_codes_cover_them() -> None:
@@ -148,10 +152,79 @@ def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:
     trained.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.sb_thresholds_, trained.sb_thresholds_)
+    assert loaded.group_thresholds_ is None and loaded.group_detection_ is None
     np.testing.assert_array_equal(loaded.depth_["codes"], trained.depth_["codes"])
     a = trained.generate(50, n_steps=10, progress=False)
     b = loaded.generate(50, n_steps=10, progress=False)
     assert (a.X != b.X).nnz == 0
+
+
+def test_group_calibration_survives_save_and_load(tmp_path) -> None:
+    adata = make_adata(240)
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    model = (
+        sdd.SDD(adata, hidden=(16,))
+        .train(5, progress=False)
+        .calibrate(200, n_steps=5, progress=False)
+    )
+    assert model.group_thresholds_.shape == (2, 30)
+    model.save(tmp_path / "m")
+    loaded = sdd.SDD.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.group_thresholds_, model.group_thresholds_)
+    np.testing.assert_array_equal(loaded.group_detection_["rates"], model.group_detection_["rates"])
+    a = model.generate(60, labels="training", n_steps=5, progress=False)
+    b = loaded.generate(60, labels="training", n_steps=5, progress=False)
+    assert (a.X != b.X).nnz == 0
+
+
+def test_group_calibration_matches_each_label_group() -> None:
+    rng = np.random.default_rng(4)
+    n, genes = 400, 20
+    types = rng.choice(["A", "B"], n)
+    rate = np.where((types == "B")[:, None] & (np.arange(genes) < 10), 0.7, 0.15)
+    X = np.where(rng.random((n, genes)) < rate, np.log1p(rng.poisson(3.0, (n, genes)) + 1.0), 0)
+    adata = ad.AnnData(sp.csr_matrix(X.astype(np.float32)))
+    adata.obs["cell_type"] = types
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    torch.manual_seed(0)
+    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(60, random_state=0, progress=False)
+    expected = {t: (X[types == t] != 0).mean(axis=0) for t in ("A", "B")}
+    np.testing.assert_allclose(
+        model.group_detection_["rates"], np.vstack([expected["A"], expected["B"]]), atol=1e-6
+    )
+    errors = {}
+    for per_group in (True, False):
+        model.calibrate(400, n_steps=20, random_state=3, progress=False, per_group=per_group)
+        assert model.calibration_["per_group"] is per_group
+        gen = model.generate(
+            400, labels="training", n_steps=20, random_state=3, progress=False, store_dense=True
+        )
+        errors[per_group] = 0.0
+        for t in ("A", "B"):
+            cells = gen[gen.obs["cell_type"] == t]
+            got = np.asarray((cells.X != 0).mean(axis=0)).ravel()
+            if per_group:  # the calibration sample itself: each group hits its own rates
+                logits = cells.layers["sb_logits"]  # an entry can be switched on if its value
+                # decodes > 0 and its bit is above the group's lowest (ties at the clamp: no)
+                reachable = ((cells.layers["dense"] > 0) & (logits > logits.min(axis=0))).mean(0)
+                want = np.minimum(expected[t], reachable)
+                np.testing.assert_allclose(got, want, atol=1.5 / cells.n_obs)
+            errors[per_group] += np.abs(got - expected[t]).mean()
+    assert errors[True] < errors[False]
+
+
+def test_unconditional_cells_of_a_group_model_use_the_global_thresholds() -> None:
+    adata = make_adata(240)
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=0).train(5, progress=False)
+    model.calibrate(200, n_steps=5, progress=False)
+    table, rows = model._thresholds(True, None)
+    np.testing.assert_array_equal(table, model.sb_thresholds_)
+    assert rows is None
+    codes = np.array([[0], [1], [2]])  # A, B, the null token
+    table, rows = model._thresholds(True, codes)
+    assert rows.tolist() == [0, 1, 2] and table.shape == (3, 30)
+    np.testing.assert_array_equal(table[2], model.sb_thresholds_)
 
 
 def test_stale_calibration_is_ignored_with_a_warning() -> None:

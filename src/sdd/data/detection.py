@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["nonzero_counts", "check_depth_bins", "depth_bins", "bin_codes"]
+__all__ = [
+    "nonzero_counts",
+    "nonzero_counts_by_group",
+    "check_depth_bins",
+    "depth_bins",
+    "bin_codes",
+]
 
 
 def nonzero_counts(matrix: Any, chunk_rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +41,35 @@ def nonzero_counts(matrix: Any, chunk_rows: int = 4096) -> tuple[np.ndarray, np.
         per_row[start : start + chunk_rows] = np.asarray(nonzero.sum(axis=1)).ravel()
         per_column += np.asarray(nonzero.sum(axis=0)).ravel()
     return per_row, per_column
+
+
+def nonzero_counts_by_group(
+    matrix: Any, groups: np.ndarray, n_groups: int, chunk_rows: int = 4096
+) -> np.ndarray:
+    """Non-zero entries per column within each group of rows: ``(n_groups, n_columns)``.
+
+    ``groups[i]`` is the group (``0 .. n_groups - 1``) of row ``i``. Reads ``chunk_rows``
+    rows at a time, so backed data are never loaded whole.
+
+    Examples
+    --------
+    >>> X = np.array([[0, 1.5], [2, 3], [0, 0]])
+    >>> nonzero_counts_by_group(X, np.array([0, 1, 1]), 2).tolist()
+    [[0, 1], [1, 1]]
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    if groups.shape != (matrix.shape[0],):
+        raise ValueError(f"groups has shape {groups.shape}, expected ({matrix.shape[0]},).")
+    counts = np.zeros((n_groups, matrix.shape[1]), dtype=np.int64)
+    for start in range(0, matrix.shape[0], chunk_rows):
+        block = matrix[start : start + chunk_rows]
+        nonzero = sp.csr_matrix((block != 0) if sp.issparse(block) else (np.asarray(block) != 0))
+        rows = groups[start : start + chunk_rows]
+        member = sp.csr_matrix(
+            (np.ones(rows.size), (rows, np.arange(rows.size))), shape=(n_groups, rows.size)
+        )
+        counts += np.asarray((member @ nonzero.astype(np.float64)).todense()).astype(np.int64)
+    return counts
 
 
 def check_depth_bins(value: Any) -> int:

@@ -64,7 +64,8 @@ def decode(
         Scaled value written where the bit is off.
     threshold
         A bit is on where its analog value is ``> threshold``: ``0`` (the paper's) or a
-        tensor broadcastable to the SB half (one threshold per feature).
+        tensor broadcastable to the SB half (one threshold per feature, or per example
+        and feature).
 
     Returns
     -------

@@ -359,15 +359,16 @@ class SDD(DetectionMixin, AnnDataModel):
         dense_bytes = 4 * self.n_genes * ((2 if sb else 1) if store_dense else 0)
         check_output_memory(n_cells, dense_bytes + 24 * self.n_genes * fill, "cells")
         guidance_scale = check_guidance(guidance_scale)
-        threshold = self._thresholds(calibrated)
+        thresholds, rows = self._thresholds(calibrated, codes)
         cond = self._with_depth(codes, n_cells, np.random.default_rng([random_state, 1]))
         parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
-        for _, _, z in self._sample_batches(
+        for start, stop, z in self._sample_batches(
             n_cells, codes=cond, batch_size=batch_size,
             guidance_scale=0.0 if codes is None else guidance_scale,  # no labels: no guidance
             random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
             fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
+            threshold = thresholds if rows is None else thresholds[rows[start:stop]]
             values, dense, logits = decode_bits(
                 z, self.scaler_.inverse, bits=sb, dense=store_dense,
                 threshold=torch.as_tensor(threshold, dtype=z.dtype, device=z.device),
@@ -386,7 +387,7 @@ class SDD(DetectionMixin, AnnDataModel):
                 sparsity_bits=sb, sampler=sampler, n_steps=n_steps, random_state=random_state,
                 guidance_scale=guidance_scale, use_ema=use_ema,
                 layer=self.setup_args_["layer"] or "X", counts=counts,
-                calibrated=not isinstance(threshold, float),
+                calibrated=not isinstance(thresholds, float),
             ),
         )  # fmt: skip
         if counts:

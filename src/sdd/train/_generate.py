@@ -285,7 +285,8 @@ def decode_bits(
     nonzero=None)`` maps the data back to training units (``nonzero``: the thresholded
     bits, for scalers that floor expressed entries). Dense values and logits are ``None``
     unless ``dense`` (logits also without ``bits``). A bit is on where its analog value
-    is ``> threshold`` (a number or one threshold per feature).
+    is ``> threshold`` (a number, one threshold per feature, or a row of thresholds per
+    example).
     """
     if not bits:
         values = inverse(z).cpu().numpy()
