@@ -57,10 +57,13 @@ DATA = Path(
 )
 
 #: name -> (SDD constructor options, train options). "default" is the package's defaults,
-#: fitted as ``sdd.tl.fit`` does (train, then ``calibrate``); ``"calibrate": True`` in the
-#: train options calibrates after training (its time counts as training time).
+#: fitted as ``sdd.tl.fit`` does (train, then ``calibrate``); ``"calibrate": True`` (or a
+#: dict of ``calibrate`` arguments) in the train options calibrates after training (its
+#: time counts as training time).
 RECIPES: dict[str, tuple[dict, dict]] = {
     "default": ({}, {"calibrate": True}),
+    "default-bits": ({}, {"calibrate": {"value_weight": 0.0}}),
+    "default-values1": ({}, {"calibrate": {"value_weight": 1.0}}),
     "paper": (
         {"hidden": (1024, 512, 256), "zero_fill": "min", "depth_bins": 0},
         {"lr": 2e-4, "batch_size": 256},
@@ -115,6 +118,9 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     ),
 }
 
+#: Data sets recipes are chosen on; every other data set is held out from tuning.
+TUNING_SETS = ("pbmc4k_top2000",)
+
 COLUMNS = {
     "gap_pp": "sparsity gap (pp)",
     "SCC": "SCC",
@@ -166,7 +172,8 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
         args.steps, random_state=args.seed, progress=False, accelerator=args.accelerator, **fit
     )
     if calibrate:
-        model.calibrate(progress=False, accelerator=args.accelerator)
+        options = calibrate if isinstance(calibrate, dict) else {}
+        model.calibrate(progress=False, accelerator=args.accelerator, **options)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     gen = model.generate(
@@ -273,8 +280,9 @@ def main() -> None:
         train, held_out = split(adata, args.seed)
         sdd.SDD.setup_anndata(train)
         n = held_out.n_obs
+        role = "tuning set" if name in TUNING_SETS else "held out from tuning"
         print(
-            f"{name}: {adata.n_obs} cells x {adata.n_vars} genes, train {train.n_obs}, "
+            f"{name} ({role}): {adata.n_obs} cells x {adata.n_vars} genes, train {train.n_obs}, "
             f"held-out {n} ({sdd.metrics.zero_fraction(held_out.X):.2%} zeros)", flush=True
         )  # fmt: skip
         rows, timings = {}, {}

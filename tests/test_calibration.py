@@ -147,11 +147,39 @@ def test_calibration_matches_training_detection_rates(trained: sdd.SDD) -> None:
     assert np.abs(rates - trained.detection_rate_).mean() < raw_error.mean()
 
 
+def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD) -> None:
+    trained.calibrate(400, n_steps=20, random_state=3, progress=False, value_weight=1.0)
+    mapped = trained.generate(400, n_steps=20, random_state=3, progress=False)
+    raw_values = trained.generate(
+        400, n_steps=20, random_state=3, progress=False, store_dense=True
+    )  # the same sample: calibrated thresholds, unmapped values in layers["dense"]
+    assert ((mapped.X != 0) != (raw_values.X != 0)).nnz == 0  # the zero pattern is untouched
+    real = make_adata()  # the fixture's training cells
+    genes = np.flatnonzero(np.isfinite(trained.value_map_[:, 0]))
+    assert genes.size > 20
+    X, R = mapped.X.toarray(), real.X.toarray()
+    for g in genes:
+        got = np.quantile(X[X[:, g] != 0, g], [0.25, 0.5, 0.75])
+        want = np.quantile(R[R[:, g] != 0, g], [0.25, 0.5, 0.75])
+        np.testing.assert_allclose(got, want, atol=0.15)
+    half = trained.calibrate(400, n_steps=20, random_state=3, progress=False).generate(
+        400, n_steps=20, random_state=3, progress=False
+    )  # the default weight 0.5: halfway between the generated and the mapped values
+    unmapped = np.where(raw_values.X.toarray() != 0, raw_values.layers["dense"], 0.0)
+    np.testing.assert_allclose(half.X.toarray(), (unmapped + X) / 2, rtol=1e-5, atol=1e-6)
+    trained.calibrate(400, n_steps=20, random_state=3, progress=False, value_weight=0)
+    assert trained.value_map_ is None and trained.calibration_["value_weight"] == 0
+    plain = trained.generate(400, n_steps=20, random_state=3, progress=False)
+    np.testing.assert_allclose(plain.X.toarray(), unmapped, rtol=1e-6)
+
+
 def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:
     trained.calibrate(200, n_steps=10, progress=False)
     trained.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.sb_thresholds_, trained.sb_thresholds_)
+    np.testing.assert_array_equal(loaded.value_map_, trained.value_map_)
+    np.testing.assert_array_equal(loaded.value_quantiles_, trained.value_quantiles_)
     assert loaded.group_thresholds_ is None and loaded.group_detection_ is None
     np.testing.assert_array_equal(loaded.depth_["codes"], trained.depth_["codes"])
     a = trained.generate(50, n_steps=10, progress=False)
@@ -251,6 +279,10 @@ def test_calibrate_rejects_bad_calls() -> None:
         model.calibrate(10, labels="A")
     with pytest.raises(ValueError, match="n_cells"):
         model.calibrate(0)
+    with pytest.raises(ValueError, match="value_weight"):
+        model.calibrate(10, value_weight=1.5)
+    with pytest.raises(TypeError, match="value_weight"):
+        model.calibrate(10, value_weight=True)
 
 
 @pytest.mark.parametrize("calibrate", [True, False])

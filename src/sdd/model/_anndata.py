@@ -325,7 +325,8 @@ class SDD(DetectionMixin, AnnDataModel):
             for 10,000 cells x 14,000 genes, so off by default).
         calibrated
             Threshold the sparsity bits at the per-gene thresholds of :meth:`calibrate`
-            when the model has them (``False``, or an uncalibrated model: at 0, the
+            and map the expressed values onto the training quantiles, when the model has
+            them (``False``, or an uncalibrated model: threshold 0 and raw values, the
             paper's).
         fast
             Run the network in bf16 (autocast): ``None`` on CUDA only (``SDD_FAST=0``
@@ -373,6 +374,7 @@ class SDD(DetectionMixin, AnnDataModel):
                 z, self.scaler_.inverse, bits=sb, dense=store_dense,
                 threshold=torch.as_tensor(threshold, dtype=z.dtype, device=z.device),
             )  # fmt: skip
+            values = self._map_values(values, not isinstance(thresholds, float))
             parts["X"].append(sp.csr_matrix(values))
             parts["dense"].append(dense)
             parts["sb_logits"].append(logits)
