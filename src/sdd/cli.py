@@ -636,8 +636,8 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--no-calibrate", action="store_true",
-        help="--model sdd: skip matching each gene's detection rate after training "
-        "(SDD.calibrate)",
+        help="--model sdd: skip matching each gene's detection rate and values after "
+        "training (SDD.calibrate)",
     )  # fmt: skip
     fit.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     fit.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")

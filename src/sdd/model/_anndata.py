@@ -53,7 +53,8 @@ class SDD(DetectionMixin, AnnDataModel):
     expression).
 
     Beyond the paper: a per-cell depth condition (``depth_bins``) and per-gene
-    sparsity-bit thresholds matched to the training detection rates (:meth:`calibrate`),
+    sparsity-bit thresholds matched to the training detection rates, per label group too,
+    and per-gene maps of the expressed values towards the training ones (:meth:`calibrate`),
     conditional generation with classifier-free guidance (``labels_key`` in
     :meth:`setup_anndata`, ``labels`` and ``guidance_scale`` in :meth:`generate`), raw
     integer counts (``generate(counts=True)``) and imputation of missing genes

@@ -102,8 +102,9 @@ def fit(
         ``early_stopping``: stop when it stops improving).
     calibrate
         After training, match each gene's generated detection rate to the training
-        data's (:meth:`sdd.SDD.calibrate`, 2,000 generated cells; only with sparsity
-        bits). Measured on held-out data in the README ("Fidelity").
+        data's (per label group too) and move its expressed values halfway onto the
+        training quantiles (:meth:`sdd.SDD.calibrate`, 2,000 generated cells; only with
+        sparsity bits). Measured on held-out data in the README ("Fidelity").
     random_state
         Seed of the initial weights and of training: the same seed and data give the
         same model.
