@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sdd.data.marginals import map_quantiles, nonzero_quantiles
+from sdd.data.marginals import column_blocks, map_quantiles, nonzero_quantiles
 
 
 @pytest.mark.parametrize("kind", ["dense", "csr"])
@@ -28,6 +28,25 @@ def test_nonzero_quantiles_subsample_rows_reproducibly() -> None:
     b = nonzero_quantiles(X, 11, max_rows=100, random_state=3)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, nonzero_quantiles(X, 11))  # a subset, not every row
+
+
+def test_column_blocks_cover_every_column_within_the_limit() -> None:
+    counts = np.random.default_rng(0).integers(0, 50, size=200)
+    counts[17] = 500  # above the limit: a block of its own
+    blocks = column_blocks(counts, 120)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 200
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert (17, 18) in blocks
+    assert all(counts[lo:hi].sum() <= 120 for lo, hi in blocks if hi - lo > 1)
+
+
+def test_nonzero_quantiles_in_column_blocks_equal_one_pass() -> None:
+    """A tiny value budget (many blocks, many row chunks) gives the same quantiles."""
+    X = sp.random(300, 40, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    whole = nonzero_quantiles(X, 11, max_rows=250)
+    blocked = nonzero_quantiles(X, 11, max_rows=250, max_values=50, chunk_rows=7)
+    np.testing.assert_array_equal(whole, blocked)
+    assert np.isfinite(whole).all()
 
 
 def test_map_quantiles_carries_one_distribution_onto_another() -> None:

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def nonzero_counts(matrix: Any, chunk_rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def nonzero_counts(matrix: Any, chunk_rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Non-zero entries per row and per column of a dense, sparse or backed matrix.
 
     Reads ``chunk_rows`` rows at a time, so backed data are never loaded whole.
@@ -44,7 +44,7 @@ def nonzero_counts(matrix: Any, chunk_rows: int = 4096) -> tuple[np.ndarray, np.
 
 
 def nonzero_counts_by_group(
-    matrix: Any, groups: np.ndarray, n_groups: int, chunk_rows: int = 4096
+    matrix: Any, groups: np.ndarray, n_groups: int, chunk_rows: int = 1024
 ) -> np.ndarray:
     """Non-zero entries per column within each group of rows: ``(n_groups, n_columns)``.
 

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["nonzero_quantiles", "map_quantiles"]
+from .detection import nonzero_counts
+
+__all__ = ["nonzero_quantiles", "column_blocks", "map_quantiles"]
 
 
 def nonzero_quantiles(
@@ -24,15 +26,17 @@ def nonzero_quantiles(
     *,
     min_values: int = 10,
     max_rows: int = 20_000,
-    chunk_rows: int = 4096,
+    max_values: int = 1_000_000,
+    chunk_rows: int = 1024,
     random_state: int = 0,
 ) -> np.ndarray:
     """Quantiles of each column's non-zero values, ``(n_columns, n_levels)``.
 
     Levels are evenly spaced from 0 to 1 (minimum to maximum). A column with fewer than
     ``min_values`` non-zeros gets a row of NaN. At most ``max_rows`` rows are read (a
-    random subset beyond that), ``chunk_rows`` at a time, so backed data are never
-    loaded whole.
+    random subset beyond that), ``chunk_rows`` at a time, and the columns are taken in
+    blocks of at most ``max_values`` non-zeros (one read of the rows per block), so backed
+    data are never loaded whole and memory stays bounded whatever the number of genes.
 
     Examples
     --------
@@ -42,24 +46,61 @@ def nonzero_quantiles(
     ([1.0, 10.0, 19.0], True)
     """
     n_rows, n_cols = matrix.shape
+    keep = _row_subset(n_rows, max_rows, random_state)
+    levels = np.linspace(0.0, 1.0, int(n_levels))
+    out = np.full((n_cols, levels.size), np.nan)
+    per_column = nonzero_counts(matrix, chunk_rows)[1]
+    for lo, hi in column_blocks(per_column, max_values):
+        columns = _nonzero_block(matrix, keep, lo, hi, chunk_rows)
+        for g in range(hi - lo):
+            values = columns.data[columns.indptr[g] : columns.indptr[g + 1]]
+            values = values[values != 0]
+            if values.size >= min_values:
+                out[lo + g] = np.quantile(values, levels)
+    return out
+
+
+def column_blocks(per_column: np.ndarray, max_values: int) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` column ranges holding at most ``max_values`` non-zeros
+    each (a single column above the limit is a block of its own).
+
+    Examples
+    --------
+    >>> column_blocks(np.array([3, 3, 3, 9, 1]), 6)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
+    """
+    blocks, start, held = [], 0, 0
+    for column, count in enumerate(np.asarray(per_column, dtype=np.int64)):
+        if column > start and held + count > max_values:
+            blocks.append((start, column))
+            start, held = column, 0
+        held += count
+    if len(per_column) > start:
+        blocks.append((start, len(per_column)))
+    return blocks
+
+
+def _row_subset(n_rows: int, max_rows: int, random_state: int) -> np.ndarray:
     keep = np.ones(n_rows, dtype=bool)
     if n_rows > max_rows:
         keep[:] = False
         keep[np.random.default_rng(random_state).choice(n_rows, max_rows, replace=False)] = True
-    blocks = []
-    for start in range(0, n_rows, chunk_rows):
+    return keep
+
+
+def _nonzero_block(
+    matrix: Any, keep: np.ndarray, lo: int, hi: int, chunk_rows: int
+) -> sp.csc_matrix:
+    """Columns ``lo:hi`` of the kept rows, as CSC, read ``chunk_rows`` rows at a time."""
+    pieces = []
+    for start in range(0, matrix.shape[0], chunk_rows):
         block = matrix[start : start + chunk_rows]
-        block = block if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
-        blocks.append(sp.csr_matrix(block)[keep[start : start + chunk_rows]])
-    columns = sp.vstack(blocks, format="csc") if blocks else sp.csc_matrix((0, n_cols))
-    levels = np.linspace(0.0, 1.0, int(n_levels))
-    out = np.full((n_cols, levels.size), np.nan)
-    for g in range(n_cols):
-        values = columns.data[columns.indptr[g] : columns.indptr[g + 1]]
-        values = values[values != 0]
-        if values.size >= min_values:
-            out[g] = np.quantile(values, levels)
-    return out
+        block = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+        pieces.append(block[keep[start : start + chunk_rows]][:, lo:hi])
+        del block
+    if not pieces:
+        return sp.csc_matrix((0, hi - lo))
+    return sp.vstack(pieces, format="csc")
 
 
 def map_quantiles(
