@@ -17,8 +17,9 @@ zero-fraction MAE (:func:`sdd.metrics.zero_fraction_mae`, mean over the two type
 - ``SDD default w=<w>, per-group calibration`` (``--variants default``): the package's
   defaults (``depth_bins=8``) and :meth:`sdd.SDD.calibrate` after training, as
   :func:`sdd.tl.fit` does (per-gene thresholds per cell type); then the same model
-  recalibrated with ``per_group=False`` (one threshold per gene for all types) gives the
-  ``global calibration`` rows; ``--variants paper`` (the default) is the rows above, with
+  recalibrated with ``per_group=False`` (one threshold and one value map per gene for all
+  types) gives the ``global calibration`` rows, and the per-group thresholds with only the
+  global value map the ``per-group thresholds calibration`` rows (an ablation); ``--variants paper`` (the default) is the rows above, with
   ``depth_bins=0`` and threshold 0;
 - ``SDD sparsity_bits=False``: the plain-diffusion baseline, same settings, ``w`` = the
   first ``--guidance`` value;
@@ -107,8 +108,13 @@ def row(label: str, v: dict[str, float], seconds: float) -> str:
 
 #: ``--variants``: SDD constructor options and the calibrations applied after training
 #: (``None``: none, threshold 0; ``"per-group"``: the default of ``calibrate``; ``"global"``:
-#: ``calibrate(per_group=False)``), each giving its own rows from the same trained model.
-VARIANTS = {"paper": ({"depth_bins": 0}, (None,)), "default": ({}, ("per-group", "global"))}
+#: ``calibrate(per_group=False)``; ``"per-group thresholds"``: the default, then the
+#: per-group value maps dropped, so that only the global one applies — an ablation), each
+#: giving its own rows from the same trained model.
+VARIANTS = {
+    "paper": ({"depth_bins": 0}, (None,)),
+    "default": ({}, ("per-group", "per-group thresholds", "global")),
+}
 
 
 def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, variant="paper"):
@@ -132,8 +138,10 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, varian
     for calibration in calibrations if sparsity_bits else (None,):
         t1 = time.perf_counter()
         if calibration is not None:
-            per_group = calibration == "per-group"
+            per_group = calibration.startswith("per-group")
             model.calibrate(n_steps=args.sampling_steps, progress=False, per_group=per_group)
+            if calibration == "per-group thresholds":
+                model.group_value_map_ = None
         calibrated = time.perf_counter() - t1
         for w in scales:
             t2 = time.perf_counter()

@@ -199,6 +199,9 @@ def test_group_calibration_survives_save_and_load(tmp_path) -> None:
     model.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.group_thresholds_, model.group_thresholds_)
+    assert model.group_value_map_.shape == model.group_value_quantiles_.shape == (2, 30, 21)
+    np.testing.assert_array_equal(loaded.group_value_map_, model.group_value_map_)
+    np.testing.assert_array_equal(loaded.group_value_quantiles_, model.group_value_quantiles_)
     np.testing.assert_array_equal(loaded.group_detection_["rates"], model.group_detection_["rates"])
     a = model.generate(60, labels="training", n_steps=5, progress=False)
     b = loaded.generate(60, labels="training", n_steps=5, progress=False)
@@ -239,6 +242,41 @@ def test_group_calibration_matches_each_label_group() -> None:
                 np.testing.assert_allclose(got, want, atol=1.5 / cells.n_obs)
             errors[per_group] += np.abs(got - expected[t]).mean()
     assert errors[True] < errors[False]
+
+
+def test_group_value_maps_give_each_group_its_training_values() -> None:
+    """Genes 0-9 are expressed much higher in B than in A: the per-group maps give each
+    group its own non-zero quartiles (on the calibration sample), the global map cannot."""
+    rng = np.random.default_rng(5)
+    n, genes = 400, 16
+    types = rng.choice(["A", "B"], n)
+    lam = np.where((types == "B")[:, None] & (np.arange(genes) < 10), 30.0, 2.0)
+    X = np.where(rng.random((n, genes)) < 0.5, np.log1p(rng.poisson(lam) + 1.0), 0)
+    adata = ad.AnnData(sp.csr_matrix(X.astype(np.float32)))
+    adata.obs["cell_type"] = types
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    torch.manual_seed(0)
+    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(40, random_state=0, progress=False)
+    levels = [0.25, 0.5, 0.75]
+    errors = {}
+    for per_group in (True, False):
+        model.calibrate(
+            400, n_steps=20, random_state=3, progress=False, per_group=per_group, value_weight=1.0
+        )
+        assert (model.group_value_map_ is not None) is per_group
+        gen = model.generate(400, labels="training", n_steps=20, random_state=3, progress=False)
+        errors[per_group] = []
+        for t in ("A", "B"):
+            G, R = gen[gen.obs["cell_type"] == t].X.toarray(), X[types == t]
+            for g in range(10):
+                if (G[:, g] != 0).sum() < 10:  # global thresholds can switch a gene off
+                    continue
+                got = np.quantile(G[G[:, g] != 0, g], levels)
+                want = np.quantile(R[R[:, g] != 0, g], levels)
+                errors[per_group].append(np.abs(got - want).max())
+    assert len(errors[True]) == 20 and len(errors[False]) >= 5
+    assert max(errors[True]) < 0.2  # each group lands on its own training quartiles
+    assert np.mean(errors[True]) < 0.5 * np.mean(errors[False])
 
 
 def test_unconditional_cells_of_a_group_model_use_the_global_thresholds() -> None:

@@ -49,6 +49,15 @@ def test_nonzero_quantiles_in_column_blocks_equal_one_pass() -> None:
     assert np.isfinite(whole).all()
 
 
+def test_nonzero_quantiles_of_a_subset_of_rows() -> None:
+    X = np.zeros((30, 1))
+    X[:, 0] = np.arange(30)
+    q = nonzero_quantiles(X, 3, rows=np.arange(30) >= 20)
+    assert q[0].tolist() == [20.0, 24.5, 29.0]
+    with pytest.raises(ValueError, match="rows has shape"):
+        nonzero_quantiles(X, 3, rows=np.ones(5, dtype=bool))
+
+
 def test_map_quantiles_carries_one_distribution_onto_another() -> None:
     rng = np.random.default_rng(1)
     source_values = rng.uniform(0.1, 1.0, 4000)

@@ -25,6 +25,8 @@ def nonzero_quantiles(
     n_levels: int = 101,
     *,
     min_values: int = 10,
+    rows: np.ndarray | None = None,
+    per_column: np.ndarray | None = None,
     max_rows: int = 20_000,
     max_values: int = 1_000_000,
     chunk_rows: int = 1024,
@@ -33,10 +35,12 @@ def nonzero_quantiles(
     """Quantiles of each column's non-zero values, ``(n_columns, n_levels)``.
 
     Levels are evenly spaced from 0 to 1 (minimum to maximum). A column with fewer than
-    ``min_values`` non-zeros gets a row of NaN. At most ``max_rows`` rows are read (a
+    ``min_values`` non-zeros gets a row of NaN. Only the rows where the boolean mask
+    ``rows`` is true count (all by default); at most ``max_rows`` of them are read (a
     random subset beyond that), ``chunk_rows`` at a time, and the columns are taken in
     blocks of at most ``max_values`` non-zeros (one read of the rows per block), so backed
     data are never loaded whole and memory stays bounded whatever the number of genes.
+    ``per_column``, the non-zeros per column (or an upper bound), saves the counting read.
 
     Examples
     --------
@@ -46,10 +50,11 @@ def nonzero_quantiles(
     ([1.0, 10.0, 19.0], True)
     """
     n_rows, n_cols = matrix.shape
-    keep = _row_subset(n_rows, max_rows, random_state)
+    keep = _row_subset(n_rows, rows, max_rows, random_state)
     levels = np.linspace(0.0, 1.0, int(n_levels))
     out = np.full((n_cols, levels.size), np.nan)
-    per_column = nonzero_counts(matrix, chunk_rows)[1]
+    if per_column is None:
+        per_column = nonzero_counts(matrix, chunk_rows)[1]
     for lo, hi in column_blocks(per_column, max_values):
         columns = _nonzero_block(matrix, keep, lo, hi, chunk_rows)
         for g in range(hi - lo):
@@ -80,11 +85,16 @@ def column_blocks(per_column: np.ndarray, max_values: int) -> list[tuple[int, in
     return blocks
 
 
-def _row_subset(n_rows: int, max_rows: int, random_state: int) -> np.ndarray:
-    keep = np.ones(n_rows, dtype=bool)
-    if n_rows > max_rows:
-        keep[:] = False
-        keep[np.random.default_rng(random_state).choice(n_rows, max_rows, replace=False)] = True
+def _row_subset(
+    n_rows: int, rows: np.ndarray | None, max_rows: int, random_state: int
+) -> np.ndarray:
+    keep = np.ones(n_rows, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    if keep.shape != (n_rows,):
+        raise ValueError(f"rows has shape {keep.shape}, expected ({n_rows},).")
+    chosen = np.flatnonzero(keep)
+    if chosen.size > max_rows:
+        keep = np.zeros(n_rows, dtype=bool)
+        keep[np.random.default_rng(random_state).choice(chosen, max_rows, replace=False)] = True
     return keep
 
 

@@ -375,7 +375,11 @@ class SDD(DetectionMixin, AnnDataModel):
                 z, self.scaler_.inverse, bits=sb, dense=store_dense,
                 threshold=torch.as_tensor(threshold, dtype=z.dtype, device=z.device),
             )  # fmt: skip
-            values = self._map_values(values, not isinstance(thresholds, float))
+            values = self._map_values(
+                values,
+                not isinstance(thresholds, float),
+                None if rows is None else rows[start:stop],
+            )
             parts["X"].append(sp.csr_matrix(values))
             parts["dense"].append(dense)
             parts["sb_logits"].append(logits)

@@ -48,6 +48,7 @@ def check_weight(value: Any) -> float:
 
 
 MIN_GROUP_CELLS = 50  # fewer training or calibration cells: a group uses the global thresholds
+GROUP_LEVELS = 21  # quantile levels of a group's value map (the global map has 101)
 
 
 class DetectionMixin:
@@ -60,6 +61,8 @@ class DetectionMixin:
     group_thresholds_: np.ndarray | None
     value_quantiles_: np.ndarray | None
     value_map_: np.ndarray | None
+    group_value_quantiles_: np.ndarray | None
+    group_value_map_: np.ndarray | None
     calibration_: dict[str, Any] | None
 
     def _fit_detection(self, matrix: Any, label_codes: np.ndarray | None) -> None:
@@ -68,6 +71,7 @@ class DetectionMixin:
         per_cell, per_gene = nonzero_counts(matrix)
         self.detection_rate_ = per_gene / max(1, len(per_cell))
         self.group_detection_ = None
+        self.group_value_quantiles_ = None
         if label_codes is not None:
             codes, groups, cells = np.unique(
                 label_codes, axis=0, return_inverse=True, return_counts=True
@@ -77,12 +81,29 @@ class DetectionMixin:
                 "codes": codes.astype(np.int64), "cells": cells.astype(np.int64),
                 "rates": (counts / cells[:, None]).astype(np.float32),
             }  # fmt: skip
+            self.group_value_quantiles_ = self._group_quantiles(
+                matrix, groups.ravel(), cells >= MIN_GROUP_CELLS, per_gene
+            )
         self.depth_ = self._fit_depth(per_cell, label_codes)
         self.value_quantiles_ = nonzero_quantiles(matrix).astype(np.float32)
         self.sb_thresholds_ = None
         self.group_thresholds_ = None
         self.value_map_ = None
+        self.group_value_map_ = None
         self.calibration_ = None
+
+    @staticmethod
+    def _group_quantiles(
+        matrix: Any, member: np.ndarray, usable: np.ndarray, per_column: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Non-zero quantiles per group of rows, ``(n_groups, n_genes, GROUP_LEVELS)``;
+        NaN for groups that are not ``usable``."""
+        out = np.full((len(usable), matrix.shape[1], GROUP_LEVELS), np.nan, dtype=np.float32)
+        for g in np.flatnonzero(usable):
+            out[g] = nonzero_quantiles(
+                matrix, GROUP_LEVELS, rows=member == g, per_column=per_column
+            )
+        return out
 
     def _check_init_args(self) -> None:
         super()._check_init_args()
@@ -220,9 +241,19 @@ class DetectionMixin:
             obs = {k: cells.obs[k].to_numpy() for k in self.categories_}
             codes, _ = self._label_codes(obs, cells.n_obs)
             self.group_thresholds_ = self._group_thresholds(logits, codes, thresholds)
-        self.value_map_ = None
+        self.value_map_ = self.group_value_map_ = None
         if value_weight:
-            self.value_map_ = self._generated_quantiles(cells, codes)
+            values = self._thresholded(cells, codes)
+            self.value_map_ = nonzero_quantiles(values, self.value_quantiles_.shape[1])
+            self.value_map_ = self.value_map_.astype(np.float32)
+            if self.group_thresholds_ is not None and self.group_value_quantiles_ is not None:
+                member = self._group_index(codes)
+                calibration = np.bincount(
+                    member[member >= 0], minlength=len(self.group_thresholds_)
+                )
+                self.group_value_map_ = self._group_quantiles(
+                    values, member, calibration >= MIN_GROUP_CELLS
+                )
         self.calibration_ = {
             "step": self._last_step(), "n_cells": int(cells.n_obs), "sampler": sampler,
             "n_steps": int(n_steps), "random_state": int(random_state),
@@ -230,24 +261,39 @@ class DetectionMixin:
         }  # fmt: skip
         return self
 
-    def _generated_quantiles(self, cells: Any, codes: np.ndarray | None) -> np.ndarray:
-        """Non-zero quantiles of the calibration sample thresholded as :meth:`generate`
-        will threshold it."""
+    def _thresholded(self, cells: Any, codes: np.ndarray | None) -> np.ndarray:
+        """The calibration sample's values thresholded as :meth:`generate` will threshold
+        them."""
         table, rows = self._threshold_table(codes)
         threshold = table if rows is None else table[rows]
         dense = cells.layers["dense"]
         if self.scaler_.floor is not None:  # as Scaler.inverse(z, nonzero) decodes them
             dense = np.maximum(dense, self.scaler_.floor.reshape(1, -1))
-        values = np.where(cells.layers["sb_logits"] > threshold, dense, 0.0)
-        return nonzero_quantiles(values, self.value_quantiles_.shape[1]).astype(np.float32)
+        return np.where(cells.layers["sb_logits"] > threshold, dense, 0.0)
 
-    def _map_values(self, values: np.ndarray, active: bool) -> np.ndarray:
+    def _map_values(
+        self, values: np.ndarray, active: bool, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """Generated values carried onto the training quantiles (``active``: the
-        calibration is current and value maps exist)."""
+        calibration is current and value maps exist): each cell of a calibrated label
+        group (``rows``, as from :meth:`_threshold_table`) by its group's map where the
+        gene has one, every other value by the global map."""
         if not active or self.value_map_ is None:
             return values
         weight = self.calibration_.get("value_weight", 1.0)
-        return map_quantiles(values, self.value_map_, self.value_quantiles_, weight)
+        mapped = map_quantiles(values, self.value_map_, self.value_quantiles_, weight)
+        if rows is None or self.group_value_map_ is None:
+            return mapped
+        sources, targets = self.group_value_map_, self.group_value_quantiles_
+        for g in np.unique(rows[rows < len(sources)]):
+            cells = np.flatnonzero(rows == g)
+            genes = np.flatnonzero(
+                ~(np.isnan(sources[g]).any(axis=1) | np.isnan(targets[g]).any(axis=1))
+            )
+            mapped[np.ix_(cells, genes)] = map_quantiles(
+                values[np.ix_(cells, genes)], sources[g][genes], targets[g][genes], weight
+            )
+        return mapped
 
     def _group_thresholds(
         self, logits: np.ndarray, codes: np.ndarray, fallback: np.ndarray
@@ -317,6 +363,10 @@ class DetectionMixin:
             state["value_quantiles"] = torch.as_tensor(self.value_quantiles_)
         if self.value_map_ is not None:
             state["value_map"] = torch.as_tensor(self.value_map_)
+        if self.group_value_quantiles_ is not None:
+            state["group_value_quantiles"] = torch.as_tensor(self.group_value_quantiles_)
+        if self.group_value_map_ is not None:
+            state["group_value_map"] = torch.as_tensor(self.group_value_map_)
         return state
 
     def _detection_config(self) -> dict[str, Any]:
@@ -357,8 +407,25 @@ class DetectionMixin:
                 )
         if value_map is not None and (quantiles is None or value_map.shape != quantiles.shape):
             raise ValueError("value_map does not match the saved value_quantiles.")
+        self._restore_group_values(state)
         self.calibration_ = config.get("calibration")
         if (thresholds is None) != (self.calibration_ is None):
             raise ValueError("sb_thresholds and calibration must be saved together.")
         if thresholds is not None:
             self._check_per_gene(sb_thresholds=self.sb_thresholds_)
+
+    def _restore_group_values(self, state: Mapping[str, Any]) -> None:
+        """Per-group value quantiles and maps (older files: none), checked against the
+        saved label groups."""
+        quantiles, value_map = state.get("group_value_quantiles"), state.get("group_value_map")
+        self.group_value_quantiles_ = None if quantiles is None else quantiles.numpy()
+        self.group_value_map_ = None if value_map is None else value_map.numpy()
+        n_groups = None if self.group_detection_ is None else len(self.group_detection_["codes"])
+        for name, table in (("group_value_quantiles", quantiles), ("group_value_map", value_map)):
+            if table is not None and tuple(table.shape[:2]) != (n_groups, self.n_genes):
+                raise ValueError(
+                    f"{name} has shape {tuple(table.shape)}, expected one table per saved "
+                    "label group and one row per gene."
+                )
+        if value_map is not None and (quantiles is None or value_map.shape != quantiles.shape):
+            raise ValueError("group_value_map does not match the saved group_value_quantiles.")
