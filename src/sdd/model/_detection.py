@@ -7,7 +7,8 @@
   gene is detected as often in generated cells as in the training cells; for a
   conditional model also per group of labels (each combination of the conditions), so
   that each cell type keeps its own detection rate per gene; and per-gene maps of the
-  expressed values onto the training cells' quantiles (:mod:`sdd.data.marginals`).
+  expressed values onto the training cells' quantiles (:mod:`sdd.data.marginals`),
+  globally and per group of labels.
 
 The mixin expects an :class:`~sdd.model._cells.AnnDataModel` with sparsity bits
 (``init_args_["sparsity_bits"]``) and ``generate(..., store_dense=, calibrated=)``.
@@ -171,7 +172,11 @@ class DetectionMixin:
         values of each gene are then moved ``value_weight`` of the way from their
         quantiles in the thresholded sample to the training cells' non-zero quantiles
         (:func:`sdd.data.marginals.map_quantiles`; zeros and each gene's order across
-        cells are kept). Later :meth:`generate` calls use these thresholds instead of 0,
+        cells are kept); with ``per_group``, each calibrated group also gets its own value
+        map (21 quantile levels; genes with fewer than 10 non-zeros in the group use the
+        global map), so that expression levels per cell type, and the fold changes
+        between types, follow the training cells. Later :meth:`generate` calls use these
+        thresholds instead of 0,
         and the value maps. They hold for the
         weights they were computed on: after more training, :meth:`generate` ignores them
         (with a warning) until ``calibrate`` is called again. :func:`sdd.tl.fit`
