@@ -29,17 +29,15 @@ TESTS = str(Path(__file__).resolve().parent)
 def _child(code: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, TESTS])}
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
+        [sys.executable, "-c", CTRL_C + textwrap.dedent(code), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=_default_sigint,
     )  # fmt: skip
 
 
-def _default_sigint() -> None:
-    """A child started from a background job inherits SIGINT ignored (POSIX shells do
-    that to background commands), and Python then installs no KeyboardInterrupt handler:
-    give the child the default disposition, as a terminal's Ctrl-C would find it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+#: A child started from a background job inherits SIGINT ignored (POSIX shells do that to
+#: background commands), and Python then installs no KeyboardInterrupt handler: each child
+#: installs it first, as a terminal's Ctrl-C would find it.
+CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
 
 def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -38,9 +38,10 @@ def nonzero_quantiles(
     ``min_values`` non-zeros gets a row of NaN. Only the rows where the boolean mask
     ``rows`` is true count (all by default); at most ``max_rows`` of them are read (a
     random subset beyond that), ``chunk_rows`` at a time, and the columns are taken in
-    blocks of at most ``max_values`` non-zeros (one read of the rows per block), so backed
-    data are never loaded whole and memory stays bounded whatever the number of genes.
-    ``per_column``, the non-zeros per column (or an upper bound), saves the counting read.
+    blocks of at most ``max_values`` non-zeros (one read of those rows per block), so
+    backed data are never loaded whole and memory stays bounded whatever the number of
+    genes. ``per_column``, the non-zeros per column among the chosen rows (or an upper
+    bound), saves the counting read.
 
     Examples
     --------
@@ -50,13 +51,16 @@ def nonzero_quantiles(
     ([1.0, 10.0, 19.0], True)
     """
     n_rows, n_cols = matrix.shape
-    keep = _row_subset(n_rows, rows, max_rows, random_state)
+    kept = np.flatnonzero(_row_subset(n_rows, rows, max_rows, random_state))
     levels = np.linspace(0.0, 1.0, int(n_levels))
     out = np.full((n_cols, levels.size), np.nan)
     if per_column is None:
-        per_column = nonzero_counts(matrix, chunk_rows)[1]
+        per_column = np.zeros(n_cols, dtype=np.int64)
+        for start in range(0, kept.size, chunk_rows):
+            block = _read_rows(matrix, kept[start : start + chunk_rows])
+            per_column += nonzero_counts(block, chunk_rows)[1]
     for lo, hi in column_blocks(per_column, max_values):
-        columns = _nonzero_block(matrix, keep, lo, hi, chunk_rows)
+        columns = _nonzero_block(matrix, kept, lo, hi, chunk_rows)
         for g in range(hi - lo):
             values = columns.data[columns.indptr[g] : columns.indptr[g + 1]]
             values = values[values != 0]
@@ -98,15 +102,24 @@ def _row_subset(
     return keep
 
 
+def _read_rows(matrix: Any, index: np.ndarray) -> sp.csr_matrix:
+    """Rows ``index`` (sorted) of a dense, sparse or backed matrix, as CSR: a slice when
+    they are contiguous, else one sorted selection (only these rows are read)."""
+    if index.size and index[-1] - index[0] + 1 == index.size:
+        block = matrix[int(index[0]) : int(index[-1]) + 1]
+    else:
+        block = matrix[index]
+    return sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+
+
 def _nonzero_block(
-    matrix: Any, keep: np.ndarray, lo: int, hi: int, chunk_rows: int
+    matrix: Any, kept: np.ndarray, lo: int, hi: int, chunk_rows: int
 ) -> sp.csc_matrix:
-    """Columns ``lo:hi`` of the kept rows, as CSC, read ``chunk_rows`` rows at a time."""
+    """Columns ``lo:hi`` of the rows ``kept``, as CSC, read ``chunk_rows`` rows at a time."""
     pieces = []
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
-        block = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
-        pieces.append(block[keep[start : start + chunk_rows]][:, lo:hi])
+    for start in range(0, kept.size, chunk_rows):
+        block = _read_rows(matrix, kept[start : start + chunk_rows])
+        pieces.append(block[:, lo:hi])
         del block
     if not pieces:
         return sp.csc_matrix((0, hi - lo))

@@ -83,7 +83,7 @@ class DetectionMixin:
                 "rates": (counts / cells[:, None]).astype(np.float32),
             }  # fmt: skip
             self.group_value_quantiles_ = self._group_quantiles(
-                matrix, groups.ravel(), cells >= MIN_GROUP_CELLS, per_gene
+                matrix, groups.ravel(), cells >= MIN_GROUP_CELLS, counts
             )
         self.depth_ = self._fit_depth(per_cell, label_codes)
         self.value_quantiles_ = nonzero_quantiles(matrix).astype(np.float32)
@@ -95,15 +95,17 @@ class DetectionMixin:
 
     @staticmethod
     def _group_quantiles(
-        matrix: Any, member: np.ndarray, usable: np.ndarray, per_column: np.ndarray | None = None
+        matrix: Any, member: np.ndarray, usable: np.ndarray, counts: np.ndarray | None = None
     ) -> np.ndarray:
         """Non-zero quantiles per group of rows, ``(n_groups, n_genes, GROUP_LEVELS)``;
-        NaN for groups that are not ``usable``."""
+        NaN for groups that are not ``usable``. ``counts``: each group's non-zeros per
+        gene, if known (saves a read per group)."""
         out = np.full((len(usable), matrix.shape[1], GROUP_LEVELS), np.nan, dtype=np.float32)
         for g in np.flatnonzero(usable):
             out[g] = nonzero_quantiles(
-                matrix, GROUP_LEVELS, rows=member == g, per_column=per_column
-            )
+                matrix, GROUP_LEVELS, rows=member == g,
+                per_column=None if counts is None else counts[g],
+            )  # fmt: skip
         return out
 
     def _check_init_args(self) -> None:
@@ -175,12 +177,12 @@ class DetectionMixin:
         cells are kept); with ``per_group``, each calibrated group also gets its own value
         map (21 quantile levels; genes with fewer than 10 non-zeros in the group use the
         global map), so that expression levels per cell type, and the fold changes
-        between types, follow the training cells. Later :meth:`generate` calls use these
-        thresholds instead of 0,
-        and the value maps. They hold for the
-        weights they were computed on: after more training, :meth:`generate` ignores them
-        (with a warning) until ``calibrate`` is called again. :func:`sdd.tl.fit`
-        calibrates by default.
+        between types, follow the training cells (a model saved before per-group value
+        maps existed has no training quantiles per group and keeps the global map).
+        Later :meth:`generate` calls use these thresholds instead of 0, and the value
+        maps. They hold for the weights they were computed on: after more training,
+        :meth:`generate` ignores them (with a warning) until ``calibrate`` is called
+        again. :func:`sdd.tl.fit` calibrates by default.
 
         Parameters
         ----------
@@ -427,7 +429,11 @@ class DetectionMixin:
         self.group_value_map_ = None if value_map is None else value_map.numpy()
         n_groups = None if self.group_detection_ is None else len(self.group_detection_["codes"])
         for name, table in (("group_value_quantiles", quantiles), ("group_value_map", value_map)):
-            if table is not None and tuple(table.shape[:2]) != (n_groups, self.n_genes):
+            if table is not None and (
+                table.ndim != 3
+                or tuple(table.shape[:2]) != (n_groups, self.n_genes)
+                or table.shape[2] < 2
+            ):
                 raise ValueError(
                     f"{name} has shape {tuple(table.shape)}, expected one table per saved "
                     "label group and one row per gene."
