@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sdd.data.marginals import column_blocks, map_quantiles, nonzero_quantiles
+from sdd.data.marginals import column_blocks, interp_rows, map_quantiles, nonzero_quantiles
 
 
 @pytest.mark.parametrize("kind", ["dense", "csr"])
@@ -56,6 +56,17 @@ def test_nonzero_quantiles_of_a_subset_of_rows() -> None:
     assert q[0].tolist() == [20.0, 24.5, 29.0]
     with pytest.raises(ValueError, match="rows has shape"):
         nonzero_quantiles(X, 3, rows=np.ones(5, dtype=bool))
+
+
+def test_interp_rows_equals_numpy_interp_row_by_row() -> None:
+    """Ties in the quantiles (count data), values below, at and above the ends."""
+    rng = np.random.default_rng(2)
+    xp = np.sort(np.round(rng.gamma(2.0, 1.0, size=(40, 11)), 1), axis=1)  # many ties
+    fp = np.sort(rng.normal(size=(40, 11)), axis=1)
+    row = rng.integers(0, 40, size=5000)
+    x = np.concatenate([rng.uniform(-1, 12, 4000), xp[row[4000:], rng.integers(0, 11, 1000)]])
+    want = np.array([np.interp(v, xp[r], fp[r]) for v, r in zip(x, row, strict=True)])
+    np.testing.assert_allclose(interp_rows(x, row, xp, fp), want, rtol=1e-9, atol=1e-12)
 
 
 def test_map_quantiles_carries_one_distribution_onto_another() -> None:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from .detection import nonzero_counts
 
-__all__ = ["nonzero_quantiles", "column_blocks", "map_quantiles"]
+__all__ = ["nonzero_quantiles", "column_blocks", "map_quantiles", "interp_rows"]
 
 
 def nonzero_quantiles(
@@ -146,11 +146,45 @@ def map_quantiles(
     [[0.0, 1.0]]
     """
     out = np.array(values, dtype=np.float32, copy=True)
-    usable = ~(np.isnan(source).any(axis=1) | np.isnan(target).any(axis=1))
-    for g in np.flatnonzero(usable):
-        column = out[:, g]
-        on = column != 0
-        if on.any():
-            x = column[on]
-            column[on] = (1.0 - weight) * x + weight * np.interp(x, source[g], target[g])
+    usable = np.flatnonzero(~(np.isnan(source).any(axis=1) | np.isnan(target).any(axis=1)))
+    block = out[:, usable]
+    cells, genes = np.nonzero(block)
+    if cells.size:
+        x = block[cells, genes].astype(np.float64)
+        mapped = interp_rows(x, genes, source[usable], target[usable])
+        block[cells, genes] = (1.0 - weight) * x + weight * mapped
+        out[:, usable] = block
     return out
+
+
+def interp_rows(x: np.ndarray, row: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(x[i], xp[row[i]], fp[row[i]])`` for every ``i`` at once.
+
+    Each row of ``xp`` must be non-decreasing and free of NaN; ``xp`` and ``fp`` are
+    ``(rows, levels)``. Ties in ``xp`` and values outside a row's range are treated as
+    :func:`numpy.interp` treats them.
+
+    Examples
+    --------
+    >>> xp = np.array([[0.0, 1.0], [0.0, 2.0]]); fp = np.array([[0.0, 10.0], [0.0, 1.0]])
+    >>> interp_rows(np.array([0.5, 1.0, 5.0]), np.array([0, 1, 1]), xp, fp).tolist()
+    [5.0, 0.5, 1.0]
+    """
+    x, row = np.asarray(x, dtype=np.float64), np.asarray(row, dtype=np.int64)
+    xp, fp = np.asarray(xp, dtype=np.float64), np.asarray(fp, dtype=np.float64)
+    n_levels = xp.shape[1]
+    # one sorted array: row r's quantiles shifted by r * span, where span exceeds every
+    # value's range, so that one searchsorted finds each x within its own row
+    low = min(xp.min(), x.min())
+    span = max(xp.max(), x.max()) - low + 1.0
+    keys = ((xp - low) + span * np.arange(len(xp))[:, None]).ravel()
+    right = np.searchsorted(keys, (x - low) + span * row, side="right") - row * n_levels
+    left = np.clip(right - 1, 0, n_levels - 1)
+    right = np.clip(right, 0, n_levels - 1)
+    x0, x1 = xp[row, left], xp[row, right]
+    y0, y1 = fp[row, left], fp[row, right]
+    inside = x1 > x0
+    slope = np.divide(y1 - y0, x1 - x0, out=np.zeros_like(x), where=inside)
+    out = np.where(inside, y0 + slope * (x - x0), y0)
+    out = np.where(x < xp[row, 0], fp[row, 0], out)
+    return np.where(x >= xp[row, -1], fp[row, -1], out)
