@@ -279,6 +279,18 @@ def test_group_value_maps_give_each_group_its_training_values() -> None:
     assert np.mean(errors[True]) < 0.5 * np.mean(errors[False])
 
 
+def test_too_many_groups_fall_back_to_the_global_value_map(monkeypatch) -> None:
+    monkeypatch.setattr("sdd.model._detection.MAX_GROUP_VALUES", 100)
+    adata = make_adata(240)
+    sdd.SDD.setup_anndata(adata, labels_key="cell_type")
+    with pytest.warns(UserWarning, match="too many for value maps per group"):
+        model = sdd.SDD(adata, hidden=(16,), depth_bins=0)
+    model.train(5, progress=False).calibrate(200, n_steps=5, progress=False)
+    assert model.group_value_quantiles_ is None and model.group_value_map_ is None
+    assert model.group_thresholds_.shape == (2, 30) and model.value_map_ is not None
+    assert model.generate(20, labels="training", n_steps=5, progress=False).n_obs == 20
+
+
 def test_unconditional_cells_of_a_group_model_use_the_global_thresholds() -> None:
     adata = make_adata(240)
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")

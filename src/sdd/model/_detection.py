@@ -50,6 +50,7 @@ def check_weight(value: Any) -> float:
 
 MIN_GROUP_CELLS = 50  # fewer training or calibration cells: a group uses the global thresholds
 GROUP_LEVELS = 21  # quantile levels of a group's value map (the global map has 101)
+MAX_GROUP_VALUES = 2**25  # larger tables (groups x genes x levels): no per-group value maps
 
 
 class DetectionMixin:
@@ -82,9 +83,16 @@ class DetectionMixin:
                 "codes": codes.astype(np.int64), "cells": cells.astype(np.int64),
                 "rates": (counts / cells[:, None]).astype(np.float32),
             }  # fmt: skip
-            self.group_value_quantiles_ = self._group_quantiles(
-                matrix, groups.ravel(), cells >= MIN_GROUP_CELLS, counts
-            )
+            if len(codes) * matrix.shape[1] * GROUP_LEVELS <= MAX_GROUP_VALUES:
+                self.group_value_quantiles_ = self._group_quantiles(
+                    matrix, groups.ravel(), cells >= MIN_GROUP_CELLS, counts
+                )
+            else:
+                warnings.warn(
+                    f"{len(codes)} label groups x {matrix.shape[1]} genes: too many for value "
+                    "maps per group; calibrate() will use one value map per gene.",
+                    stacklevel=4,
+                )
         self.depth_ = self._fit_depth(per_cell, label_codes)
         self.value_quantiles_ = nonzero_quantiles(matrix).astype(np.float32)
         self.sb_thresholds_ = None
