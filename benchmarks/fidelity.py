@@ -61,11 +61,12 @@ DATA = Path(
 #: name -> (SDD constructor options, train options). "default" is the package's defaults,
 #: fitted as ``sdd.tl.fit`` does (train, then ``calibrate``); ``"calibrate": True`` (or a
 #: dict of ``calibrate`` arguments) in the train options calibrates after training (its
-#: time counts as training time).
+#: time counts as training time); ``"sampler"`` there is the sampler of ``generate``.
 RECIPES: dict[str, tuple[dict, dict]] = {
     "default": ({}, {"calibrate": True}),
     "default-bits": ({}, {"calibrate": {"value_weight": 0.0}}),
     "default-values1": ({}, {"calibrate": {"value_weight": 1.0}}),
+    "default-ddim": ({}, {"calibrate": {"sampler": "ddim"}, "sampler": "ddim"}),
     "paper": (
         {"hidden": (1024, 512, 256), "zero_fill": "min", "depth_bins": 0},
         {"lr": 2e-4, "batch_size": 256},
@@ -168,6 +169,7 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     init, fit = RECIPES[recipe]
     init, fit = {**init, "sparsity_bits": bits}, dict(fit)
     calibrate = fit.pop("calibrate", False) and bits
+    sampler = {"sampler": fit.pop("sampler")} if "sampler" in fit else {}
     if not bits:
         init.pop("zero_fill", None)
     torch.manual_seed(args.seed)  # the network's initial weights
@@ -187,7 +189,7 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
         t0 = time.perf_counter()
         gen = model.generate(
             n_cells, n_steps=args.sampling_steps, random_state=args.seed, progress=False,
-            accelerator=args.accelerator,
+            accelerator=args.accelerator, **sampler,
         )  # fmt: skip
         yield suffix, gen, trained + calibrated, time.perf_counter() - t0
 
