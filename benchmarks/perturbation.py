@@ -18,9 +18,10 @@ zero-fraction MAE (:func:`sdd.metrics.zero_fraction_mae`, mean over the two type
   defaults (``depth_bins=8``) and :meth:`sdd.SDD.calibrate` after training, as
   :func:`sdd.tl.fit` does (per-gene thresholds per cell type); then the same model
   recalibrated with ``per_group=False`` (one threshold and one value map per gene for all
-  types) gives the ``global calibration`` rows, and the per-group thresholds with only the
-  global value map the ``per-group thresholds calibration`` rows (an ablation); ``--variants paper`` (the default) is the rows above, with
-  ``depth_bins=0`` and threshold 0;
+  types) gives the ``global calibration`` rows, and the per-group thresholds with only
+  the global value map the ``per-group thresholds calibration`` rows (an ablation);
+  ``--variants paper`` (the default) is the rows above, with ``depth_bins=0`` and
+  threshold 0;
 - ``SDD sparsity_bits=False``: the plain-diffusion baseline, same settings, ``w`` = the
   first ``--guidance`` value;
 - ``scVI``: :class:`scvi.model.SCVI` with its defaults (10 latent dimensions, ZINB, one

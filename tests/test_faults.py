@@ -26,18 +26,18 @@ SRC = str(Path(sdd.__file__).resolve().parents[1])
 TESTS = str(Path(__file__).resolve().parent)
 
 
+#: A child started from a background job inherits SIGINT ignored (POSIX shells do that to
+#: background commands), and Python then installs no KeyboardInterrupt handler: each child
+#: installs it first, as a terminal's Ctrl-C would find it.
+CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def _child(code: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, TESTS])}
     return subprocess.Popen(
         [sys.executable, "-c", CTRL_C + textwrap.dedent(code), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-
-
-#: A child started from a background job inherits SIGINT ignored (POSIX shells do that to
-#: background commands), and Python then installs no KeyboardInterrupt handler: each child
-#: installs it first, as a terminal's Ctrl-C would find it.
-CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
 
 def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from .detection import nonzero_counts
 
-__all__ = ["nonzero_quantiles", "column_blocks", "map_quantiles", "interp_rows"]
+__all__ = ["nonzero_quantiles", "column_blocks", "map_quantiles", "interp_rows", "mappable"]
 
 
 def nonzero_quantiles(
@@ -146,7 +146,7 @@ def map_quantiles(
     [[0.0, 1.0]]
     """
     out = np.array(values, dtype=np.float32, copy=True)
-    usable = np.flatnonzero(~(np.isnan(source).any(axis=1) | np.isnan(target).any(axis=1)))
+    usable = np.flatnonzero(mappable(source, target))
     block = out[:, usable]
     cells, genes = np.nonzero(block)
     if cells.size:
@@ -155,6 +155,17 @@ def map_quantiles(
         block[cells, genes] = (1.0 - weight) * x + weight * mapped
         out[:, usable] = block
     return out
+
+
+def mappable(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Columns whose quantiles are known on both sides (no NaN in either row).
+
+    Examples
+    --------
+    >>> mappable(np.array([[0.0, 1.0], [np.nan, np.nan]]), np.ones((2, 2))).tolist()
+    [True, False]
+    """
+    return ~(np.isnan(source).any(axis=1) | np.isnan(target).any(axis=1))
 
 
 def interp_rows(x: np.ndarray, row: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:

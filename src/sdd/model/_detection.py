@@ -32,7 +32,7 @@ from ..data.detection import (
     nonzero_counts,
     nonzero_counts_by_group,
 )
-from ..data.marginals import map_quantiles, nonzero_quantiles
+from ..data.marginals import map_quantiles, mappable, nonzero_quantiles
 from ..diffusion import sparsity
 from ._cells import TRAINING
 
@@ -259,8 +259,8 @@ class DetectionMixin:
         self.value_map_ = self.group_value_map_ = None
         if value_weight:
             values = self._thresholded(cells, codes)
-            self.value_map_ = nonzero_quantiles(values, self.value_quantiles_.shape[1])
-            self.value_map_ = self.value_map_.astype(np.float32)
+            levels = self.value_quantiles_.shape[1]
+            self.value_map_ = nonzero_quantiles(values, levels).astype(np.float32)
             if self.group_thresholds_ is not None and self.group_value_quantiles_ is not None:
                 member = self._group_index(codes)
                 calibration = np.bincount(
@@ -302,9 +302,7 @@ class DetectionMixin:
         sources, targets = self.group_value_map_, self.group_value_quantiles_
         for g in np.unique(rows[rows < len(sources)]):
             cells = np.flatnonzero(rows == g)
-            genes = np.flatnonzero(
-                ~(np.isnan(sources[g]).any(axis=1) | np.isnan(targets[g]).any(axis=1))
-            )
+            genes = np.flatnonzero(mappable(sources[g], targets[g]))
             mapped[np.ix_(cells, genes)] = map_quantiles(
                 values[np.ix_(cells, genes)], sources[g][genes], targets[g][genes], weight
             )
