@@ -61,12 +61,17 @@ DATA = Path(
 #: name -> (SDD constructor options, train options). "default" is the package's defaults,
 #: fitted as ``sdd.tl.fit`` does (train, then ``calibrate``); ``"calibrate": True`` (or a
 #: dict of ``calibrate`` arguments) in the train options calibrates after training (its
-#: time counts as training time); ``"sampler"`` there is the sampler of ``generate``.
+#: time counts as training time); ``"sampler"`` there is the sampler of ``generate``
+#: (default: the calibration's, as in ``SDD.generate``).
 RECIPES: dict[str, tuple[dict, dict]] = {
     "default": ({}, {"calibrate": True}),
     "default-bits": ({}, {"calibrate": {"value_weight": 0.0}}),
     "default-values1": ({}, {"calibrate": {"value_weight": 1.0}}),
-    "default-ddim": ({}, {"calibrate": {"sampler": "ddim"}, "sampler": "ddim"}),
+    # the previous default: calibrate and generate with DDPM-250, half the value map
+    "default-ddpm": ({}, {"calibrate": {"sampler": "ddpm", "value_weight": 0.5}}),
+    "default-ddim": ({}, {"calibrate": {"sampler": "ddim", "value_weight": 0.5}}),
+    # = "default" since DDIM with value_weight 0.75 became the calibration's default
+    "default-ddim75": ({}, {"calibrate": {"sampler": "ddim", "value_weight": 0.75}}),
     "paper": (
         {"hidden": (1024, 512, 256), "zero_fill": "min", "depth_bins": 0},
         {"lr": 2e-4, "batch_size": 256},
@@ -168,7 +173,7 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     recipes."""
     init, fit = RECIPES[recipe]
     init, fit = {**init, "sparsity_bits": bits}, dict(fit)
-    calibrate = fit.pop("calibrate", False) and bits
+    calibrate = fit.pop("calibrate", False) if bits else False
     sampler = {"sampler": fit.pop("sampler")} if "sampler" in fit else {}
     if not bits:
         init.pop("zero_fill", None)
@@ -286,7 +291,8 @@ def main() -> None:
     if args.sampling_steps is None:
         args.sampling_steps = 250
     print(
-        f"steps {args.steps}, sampling DDPM-{args.sampling_steps}, genes {args.genes}, "
+        f"steps {args.steps}, sampling steps {args.sampling_steps} (calibrated rows: the "
+        f"calibration's sampler, others DDPM), genes {args.genes}, "
         f"max cells {args.max_cells}, seed {args.seed}, torch threads {torch.get_num_threads()}"
     )
     records = []

@@ -162,15 +162,39 @@ def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD)
         got = np.quantile(X[X[:, g] != 0, g], [0.25, 0.5, 0.75])
         want = np.quantile(R[R[:, g] != 0, g], [0.25, 0.5, 0.75])
         np.testing.assert_allclose(got, want, atol=0.15)
-    half = trained.calibrate(400, n_steps=20, random_state=3, progress=False).generate(
-        400, n_steps=20, random_state=3, progress=False
-    )  # the default weight 0.5: halfway between the generated and the mapped values
     unmapped = np.where(raw_values.X.toarray() != 0, raw_values.layers["dense"], 0.0)
-    np.testing.assert_allclose(half.X.toarray(), (unmapped + X) / 2, rtol=1e-5, atol=1e-6)
+    for weight in (0.5, None):  # None: the default, 0.75 of the way to the mapped values
+        kwargs = {} if weight is None else {"value_weight": weight}
+        part = trained.calibrate(400, n_steps=20, random_state=3, progress=False, **kwargs)
+        part = part.generate(400, n_steps=20, random_state=3, progress=False)
+        w = 0.75 if weight is None else weight
+        np.testing.assert_allclose(
+            part.X.toarray(), (1 - w) * unmapped + w * X, rtol=1e-5, atol=1e-6
+        )
     trained.calibrate(400, n_steps=20, random_state=3, progress=False, value_weight=0)
     assert trained.value_map_ is None and trained.calibration_["value_weight"] == 0
     plain = trained.generate(400, n_steps=20, random_state=3, progress=False)
     np.testing.assert_allclose(plain.X.toarray(), unmapped, rtol=1e-6)
+
+
+def test_generate_samples_as_the_calibration_did(trained: sdd.SDD) -> None:
+    """Thresholds hold for the sampler they were matched on: a calibrated model generates
+    with the calibration's sampler and steps unless told otherwise; an uncalibrated one
+    (or ``calibrated=False``) with DDPM-250."""
+    trained.calibrate(100, n_steps=7, random_state=3, progress=False)
+    assert trained.calibration_["sampler"] == "ddim"
+    own = trained.generate(100, random_state=3, progress=False, store_dense=True)
+    assert (own.uns["sdd"]["sampler"], own.uns["sdd"]["n_steps"]) == ("ddim", 7)
+    # the calibration sample again: its thresholds give exactly the training rates
+    rates = np.asarray((own.X != 0).mean(axis=0)).ravel()
+    np.testing.assert_allclose(rates, trained.detection_rate_, atol=1.5 / 100)
+    told = trained.generate(10, sampler="ddpm", n_steps=3, progress=False)
+    assert (told.uns["sdd"]["sampler"], told.uns["sdd"]["n_steps"]) == ("ddpm", 3)
+    raw = trained.generate(10, calibrated=False, n_steps=3, progress=False)
+    assert raw.uns["sdd"]["sampler"] == "ddpm"
+    trained.calibrate(100, sampler="ddpm", n_steps=4, random_state=3, progress=False)
+    again = trained.generate(10, progress=False)
+    assert (again.uns["sdd"]["sampler"], again.uns["sdd"]["n_steps"]) == ("ddpm", 4)
 
 
 def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:

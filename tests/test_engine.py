@@ -100,6 +100,35 @@ def test_samplers_draw_a_gaussian_target_with_its_analytic_denoiser(sampler):
     torch.testing.assert_close(out.std(0), std, atol=0.0, rtol=0.05)
 
 
+def test_ddim_eta_one_is_ddpm_and_eta_mixes_per_feature():
+    """eta = 1 is the DDPM posterior draw for draw; a per-feature eta gives each feature
+    its own sampler (0: the deterministic DDIM path)."""
+    net = SkipMLP(6, hidden=(16,), emb_dim=8).eval()
+    fn = lambda x, t, sc: net(x, t, sc)  # noqa: E731
+    s = CosineSchedule()
+
+    def run(sampler, eta=None):
+        gen = torch.Generator().manual_seed(5)
+        return sample(fn, (4, 6), s, sampler=sampler, n_steps=6, generator=gen, eta=eta)
+
+    torch.testing.assert_close(run("ddim", 1.0), run("ddpm"), atol=1e-5, rtol=0)
+    assert torch.equal(run("ddim", 0.0), run("ddim"))
+    mixed = run("ddim", torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
+    assert not torch.equal(mixed[:, 3:], run("ddim")[:, 3:])
+    assert not torch.equal(mixed, run("ddim", 1.0))
+
+
+def test_intermediate_eta_draws_the_gaussian_target():
+    s = CosineSchedule()
+    mu, std = torch.tensor([0.2, -0.3]), torch.tensor([0.25, 0.1])
+    out = sample(
+        _gaussian_posterior_mean(s, mu, std), (8000, 2), s, sampler="ddim", n_steps=500,
+        eta=0.5, self_condition=False, generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    torch.testing.assert_close(out.mean(0), mu, atol=0.012, rtol=0)
+    torch.testing.assert_close(out.std(0), std, atol=0.0, rtol=0.05)
+
+
 def test_ddpm_step_is_the_closed_form_posterior():
     from sdd.diffusion.samplers import _ddpm_step
 

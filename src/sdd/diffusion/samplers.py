@@ -31,9 +31,15 @@ def _ddpm_step(x_t, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, generator):
     return mean + std * noise
 
 
-def _ddim_step(x_t, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s):
+def _ddim_step(x_t, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, eta=None, generator=None):
+    # Song et al. 2021, eq. 12: eta = 0 is deterministic, eta = 1 the DDPM posterior.
     eps_hat = (x_t - alpha_t * x0_hat) / sigma_t
-    return alpha_s * x0_hat + sigma_s * eps_hat
+    if eta is None:
+        return alpha_s * x0_hat + sigma_s * eps_hat
+    ddpm_std = (sigma_s / sigma_t) * (1 - alpha_t**2 / alpha_s**2).clamp_min(0).sqrt()
+    std = eta * ddpm_std
+    noise = torch.randn(x_t.shape, device=x_t.device, dtype=x_t.dtype, generator=generator)
+    return alpha_s * x0_hat + (sigma_s**2 - std**2).clamp_min(0).sqrt() * eps_hat + std * noise
 
 
 @torch.no_grad()
@@ -47,6 +53,7 @@ def sample(
     self_condition: bool = True,
     clip: bool = True,
     known: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eta: float | torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
@@ -70,6 +77,10 @@ def sample(
         Feed the previous estimate back into the denoiser.
     clip
         Clip x0 estimates to [-1, 1] (the data range).
+    eta
+        DDIM's noise level (Song et al. 2021): ``None`` or 0 deterministic, 1 the DDPM
+        posterior (same draws from ``generator``); a float or a tensor broadcastable to
+        one example (e.g. a different level per feature). Ignored by ``"ddpm"``.
     known
         Optional ``(values, mask)`` for inpainting: after each step, positions where
         ``mask`` is true are replaced by ``values`` noised to the current time
@@ -109,7 +120,7 @@ def sample(
         if sampler == "ddpm":
             x = _ddpm_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, generator)
         else:
-            x = _ddim_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s)
+            x = _ddim_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, eta, generator)
         if known is not None:
             values, mask = known
             noise = torch.randn(shape, device=device, generator=generator)

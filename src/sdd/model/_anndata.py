@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ from ..diffusion import sparsity
 from ..diffusion.guidance import check_guidance
 from ..train import check_output_memory, decode_bits
 from ._cells import TRAINING, AnnDataModel
-from ._detection import DetectionMixin
+from ._detection import UNCALIBRATED_SAMPLER, DetectionMixin
 from ._recipes import check_recipe
 
 __all__ = ["SDD"]
@@ -256,8 +255,8 @@ class SDD(DetectionMixin, AnnDataModel):
         self,
         n_cells: int | None = None,
         *,
-        sampler: Literal["ddpm", "ddim"] = "ddpm",
-        n_steps: int = 250,
+        sampler: Literal["ddpm", "ddim"] | None = None,
+        n_steps: int | None = None,
         batch_size: int = 2048,
         labels: Mapping[str, Any] | Any = None,
         guidance_scale: float = 0.0,
@@ -273,10 +272,13 @@ class SDD(DetectionMixin, AnnDataModel):
     ) -> AnnData:
         """Generate cells.
 
-        The default sampler is DDPM with 250 steps: in the README's sparsity benchmark it
-        stayed within 1.4 points of the real sparsity on three data sets, closer than the
-        paper's 1000 steps after short training; few-step DDIM is much faster but
-        overshoots the sparsity. Pass ``n_steps=1000`` for the paper's setting.
+        The default sampler is the one :meth:`calibrate` matched its thresholds on (DDIM
+        with 250 steps by default, as :func:`sdd.tl.fit` calibrates); an uncalibrated
+        model samples with DDPM and 250 steps: in the README's sparsity benchmark that
+        stayed within 1.4 points of the real sparsity on three data sets without
+        calibration, closer than the paper's 1000 steps after short training, while
+        uncalibrated few-step DDIM overshoots the sparsity. Pass ``sampler="ddpm",
+        n_steps=1000`` for the paper's setting.
 
         Parameters
         ----------
@@ -284,9 +286,11 @@ class SDD(DetectionMixin, AnnDataModel):
             Number of cells. ``None``: the length of per-cell ``labels``, the training
             composition with ``labels="training"``, otherwise 10,000.
         sampler
-            ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic).
+            ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic); ``None``: the
+            calibration's (when ``calibrated`` and the model has a current calibration),
+            else ``"ddpm"``.
         n_steps
-            Reverse steps.
+            Reverse steps; ``None``: the calibration's, else 250.
         batch_size
             Cells sampled at once.
         labels
@@ -349,6 +353,7 @@ class SDD(DetectionMixin, AnnDataModel):
         is), ``obs["size_factor"]`` (the drawn ``s``) and ``obs["total_counts"]``.
         """
         self._require_trained()
+        sampler, n_steps = self._sampler_settings(sampler, n_steps, calibrated)
         n_cells, codes, label_values = self._generation_labels(n_cells, labels)
         if counts and self.library_ is None:
             raise ValueError(
@@ -449,7 +454,8 @@ class SDD(DetectionMixin, AnnDataModel):
         guidance_scale
             Classifier-free guidance weight, as in :meth:`generate`.
         sampler, n_steps
-            Sampler and reverse steps; ``None``: the defaults of :meth:`generate`.
+            Sampler and reverse steps; ``None``: DDPM with 250 steps (imputation uses no
+            calibrated thresholds).
         batch_size, random_state, use_ema, accelerator, device, fast, progress
             As in :meth:`generate`.
 
@@ -471,9 +477,8 @@ class SDD(DetectionMixin, AnnDataModel):
             raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
         if isinstance(labels, str) and labels == TRAINING:
             raise ValueError(f"labels={TRAINING!r} is only available in generate().")
-        defaults = inspect.signature(type(self).generate).parameters
-        sampler = defaults["sampler"].default if sampler is None else sampler
-        n_steps = defaults["n_steps"].default if n_steps is None else n_steps
+        sampler = UNCALIBRATED_SAMPLER[0] if sampler is None else sampler
+        n_steps = UNCALIBRATED_SAMPLER[1] if n_steps is None else n_steps
         layer = self.setup_args_["layer"]
         matrix = get_matrix(adata, layer)
         check_matrix(matrix, where=matrix_name(layer))
