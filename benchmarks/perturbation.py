@@ -243,7 +243,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(
         f"steps {args.steps}, hidden {args.hidden}, batch {args.batch_size}, lr {args.lr}, "
-        f"DDPM {args.sampling_steps} steps, {args.genes} HVG, seed {args.seed}, "
+        f"{args.sampling_steps} sampling steps (calibrated rows: the calibration's sampler, "
+        f"others DDPM), {args.genes} HVG, seed {args.seed}, "
         f"scVI epochs {args.scvi_epochs or 'default'}"
     )
     for name in args.datasets:

@@ -69,8 +69,8 @@ _FIT_OPTIONS: dict[str, _Option] = {
 }  # fmt: skip
 _GENERATE_OPTIONS: dict[str, _Option] = {
     "n": ("-n", "generate", None, "number of cells or images (auto: the training mix's size, or 10000)", {"type": int}),
-    "sampler": ("--sampler", "generate", "sampler", "sampler", {"choices": ["ddpm", "ddim"]}),
-    "n_steps": ("--n-steps", "generate", "n_steps", "reverse steps (auto: every observation time)", {"type": int}),
+    "sampler": ("--sampler", "generate", "sampler", "sampler (auto: the one a calibrated model was calibrated with, else ddpm)", {"choices": ["ddpm", "ddim"]}),
+    "n_steps": ("--n-steps", "generate", "n_steps", "reverse steps (auto: sdd the calibration's, else 250; blackout every observation time)", {"type": int}),
     "seed": ("--seed", "generate", "random_state", "random seed", {"type": int}),
     "guidance_scale": ("--guidance-scale", "generate", "guidance_scale", "classifier-free guidance weight", {"type": float}),
     "batch_size": ("--batch-size", "generate", "batch_size", "examples sampled at once", {"type": int}),
