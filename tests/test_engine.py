@@ -116,6 +116,9 @@ def test_ddim_eta_one_is_ddpm_and_eta_mixes_per_feature():
     mixed = run("ddim", torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
     assert not torch.equal(mixed[:, 3:], run("ddim")[:, 3:])
     assert not torch.equal(mixed, run("ddim", 1.0))
+    for bad in (1.5, -0.1, torch.tensor([0.0, 2.0])):
+        with pytest.raises(ValueError, match="eta"):
+            run("ddim", bad)
 
 
 def test_intermediate_eta_draws_the_gaussian_target():

@@ -97,6 +97,10 @@ def sample(
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
     if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
+    if eta is not None:
+        eta = torch.as_tensor(eta, dtype=torch.float32, device=device)
+        if eta.numel() == 0 or not bool(((eta >= 0) & (eta <= 1)).all()):
+            raise ValueError("eta must lie in [0, 1] (0: DDIM, 1: the DDPM posterior).")
     n_steps = int(n_steps)
     n = shape[0]
     x = torch.randn(shape, device=device, generator=generator)
