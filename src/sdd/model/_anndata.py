@@ -27,7 +27,7 @@ from ..diffusion import sparsity
 from ..diffusion.guidance import check_guidance
 from ..train import check_output_memory, decode_bits
 from ._cells import TRAINING, AnnDataModel
-from ._detection import UNCALIBRATED_SAMPLER, DetectionMixin
+from ._detection import DetectionMixin
 from ._recipes import check_recipe
 
 __all__ = ["SDD"]
@@ -477,8 +477,7 @@ class SDD(DetectionMixin, AnnDataModel):
             raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
         if isinstance(labels, str) and labels == TRAINING:
             raise ValueError(f"labels={TRAINING!r} is only available in generate().")
-        sampler = UNCALIBRATED_SAMPLER[0] if sampler is None else sampler
-        n_steps = UNCALIBRATED_SAMPLER[1] if n_steps is None else n_steps
+        sampler, n_steps = self._sampler_settings(sampler, n_steps, calibrated=False)
         layer = self.setup_args_["layer"]
         matrix = get_matrix(adata, layer)
         check_matrix(matrix, where=matrix_name(layer))

@@ -336,21 +336,24 @@ class DetectionMixin:
         lookup = {tuple(row): g for g, row in enumerate(self.group_detection_["codes"].tolist())}
         return np.asarray([lookup.get(tuple(row), -1) for row in codes.tolist()], dtype=np.int64)
 
+    def _calibration_current(self) -> bool:
+        """The model has thresholds, computed for its current weights."""
+        return (
+            self.sb_thresholds_ is not None and self.calibration_ is not None
+            and self.calibration_["step"] == self._last_step()
+        )  # fmt: skip
+
     def _sampler_settings(
         self, sampler: str | None, n_steps: int | None, calibrated: bool
     ) -> tuple[str, int]:
         """``generate``'s sampler and steps: the ones given, else the calibration's (when
         it is used), else DDPM with 250 steps."""
-        current = (
-            calibrated and self.calibration_ is not None and self.sb_thresholds_ is not None
-            and self.calibration_["step"] == self._last_step()
-        )  # fmt: skip
         default = (
             (
                 self.calibration_.get("sampler", UNCALIBRATED_SAMPLER[0]),
                 self.calibration_.get("n_steps", UNCALIBRATED_SAMPLER[1]),
             )
-            if current else UNCALIBRATED_SAMPLER
+            if calibrated and self._calibration_current() else UNCALIBRATED_SAMPLER
         )  # fmt: skip
         return (
             default[0] if sampler is None else sampler,
@@ -364,7 +367,7 @@ class DetectionMixin:
         cell's row (``None``: one row, or the scalar 0, for every cell)."""
         if not calibrated or self.sb_thresholds_ is None:
             return 0.0, None
-        if self.calibration_["step"] != self._last_step():
+        if not self._calibration_current():
             warnings.warn(
                 f"The calibration was made at step {self.calibration_['step']} and the model "
                 f"has been trained to step {self._last_step()} since; generating with "
