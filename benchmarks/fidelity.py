@@ -177,13 +177,7 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     sampler = {"sampler": fit.pop("sampler")} if "sampler" in fit else {}
     if not bits:
         init.pop("zero_fill", None)
-    torch.manual_seed(args.seed)  # the network's initial weights
-    model = sdd.SDD(train, **init)
-    t0 = time.perf_counter()
-    model.train(
-        args.steps, random_state=args.seed, progress=False, accelerator=args.accelerator, **fit
-    )
-    trained = time.perf_counter() - t0
+    model, trained = trained_model(train, init, fit, recipe if bits else f"{recipe}-nobits", args)
     options = calibrate if isinstance(calibrate, dict) else {}
     sweep = [(f" value_weight={w:g}", {**options, "value_weight": w}) for w in args.value_weights]
     for suffix, calibration in sweep if calibrate and sweep else [("", options)]:
@@ -197,6 +191,46 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
             accelerator=args.accelerator, **sampler,
         )  # fmt: skip
         yield suffix, gen, trained + calibrated, time.perf_counter() - t0
+
+
+def trained_model(train, init, fit, name, args):
+    """A trained SDD model and its training seconds; with ``--model-dir``, saved there after
+    training and loaded instead of trained when a model of the same data set, recipe,
+    steps and seed is there already (so that several decodings of one model are compared
+    without training it again)."""
+    path = None
+    if args.model_dir is not None:
+        path = Path(args.model_dir) / f"{args.dataset}-{name}-{args.steps}-seed{args.seed}"
+        seconds = path.with_name(path.name + ".train_seconds")
+        if seconds.exists():
+            return sdd.SDD.load(path, train), float(seconds.read_text())
+    torch.manual_seed(args.seed)  # the network's initial weights
+    model = sdd.SDD(train, **init)
+    t0 = time.perf_counter()
+    model.train(
+        args.steps, random_state=args.seed, progress=False, accelerator=args.accelerator, **fit
+    )
+    trained = time.perf_counter() - t0
+    if path is not None:
+        model.save(path, overwrite=True)
+        seconds.write_text(f"{trained:.1f}")
+    return model, trained
+
+
+def cached_scvi(train, n_cells, args):
+    """scVI's cells (:func:`run_scvi`); with ``--model-dir``, saved there and read back on
+    later runs with the same data set and seed."""
+    if args.model_dir is None:
+        return run_scvi(train, n_cells, args)
+    path = Path(args.model_dir) / f"{args.dataset}-scvi-{args.scvi_epochs}-seed{args.seed}.h5ad"
+    if path.exists():
+        gen = sc.read_h5ad(path)
+        return gen, gen.uns["train_s"], gen.uns["generate_s"]
+    gen, train_s, generate_s = run_scvi(train, n_cells, args)
+    gen.uns.update(train_s=train_s, generate_s=generate_s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gen.write_h5ad(path)
+    return gen, train_s, generate_s
 
 
 def run_scvi(train, n_cells, args):
@@ -281,6 +315,11 @@ def main() -> None:
         help="calibrated recipes: one row per calibrate(value_weight=) from the same model",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--model-dir", default=None,
+        help="save trained SDD models here and reuse them on later runs (same data, recipe, "
+        "steps, seed)",
+    )  # fmt: skip
     p.add_argument("--csv", default=None, help="append every row to this CSV file")
     args = p.parse_args()
     if args.threads:
@@ -299,6 +338,7 @@ def main() -> None:
     for name in args.datasets:
         adata = load(name, args.genes, args.max_cells, args.seed)
         train, held_out = split(adata, args.seed)
+        args.dataset = name
         sdd.SDD.setup_anndata(train)
         n = held_out.n_obs
         role = "tuning set" if name in TUNING_SETS else "held out from tuning"
@@ -311,7 +351,7 @@ def main() -> None:
             if row == "floor":
                 continue
             if row == "scvi":
-                runs = [("", *run_scvi(train, n, args))]
+                runs = [("", *cached_scvi(train, n, args))]
             elif row == "baseline":
                 runs = run_sdd(train, n, args.baseline_recipe, args, bits=False)
             else:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,7 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, varian
             per_group = calibration.startswith("per-group")
             model.calibrate(n_steps=args.sampling_steps, progress=False, per_group=per_group)
             if calibration == "per-group thresholds":
-                model.group_value_map_ = None
+                model.calibration_ = replace(model.calibration_, group_value_map=None)
         calibrated = time.perf_counter() - t1
         for w in scales:
             t2 = time.perf_counter()

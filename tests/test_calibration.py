@@ -13,6 +13,8 @@ import torch
 import sdd
 from sdd.data.detection import bin_codes, depth_bins, nonzero_counts, nonzero_counts_by_group
 from sdd.diffusion.sparsity import decode, matching_thresholds
+from sdd.model._calibration import NEVER, cell_cutoffs, two_way_offsets
+from sdd.model._depth import DepthCondition
 from sdd.nn.embeddings import LabelEmbedding
 
 
@@ -97,9 +99,9 @@ def test_depth_condition_is_one_more_covariate() -> None:
     assert model.module.labels.n_guided == 1
     _, codes = model._training_data()
     per_cell = np.asarray((adata.X != 0).sum(axis=1)).ravel()
-    np.testing.assert_array_equal(codes[:, 1], bin_codes(per_cell, model.depth_["edges"]))
+    np.testing.assert_array_equal(codes[:, 1], bin_codes(per_cell, model.depth_.edges))
     plain = sdd.SDD(adata, hidden=(16,), depth_bins=0)
-    assert plain.module.labels.n_categories == [2] and plain.depth_ is None
+    assert plain.module.labels.n_categories == [2] and plain.depth_.conditions == []
 
 
 @pytest.mark.parametrize(("value", "error"), [(1, ValueError), (-2, ValueError), (2.5, TypeError)])
@@ -111,9 +113,11 @@ def test_bad_depth_bins(value, error) -> None:
 
 def test_generated_depth_bins_follow_the_training_cells(trained: sdd.SDD) -> None:
     rng = np.random.default_rng(0)
-    codes = trained._with_depth(None, 4000, rng)
-    counts = np.bincount(codes[:, -1], minlength=4) / 4000
-    expected = np.bincount(trained.depth_["codes"], minlength=4) / len(trained.depth_["codes"])
+    depths, bins = trained.depth_.draw(None, 4000, trained.categories_, rng)
+    np.testing.assert_array_equal(bins, trained.depth_.bins(depths))
+    counts = np.bincount(bins, minlength=4) / 4000
+    training = trained.depth_.training_bins
+    expected = np.bincount(training, minlength=4) / len(training)
     np.testing.assert_allclose(counts, expected, atol=0.03)
 
 
@@ -136,15 +140,17 @@ def test_deeper_bins_give_cells_with_more_genes() -> None:
 
 # ---------------------------------------------------------------- calibration
 def test_calibration_matches_training_detection_rates(trained: sdd.SDD) -> None:
-    trained.calibrate(400, n_steps=20, random_state=3, progress=False)
+    trained.calibrate(400, n_steps=20, random_state=3, progress=False, per_cell=False)
     again = trained.generate(400, n_steps=20, random_state=3, progress=False)  # same sample
     rates = np.asarray((again.X != 0).mean(axis=0)).ravel()
-    np.testing.assert_allclose(rates, trained.detection_rate_, atol=1.5 / 400)
+    np.testing.assert_allclose(rates, trained.targets_.detection_rate, atol=1.5 / 400)
     assert again.uns["sdd"]["calibrated"] is True
     raw = trained.generate(400, n_steps=20, random_state=3, progress=False, calibrated=False)
     assert raw.uns["sdd"]["calibrated"] is False
-    raw_error = np.abs(np.asarray((raw.X != 0).mean(axis=0)).ravel() - trained.detection_rate_)
-    assert np.abs(rates - trained.detection_rate_).mean() < raw_error.mean()
+    raw_error = np.abs(
+        np.asarray((raw.X != 0).mean(axis=0)).ravel() - trained.targets_.detection_rate
+    )
+    assert np.abs(rates - trained.targets_.detection_rate).mean() < raw_error.mean()
 
 
 def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD) -> None:
@@ -155,7 +161,7 @@ def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD)
     )  # the same sample: calibrated thresholds, unmapped values in layers["dense"]
     assert ((mapped.X != 0) != (raw_values.X != 0)).nnz == 0  # the zero pattern is untouched
     real = make_adata()  # the fixture's training cells
-    genes = np.flatnonzero(np.isfinite(trained.value_map_[:, 0]))
+    genes = np.flatnonzero(np.isfinite(trained.calibration_.value_map[:, 0]))
     assert genes.size > 20
     X, R = mapped.X.toarray(), real.X.toarray()
     for g in genes:
@@ -172,7 +178,10 @@ def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD)
             part.X.toarray(), (1 - w) * unmapped + w * X, rtol=1e-5, atol=1e-6
         )
     trained.calibrate(400, n_steps=20, random_state=3, progress=False, value_weight=0)
-    assert trained.value_map_ is None and trained.calibration_["value_weight"] == 0
+    assert (
+        trained.calibration_.value_map is None
+        and trained.calibration_.settings["value_weight"] == 0
+    )
     plain = trained.generate(400, n_steps=20, random_state=3, progress=False)
     np.testing.assert_allclose(plain.X.toarray(), unmapped, rtol=1e-6)
 
@@ -181,13 +190,13 @@ def test_generate_samples_as_the_calibration_did(trained: sdd.SDD) -> None:
     """Thresholds hold for the sampler they were matched on: a calibrated model generates
     with the calibration's sampler and steps unless told otherwise; an uncalibrated one
     (or ``calibrated=False``) with DDPM-250."""
-    trained.calibrate(100, n_steps=7, random_state=3, progress=False)
-    assert trained.calibration_["sampler"] == "ddim"
+    trained.calibrate(100, n_steps=7, random_state=3, progress=False, per_cell=False)
+    assert trained.calibration_.settings["sampler"] == "ddim"
     own = trained.generate(100, random_state=3, progress=False, store_dense=True)
     assert (own.uns["sdd"]["sampler"], own.uns["sdd"]["n_steps"]) == ("ddim", 7)
     # the calibration sample again: its thresholds give exactly the training rates
     rates = np.asarray((own.X != 0).mean(axis=0)).ravel()
-    np.testing.assert_allclose(rates, trained.detection_rate_, atol=1.5 / 100)
+    np.testing.assert_allclose(rates, trained.targets_.detection_rate, atol=1.5 / 100)
     told = trained.generate(10, sampler="ddpm", n_steps=3, progress=False)
     assert (told.uns["sdd"]["sampler"], told.uns["sdd"]["n_steps"]) == ("ddpm", 3)
     raw = trained.generate(10, calibrated=False, n_steps=3, progress=False)
@@ -201,11 +210,11 @@ def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:
     trained.calibrate(200, n_steps=10, progress=False)
     trained.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m")
-    np.testing.assert_array_equal(loaded.sb_thresholds_, trained.sb_thresholds_)
-    np.testing.assert_array_equal(loaded.value_map_, trained.value_map_)
-    np.testing.assert_array_equal(loaded.value_quantiles_, trained.value_quantiles_)
-    assert loaded.group_thresholds_ is None and loaded.group_detection_ is None
-    np.testing.assert_array_equal(loaded.depth_["codes"], trained.depth_["codes"])
+    np.testing.assert_array_equal(loaded.calibration_.thresholds, trained.calibration_.thresholds)
+    np.testing.assert_array_equal(loaded.calibration_.value_map, trained.calibration_.value_map)
+    np.testing.assert_array_equal(loaded.targets_.value_quantiles, trained.targets_.value_quantiles)
+    assert loaded.calibration_.group_thresholds is None and loaded.targets_.group_codes is None
+    np.testing.assert_array_equal(loaded.depth_.depths, trained.depth_.depths)
     a = trained.generate(50, n_steps=10, progress=False)
     b = loaded.generate(50, n_steps=10, progress=False)
     assert (a.X != b.X).nnz == 0
@@ -219,14 +228,24 @@ def test_group_calibration_survives_save_and_load(tmp_path) -> None:
         .train(5, progress=False)
         .calibrate(200, n_steps=5, progress=False)
     )
-    assert model.group_thresholds_.shape == (2, 30)
+    assert model.calibration_.group_thresholds.shape == (2, 30)
     model.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m")
-    np.testing.assert_array_equal(loaded.group_thresholds_, model.group_thresholds_)
-    assert model.group_value_map_.shape == model.group_value_quantiles_.shape == (2, 30, 21)
-    np.testing.assert_array_equal(loaded.group_value_map_, model.group_value_map_)
-    np.testing.assert_array_equal(loaded.group_value_quantiles_, model.group_value_quantiles_)
-    np.testing.assert_array_equal(loaded.group_detection_["rates"], model.group_detection_["rates"])
+    np.testing.assert_array_equal(
+        loaded.calibration_.group_thresholds, model.calibration_.group_thresholds
+    )
+    assert (
+        model.calibration_.group_value_map.shape
+        == model.targets_.group_value_quantiles.shape
+        == (2, 30, 21)
+    )
+    np.testing.assert_array_equal(
+        loaded.calibration_.group_value_map, model.calibration_.group_value_map
+    )
+    np.testing.assert_array_equal(
+        loaded.targets_.group_value_quantiles, model.targets_.group_value_quantiles
+    )
+    np.testing.assert_array_equal(loaded.targets_.group_rates, model.targets_.group_rates)
     a = model.generate(60, labels="training", n_steps=5, progress=False)
     b = loaded.generate(60, labels="training", n_steps=5, progress=False)
     assert (a.X != b.X).nnz == 0
@@ -245,12 +264,14 @@ def test_group_calibration_matches_each_label_group() -> None:
     model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(60, random_state=0, progress=False)
     expected = {t: (X[types == t] != 0).mean(axis=0) for t in ("A", "B")}
     np.testing.assert_allclose(
-        model.group_detection_["rates"], np.vstack([expected["A"], expected["B"]]), atol=1e-6
+        model.targets_.group_rates, np.vstack([expected["A"], expected["B"]]), atol=1e-6
     )
     errors = {}
     for per_group in (True, False):
-        model.calibrate(400, n_steps=20, random_state=3, progress=False, per_group=per_group)
-        assert model.calibration_["per_group"] is per_group
+        model.calibrate(
+            400, n_steps=20, random_state=3, progress=False, per_group=per_group, per_cell=False
+        )
+        assert model.calibration_.settings["per_group"] is per_group
         gen = model.generate(
             400, labels="training", n_steps=20, random_state=3, progress=False, store_dense=True
         )
@@ -287,7 +308,7 @@ def test_group_value_maps_give_each_group_its_training_values() -> None:
         model.calibrate(
             400, n_steps=20, random_state=3, progress=False, per_group=per_group, value_weight=1.0
         )
-        assert (model.group_value_map_ is not None) is per_group
+        assert (model.calibration_.group_value_map is not None) is per_group
         gen = model.generate(400, labels="training", n_steps=20, random_state=3, progress=False)
         errors[per_group] = []
         for t in ("A", "B"):
@@ -304,14 +325,19 @@ def test_group_value_maps_give_each_group_its_training_values() -> None:
 
 
 def test_too_many_groups_fall_back_to_the_global_value_map(monkeypatch) -> None:
-    monkeypatch.setattr("sdd.model._detection.MAX_GROUP_VALUES", 100)
+    monkeypatch.setattr("sdd.model._calibration.MAX_GROUP_VALUES", 100)
     adata = make_adata(240)
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
     with pytest.warns(UserWarning, match="too many for value maps per group"):
         model = sdd.SDD(adata, hidden=(16,), depth_bins=0)
     model.train(5, progress=False).calibrate(200, n_steps=5, progress=False)
-    assert model.group_value_quantiles_ is None and model.group_value_map_ is None
-    assert model.group_thresholds_.shape == (2, 30) and model.value_map_ is not None
+    assert (
+        model.targets_.group_value_quantiles is None and model.calibration_.group_value_map is None
+    )
+    assert (
+        model.calibration_.group_thresholds.shape == (2, 30)
+        and model.calibration_.value_map is not None
+    )
     assert model.generate(20, labels="training", n_steps=5, progress=False).n_obs == 20
 
 
@@ -320,13 +346,11 @@ def test_unconditional_cells_of_a_group_model_use_the_global_thresholds() -> Non
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
     model = sdd.SDD(adata, hidden=(16,), depth_bins=0).train(5, progress=False)
     model.calibrate(200, n_steps=5, progress=False)
-    table, rows = model._thresholds(True, None)
-    np.testing.assert_array_equal(table, model.sb_thresholds_)
-    assert rows is None
+    calibration = model.calibration_
+    assert calibration.rows(model.targets_.group_index(None)) is None
     codes = np.array([[0], [1], [2]])  # A, B, the null token
-    table, rows = model._thresholds(True, codes)
-    assert rows.tolist() == [0, 1, 2] and table.shape == (3, 30)
-    np.testing.assert_array_equal(table[2], model.sb_thresholds_)
+    assert calibration.rows(model.targets_.group_index(codes)).tolist() == [0, 1, 2]
+    assert calibration.group_thresholds.shape == (2, 30)
 
 
 def test_stale_calibration_is_ignored_with_a_warning() -> None:
@@ -369,14 +393,89 @@ def test_cli_fit_calibrates_unless_told_not_to(tmp_path, calibrate: bool) -> Non
     args += ["--hidden", "16"] + ([] if calibrate else ["--no-calibrate"])
     assert main(args) == 0
     model = sdd.SDD.load(tmp_path / "m")
-    assert (model.sb_thresholds_ is not None) == calibrate
     assert (model.calibration_ is not None) == calibrate
 
 
 def test_tl_fit_calibrates_by_default() -> None:
     adata = make_adata(60)
     model = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False)
-    assert model.sb_thresholds_ is not None
+    assert model.calibration_ is not None
     assert adata.uns["sdd"]["calibration"]["n_cells"] == 2000
     baseline = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False, sparsity_bits=False)
-    assert baseline.sb_thresholds_ is None
+    assert baseline.calibration_ is None
+
+
+# ---------------------------------------------------------------- whole cells: per-cell depths
+def test_cell_cutoffs_turn_on_exactly_the_asked_number_per_row() -> None:
+    scores = np.random.default_rng(0).normal(size=(50, 12))
+    scores[0, :9] = NEVER  # three valid entries: at most three turn on
+    depths = np.random.default_rng(1).integers(0, 13, size=50)
+    on = scores > cell_cutoffs(scores, depths)[:, None]
+    expected = np.minimum(depths, (scores > NEVER).sum(axis=1))
+    np.testing.assert_array_equal(on.sum(axis=1), expected)
+
+
+def test_two_way_offsets_match_both_margins() -> None:
+    """Rows get exactly their depths and columns about their rates at once, where per-gene
+    thresholds alone leave the row sums to the logits (here: far too spread)."""
+    rng = np.random.default_rng(0)
+    n, genes = 600, 40
+    logits = rng.normal(size=(n, genes)) + 2.0 * rng.normal(size=(n, 1))  # cells differ a lot
+    rates = rng.uniform(0.05, 0.6, genes)
+    depths = rng.binomial(genes, rates.mean(), size=n)  # a narrow depth distribution
+    offsets, cut = two_way_offsets(logits, rates, depths)
+    on = logits - offsets > cut[:, None]
+    np.testing.assert_array_equal(on.sum(axis=1), depths)
+    np.testing.assert_allclose(on.mean(axis=0), rates, atol=0.03)
+    one_way = logits > matching_thresholds(logits, rates)
+    assert one_way.sum(axis=1).std() > 2 * depths.std()
+
+
+def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
+    trained.calibrate(300, n_steps=10, random_state=3, progress=False)
+    assert trained.calibration_.settings["per_cell"] is True
+    gen = trained.generate(300, n_steps=10, random_state=5, progress=False)
+    assert gen.uns["sdd"]["per_cell"] is True
+    detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
+    depths, _ = trained.depth_.draw(
+        None, 300, trained.categories_, np.random.default_rng([5, 1])
+    )  # the draw generate makes with random_state=5
+    np.testing.assert_array_equal(detected, np.minimum(depths, trained.n_genes))
+    rates = np.asarray((gen.X != 0).mean(axis=0)).ravel()
+    assert np.abs(rates - trained.targets_.detection_rate).mean() < 0.06
+    again = trained.generate(300, n_steps=10, random_state=5, progress=False)
+    assert (again.X != gen.X).nnz == 0  # same seed, same cells
+
+
+def test_per_cell_calibration_spreads_depth_like_the_training_cells() -> None:
+    """Training depths are narrow; the one-way calibration inherits the network's spread,
+    the two-way one gives the training spread (the statistic it copies)."""
+    torch.manual_seed(0)
+    adata = make_adata(300, seed=2)
+    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(30, random_state=0, progress=False)
+    real = np.asarray((adata.X != 0).sum(axis=1)).ravel()
+    spread = {}
+    for per_cell in (False, True):
+        model.calibrate(300, n_steps=10, random_state=3, progress=False, per_cell=per_cell)
+        gen = model.generate(300, n_steps=10, random_state=4, progress=False)
+        detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
+        spread[per_cell] = abs(np.quantile(detected, [0.1, 0.9]) - np.quantile(real, [0.1, 0.9]))
+    assert spread[True].max() <= 2 and spread[True].sum() < spread[False].sum()
+
+
+def test_model_saved_without_depths_gets_them_from_its_training_data(tmp_path) -> None:
+    adata = make_adata(80)
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=2).train(3, progress=False)
+    model.save(tmp_path / "m")
+    state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert "depths" in state["depth"]
+    model.depth_ = DepthCondition(2, model.depth_.edges, None, model.depth_.training_bins, None)
+    model.save(tmp_path / "old", overwrite=True)  # as older versions saved it
+    old = sdd.SDD.load(tmp_path / "old")
+    assert old.depth_.depths is None
+    with pytest.raises(ValueError, match="per_cell=False"):
+        old.calibrate(20, n_steps=3, progress=False)
+    old.calibrate(20, n_steps=3, progress=False, per_cell=False)  # thresholds only: fine
+    assert old.generate(10, n_steps=3, progress=False).n_obs == 10
+    attached = sdd.SDD.load(tmp_path / "old", adata)
+    np.testing.assert_array_equal(attached.depth_.depths, (adata.X != 0).sum(axis=1).A1)

@@ -67,29 +67,52 @@ def test_shuffled_genes_are_told_apart(halves, halves_result):
     assert m["sparsity_gene_corr"] < 0.5
 
 
-def test_table_layout_and_storage(halves, tmp_path):
+def test_table_layout_and_no_side_effects(halves):
     real, other = halves
     gen = other.copy()
     gen.uns["sdd"] = {"sampler": "ddpm"}
+    before = (dict(gen.uns), dict(real.uns))
     table = sdd.tl.evaluate(real, gen, n_cells=N_CELLS, random_state=3)
     assert list(table.columns) == [
-        "group",
-        "metric",
-        "value",
-        "n_real",
-        "n_generated",
-        "n_subsample",
-    ]
+        "group", "metric", "value", "n_real", "n_generated", "n_subsample", "best"
+    ]  # fmt: skip
     assert table["metric"].tolist() == list(METRICS)
     assert set(table["group"]) == {"all"}
     assert (table["n_real"] == real.n_obs).all() and (table["n_subsample"] == N_CELLS).all()
-    assert gen.uns["sdd"]["sampler"] == "ddpm"  # existing entries kept
-    pd.testing.assert_frame_equal(gen.uns["sdd"]["evaluation"], table)
-    assert gen.uns["sdd"]["evaluation_params"]["n_neighbors"] == 90
-    path = tmp_path / "gen.h5ad"
-    gen.write_h5ad(path)
-    stored = ad.read_h5ad(path).uns["sdd"]["evaluation"]
-    np.testing.assert_allclose(stored["value"].to_numpy(), table["value"].to_numpy())
+    assert (dict(gen.uns), dict(real.uns)) == before  # evaluate changes neither input
+    assert table.attrs["params"]["n_neighbors"] == 90
+    assert table.set_index("metric").loc["AUC_rf", "best"] == "0.5"
+
+
+def test_floor_column_is_the_same_routine_on_real_halves(halves):
+    """``floor`` is half A scored like the generated cells: passing A as the generated set
+    reproduces it, and cell-level columns sit at their floor for real cells."""
+    real, other = halves
+    table = sdd.tl.evaluate(real, other, floor=True, n_cells=N_CELLS).set_index("metric")
+    assert table.loc["below_real_p1", "floor"] < 0.05
+    assert table.loc["AUC_rf_qc", "floor"] < 0.65 and table.loc["AUC_rf_qc", "value"] < 0.65
+    for metric in ("detected_w1", "total_w1", "detected_ks"):
+        assert np.isfinite(table.loc[metric, ["value", "floor"]].astype(float)).all()
+
+
+def test_cell_metrics_catch_near_empty_cells(halves):
+    """Gene-level columns barely move when a quarter of the cells lose most of their genes;
+    the per-cell columns do."""
+    real, other = halves
+    emptied = other.copy()
+    X = emptied.X.tolil()
+    rng = np.random.default_rng(0)
+    for i in rng.choice(emptied.n_obs, emptied.n_obs // 4, replace=False):
+        cols = X.rows[i]
+        keep = rng.choice(len(cols), max(1, len(cols) // 10), replace=False)
+        for j in sorted(set(range(len(cols))) - set(keep.tolist()), reverse=True):
+            X[i, cols[j]] = 0
+    emptied.X = sp.csr_matrix(X)
+    same = _wide(sdd.tl.evaluate(real, other, n_cells=N_CELLS))
+    bad = _wide(sdd.tl.evaluate(real, emptied, n_cells=N_CELLS))
+    assert same["below_real_p1"] < 0.05 and bad["below_real_p1"] > 0.2
+    assert bad["AUC_rf_qc"] > same["AUC_rf_qc"] + 0.1
+    assert bad["detected_w1"] > 5 * same["detected_w1"]
 
 
 def test_dense_input_and_gene_order_give_the_same_table(halves, halves_result):
@@ -130,7 +153,7 @@ def test_gene_mismatch(halves):
     with pytest.raises(ValueError, match="align_genes=True"):
         sdd.tl.evaluate(real, fewer)
     table = sdd.tl.evaluate(real, fewer, align_genes=True, n_cells=N_CELLS)
-    assert fewer.uns["sdd"]["evaluation_params"]["n_genes"] == real.n_vars - 100
+    assert table.attrs["params"]["n_genes"] == real.n_vars - 100
     expected = sdd.metrics.scc(real[:, 100:].X, fewer.X)
     assert _wide(table)["SCC"] == pytest.approx(expected)
     renamed = other.copy()
@@ -168,7 +191,7 @@ def test_generated_cells_from_a_model(adata):
     table = sdd.tl.evaluate(adata, gen)
     m = _wide(table)
     assert m["sparsity_generated"] == pytest.approx(sdd.metrics.zero_fraction(gen.X))
-    assert gen.uns["sdd"]["sampler"] == "ddim" and "evaluation" in gen.uns["sdd"]
+    assert gen.uns["sdd"]["sampler"] == "ddim" and "evaluation" not in gen.uns["sdd"]
     assert set(m.index) == set(METRICS) and table["value"].notna().sum() >= len(METRICS) - 1
 
 

@@ -58,7 +58,7 @@ def test_bf16_sampling_on_cpu_keeps_the_output_contract(trained_model):
 
 
 def test_default_sampler_is_ddpm_250_without_calibration(trained_model):
-    assert trained_model.sb_thresholds_ is None
+    assert trained_model.calibration_ is None
     gen = trained_model.generate(3, progress=False)
     assert gen.uns["sdd"]["sampler"] == "ddpm" and gen.uns["sdd"]["n_steps"] == 250
 

@@ -4,7 +4,7 @@ Single-cell fidelity, as in the SDD paper and scDiffusion: :func:`scc` / :func:`
 per-gene means, :func:`mmd` and :func:`lisi` on a :func:`joint_pca`, the zero pattern
 (:func:`zero_fraction`, :func:`sparsity_metrics`) and a real-vs-generated
 :func:`classifier_auc`; per-gene :func:`zero_fraction_mae`, :func:`gene_corr_similarity`,
-:func:`mean_var_similarity`, per-group :func:`group_distances` (MMD, exact
+:func:`mean_var_similarity`, per-cell QC (:func:`cell_qc`, :func:`cell_metrics`), per-group :func:`group_distances` (MMD, exact
 :func:`wasserstein` W1/W2) and DE recovery (:func:`log_fold_change`, :func:`de_genes`,
 :func:`de_recovery`). :func:`sdd.tl.evaluate` runs them all on two AnnData objects.
 
@@ -15,6 +15,7 @@ paper's P-/L-sparsity), :func:`per_image_sparsity`, :func:`sparsity_histogram`,
 """
 
 from ._calorimeter import calorimeter_w1, image_four_momentum, image_mass, image_pt, wasserstein_1d
+from ._cells import QC_COLUMNS, cell_metrics, cell_qc
 from ._classifier import classifier_auc
 from ._de import de_genes, de_recovery, log_fold_change
 from ._embedding import joint_pca
@@ -34,6 +35,9 @@ from ._utils import as_matrix, as_pair  # array coercion shared with sdd.pl
 from ._wasserstein import group_distances, wasserstein
 
 __all__ = [
+    "QC_COLUMNS",
+    "cell_metrics",
+    "cell_qc",
     "as_matrix",
     "as_pair",
     "calorimeter_w1",

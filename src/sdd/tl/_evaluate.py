@@ -15,31 +15,32 @@ from ..data import check_int, get_matrix
 
 __all__ = ["evaluate"]
 
+BEST = {
+    "SCC": "1", "PCC": "1", "MMD": "0", "LISI": "1 (floor ~0.9)", "AUC": "0.5",
+    "AUC_rf": "0.5", "AUC_logistic": "0.5",
+    "sparsity_real": "-", "sparsity_generated": "= sparsity_real",
+    "sparsity_gene_corr": "1", "sparsity_cell_w1": "0", "zero_fraction_mae": "0",
+    "gene_corr": "1", "log_var_corr": "1", "log_var_mae": "0",
+    "detected_w1": "0", "detected_ks": "0", "total_w1": "0", "total_ks": "0",
+    "below_real_p1": "0.01", "AUC_rf_qc": "0.5",
+    "MMD_shared_pca": "0", "W1": "0", "W2": "0",
+}  # fmt: skip
+"""The best value of each metric (column ``best`` of :func:`evaluate`'s table)."""
+
 METRICS = (
-    "SCC",
-    "PCC",
-    "MMD",
-    "LISI",
-    "AUC",
-    "sparsity_real",
-    "sparsity_generated",
-    "sparsity_gene_corr",
-    "sparsity_cell_w1",
-)
-"""Metric names of :func:`evaluate`'s table, in order."""
+    "SCC", "PCC", "MMD", "LISI", "AUC", "AUC_rf", "AUC_logistic",
+    "sparsity_real", "sparsity_generated", "sparsity_gene_corr", "sparsity_cell_w1",
+    "zero_fraction_mae", "gene_corr", "log_var_corr", "log_var_mae",
+    "detected_w1", "detected_ks", "total_w1", "total_ks", "below_real_p1", "AUC_rf_qc",
+)  # fmt: skip
+"""Metric names of :func:`evaluate`'s group ``"all"``, in order."""
 
-FLOOR_METRICS = (
-    "AUC_rf",
-    "AUC_logistic",
-    "zero_fraction_mae",
-    "gene_corr",
-    "log_var_corr",
-    "log_var_mae",
-)
-"""Metrics added to group ``"all"`` with ``floor=True``."""
-
-GROUP_METRICS = ("MMD_shared_pca", "W1", "W2", "zero_fraction_mae")
-"""Per-label metrics (one PCA shared by all labels) added with ``floor=True``."""
+LABEL_METRICS = (
+    "SCC", "PCC", "MMD", "LISI", "AUC", "sparsity_real", "sparsity_generated",
+    "sparsity_gene_corr", "sparsity_cell_w1", "detected_w1",
+    "MMD_shared_pca", "W1", "W2", "zero_fraction_mae",
+)  # fmt: skip
+"""Metrics of each label's rows (``LISI`` is then iLISI within the cell type)."""
 
 N_SPLITS = 5  # cross-validation folds of the classifier AUC
 CLASSIFIERS = ("knn", "random_forest", "logistic")
@@ -157,21 +158,110 @@ def _group_metrics(
     classifier: str,
     rng: np.random.Generator,
     random_state: int,
+    whole: bool,
 ) -> tuple[dict[str, float], int]:
+    """Metrics of ``y`` against ``x``: those of a label group, and with ``whole`` (group
+    ``"all"``) also the forest and logistic AUCs, per-gene structure and per-cell QC."""
     from .. import metrics  # scipy.stats / scikit-learn load on first use, not on `import sdd`
 
     values = {"SCC": metrics.scc(x, y), "PCC": metrics.pcc(x, y)}
-    size = min(x.shape[0], y.shape[0], n_cells or np.inf)
-    size = int(size)
+    size = int(min(x.shape[0], y.shape[0], n_cells or np.inf))
     xs, ys = _rows(x, size, rng), _rows(y, size, rng)
-    pcs_x, pcs_y = metrics.joint_pca(xs, ys, n_comps=n_comps, random_state=random_state)
-    values["MMD"] = metrics.mmd(pcs_x, pcs_y)
-    values["LISI"] = metrics.lisi(pcs_x, pcs_y, n_neighbors=n_neighbors)
-    values["AUC"] = metrics.classifier_auc(
-        pcs_x, pcs_y, method=classifier, n_splits=N_SPLITS, random_state=random_state
-    )
+    pcs = metrics.joint_pca(xs, ys, n_comps=n_comps, random_state=random_state)
+    values["MMD"] = metrics.mmd(*pcs)
+    values["LISI"] = metrics.lisi(*pcs, n_neighbors=n_neighbors)
+    auc = {"n_splits": N_SPLITS, "random_state": random_state}
+    values["AUC"] = metrics.classifier_auc(*pcs, method=classifier, **auc)
     values.update(metrics.sparsity_metrics(x, y))
+    cells = metrics.cell_metrics(x, y, random_state=random_state)
+    values["detected_w1"] = cells["detected_w1"]
+    if whole:
+        values["AUC_rf"] = metrics.classifier_auc(*pcs, method="random_forest", **auc)
+        values["AUC_logistic"] = metrics.classifier_auc(*pcs, method="logistic", **auc)
+        values["zero_fraction_mae"] = metrics.zero_fraction_mae(x, y)
+        values["gene_corr"] = metrics.gene_corr_similarity(x, y)
+        values.update(metrics.mean_var_similarity(x, y))
+        values.update(cells)
     return values, size
+
+
+def _score(
+    x: Any,
+    labels_x: np.ndarray | None,
+    y: Any,
+    labels_y: np.ndarray | None,
+    groups: list[str],
+    *,
+    min_cells: int,
+    random_state: int,
+    **kw: Any,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Every metric of ``y`` against the reference ``x``, by (group, metric): the one
+    routine behind both columns of :func:`evaluate` (``floor`` is ``x``'s other half)."""
+    from .. import metrics
+
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    rng = np.random.default_rng(random_state)
+
+    def add(group: str, values: dict, names: tuple, n_x: int, n_y: int, size: int) -> None:
+        for metric in names:
+            if metric in values:
+                out[(group, metric)] = {
+                    "value": float(values[metric]), "n_real": int(n_x),
+                    "n_generated": int(n_y), "n_subsample": int(size),
+                }  # fmt: skip
+
+    values, size = _group_metrics(x, y, rng=rng, random_state=random_state, whole=True, **kw)
+    add("all", values, METRICS, x.shape[0], y.shape[0], size)
+    if labels_x is None or labels_y is None:
+        return out
+    distances = metrics.group_distances(
+        x, y, labels_x, labels_y, n_comps=kw["n_comps"], min_cells=min_cells,
+        random_state=random_state,
+    ).set_index("group")  # fmt: skip
+    for label in groups:
+        in_x, in_y = np.flatnonzero(labels_x == label), np.flatnonzero(labels_y == label)
+        if min(in_x.size, in_y.size) < min_cells:
+            continue
+        values, size = _group_metrics(
+            x[in_x], y[in_y], rng=rng, random_state=random_state, whole=False, **kw
+        )
+        if label in distances.index:
+            row = distances.loc[label]
+            values.update(
+                MMD_shared_pca=row["MMD"], W1=row["W1"], W2=row["W2"],
+                zero_fraction_mae=row["zero_fraction_mae"],
+            )  # fmt: skip
+        add(label, values, LABEL_METRICS, in_x.size, in_y.size, size)
+    return out
+
+
+def _label_groups(
+    lab_r: np.ndarray, lab_g: np.ndarray, column: pd.Series, min_cells: int
+) -> list[str]:
+    """Labels with at least ``min_cells`` cells in both sets, in ``real``'s category order;
+    warns about the others."""
+    order = (
+        [str(c) for c in column.cat.categories]
+        if isinstance(column.dtype, pd.CategoricalDtype)
+        else sorted(set(lab_r))
+    )
+    order += sorted(set(lab_g) - set(order))
+    kept, skipped = [], []
+    for label in order:
+        n_r, n_g = int((lab_r == label).sum()), int((lab_g == label).sum())
+        if min(n_r, n_g) >= min_cells:
+            kept.append(label)
+        elif n_r or n_g:
+            skipped.append(f"{label} ({n_r} real / {n_g} generated)")
+    if skipped:
+        warnings.warn(
+            f"Skipped labels with fewer than {min_cells} cells in either set: "
+            + ", ".join(skipped),
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept
 
 
 def evaluate(
@@ -196,30 +286,45 @@ def evaluate(
     """Judge generated cells against real cells with the metrics of the SDD paper and scDiffusion.
 
     For all cells together (group ``"all"``) and, with ``labels_key``, for each label
-    found in both sets:
+    found in both sets. Column ``best`` says which value is best for each metric.
 
-    - ``SCC`` / ``PCC``: Spearman / Pearson correlation of per-gene mean expression over
-      all cells (:func:`sdd.metrics.scc`, :func:`sdd.metrics.pcc`); 1 is best.
-    - ``MMD``: multi-kernel MMD² (bandwidths b/4 .. 4b, biased) on a joint PCA
-      (:func:`sdd.metrics.mmd`); 0 is best.
-    - ``LISI``: scaled iLISI of the real/generated label on a kNN graph of the joint PCA,
-      ``n_neighbors`` neighbours, perplexity ``n_neighbors // 3``
-      (:func:`sdd.metrics.lisi`); 0 = separated, ~0.9 for two samples of the same data
-      with the defaults, 1 at most.
-    - ``AUC``: 5-fold cross-validated ROC AUC of a real-vs-generated classifier on the
-      joint PCA (:func:`sdd.metrics.classifier_auc`); 0.5 = indistinguishable.
+    Genes:
+
+    - ``SCC`` / ``PCC``: Spearman / Pearson correlation of per-gene mean expression
+      (:func:`sdd.metrics.scc`, :func:`sdd.metrics.pcc`); 1 is best;
     - ``sparsity_real`` / ``sparsity_generated``: fraction of exact zeros;
-      ``sparsity_gene_corr``: Pearson correlation of per-gene zero fractions (NaN when a
-      set has no zeros); ``sparsity_cell_w1``: 1-D Wasserstein distance between the
-      per-cell zero-fraction distributions (:func:`sdd.metrics.sparsity_metrics`).
+      ``sparsity_gene_corr``: correlation of per-gene zero fractions;
+      ``zero_fraction_mae``: their mean absolute difference in percentage points;
+    - ``gene_corr``, ``log_var_corr``, ``log_var_mae``: gene-gene correlation structure
+      and mean-variance relation (:func:`sdd.metrics.gene_corr_similarity`,
+      :func:`sdd.metrics.mean_var_similarity`).
 
-    SCC, PCC and the sparsity metrics use every cell. MMD, LISI and AUC use equal-size
-    random subsamples (``min(n_real, n_generated, n_cells)`` cells of each), on which a
-    joint PCA with ``n_comps`` components is fitted; equal sizes keep LISI's and the
-    AUC's reference values (~1 and 0.5) meaningful. Small groups are noisy: the biased MMD²
-    grows like 1/cells even for identical distributions, and the cross-validated kNN AUC
-    of two samples of one distribution drifts below 0.5 (0.35-0.47 with 30-60 cells
-    per set on pbmc68k_reduced), so compare groups of similar size.
+    Cells (:func:`sdd.metrics.cell_metrics`):
+
+    - ``detected_w1`` / ``detected_ks`` and ``total_w1`` / ``total_ks``: Wasserstein and
+      Kolmogorov-Smirnov distances of the detected-genes and total-expression
+      distributions per cell; ``sparsity_cell_w1``: of the per-cell zero fractions;
+      0 is best;
+    - ``below_real_p1``: fraction of generated cells with fewer detected genes than
+      the real cells' 1st percentile (about 0.01 for real cells);
+    - ``AUC_rf_qc``: random-forest AUC, real vs generated, on the three per-cell QC
+      numbers (detected genes, sum, maximum); 0.5 is best.
+
+    Structure, on a joint PCA of ``n_comps`` components fitted on equal-size random
+    subsamples (``min(n_real, n_generated, n_cells)`` cells of each):
+
+    - ``MMD``: multi-kernel MMD² (:func:`sdd.metrics.mmd`); 0 is best;
+    - ``LISI``: scaled iLISI of the real/generated label on a kNN graph
+      (:func:`sdd.metrics.lisi`); 0 = separated, ~0.9 for two samples of the same data,
+      1 at most. In a label's rows it is the mixing within that cell type;
+    - ``AUC`` (the ``classifier``'s), ``AUC_rf`` (random forest), ``AUC_logistic``:
+      5-fold cross-validated ROC AUC of a real-vs-generated classifier
+      (:func:`sdd.metrics.classifier_auc`); 0.5 = indistinguishable.
+
+    Small groups are noisy: the biased MMD² grows like 1/cells even for identical
+    distributions, and the cross-validated AUC of two samples of one distribution drifts
+    below 0.5 with few cells (0.35-0.47 with 30-60 cells per set): read them beside
+    their floor.
 
     Parameters
     ----------
@@ -256,8 +361,10 @@ def evaluate(
     min_cells
         Fewest cells of each set a group needs (at least 5, the classifier's folds).
     floor
-        Report each metric next to its real-vs-real floor (see below). Default ``False``
-        keeps the table above unchanged; ``condition_key`` or ``de_groups`` imply it.
+        Report each metric next to its real-vs-real floor: ``real`` is split into two
+        random halves A and B (stratified by ``labels_key`` when given); the same
+        routine scores ``generated`` (subsampled to A's size, per label when possible)
+        and half A, each against half B. ``condition_key`` or ``de_groups`` imply it.
     condition_key
         Column of both ``obs`` with exactly two values (or pass ``de_groups``): adds DE
         recovery rows between its two groups.
@@ -269,24 +376,11 @@ def evaluate(
 
     Returns
     -------
-    Tidy :class:`pandas.DataFrame` with columns ``group`` (``"all"`` or a label),
-    ``metric``, ``value``, ``n_real``, ``n_generated`` (cells of the group) and
-    ``n_subsample`` (cells of each set used for MMD, LISI and AUC). It is also stored in
-    ``generated.uns["sdd"]["evaluation"]``, with the settings in
-    ``generated.uns["sdd"]["evaluation_params"]``.
-
-    With ``floor=True`` ``real`` is split into two random halves A and B (stratified by
-    ``labels_key`` when given) and every metric is computed twice against the same half B:
-    column ``value`` for ``generated`` (subsampled to the size of A, stratified by label
-    when possible, so both comparisons have the same sample sizes) and column ``floor`` for
-    half A, the best score a generator can expect on this data. Rows are added: in group
-    ``"all"`` ``AUC_rf`` (random-forest AUC), ``AUC_logistic`` (logistic regression), ``zero_fraction_mae`` (pp),
-    ``gene_corr`` (:func:`sdd.metrics.gene_corr_similarity`), ``log_var_corr`` /
-    ``log_var_mae`` (:func:`sdd.metrics.mean_var_similarity`); per label
-    ``MMD_shared_pca``, ``W1``, ``W2`` (exact, assignment-based) and ``zero_fraction_mae``
-    (:func:`sdd.metrics.group_distances`); and for the DE pair, group ``"a vs b"``:
-    ``LFC_pearson``, ``LFC_spearman``, ``top{k}_overlap``, ``top{k}_up_overlap``
-    (:func:`sdd.metrics.de_recovery`; assumes log1p-normalised data).
+    Tidy :class:`pandas.DataFrame` with columns ``group`` (``"all"``, a label, or
+    ``"a vs b"`` for DE recovery: ``LFC_pearson``, ``LFC_spearman``, ``top{k}_overlap``,
+    ``top{k}_up_overlap``, :func:`sdd.metrics.de_recovery`), ``metric``, ``value``,
+    ``floor`` (with ``floor=True``), ``n_real``, ``n_generated``, ``n_subsample`` and
+    ``best``; the settings in ``table.attrs["params"]``. Neither input is changed.
 
     Examples
     --------
@@ -296,113 +390,70 @@ def evaluate(
     >>> table = sdd.tl.evaluate(real, other)  # doctest: +SKIP
     >>> table.pivot(index="group", columns="metric", values="value")  # doctest: +SKIP
     """
-    if floor or condition_key is not None or de_groups is not None:
-        return _evaluate_floor(
-            real,
-            generated,
-            labels_key=labels_key,
-            condition_key=condition_key,
-            de_groups=de_groups,
-            de_k=de_k,
-            layer=layer,
-            generated_layer=generated_layer,
-            n_cells=n_cells,
-            random_state=random_state,
-            align_genes=align_genes,
-            n_comps=n_comps,
-            n_neighbors=n_neighbors,
-            classifier=classifier,
-            min_cells=min_cells,
-        )
     min_cells = check_int(min_cells, "min_cells", N_SPLITS)
     if n_cells is not None:
         n_cells = check_int(n_cells, "n_cells (at least min_cells)", min_cells)
     if classifier not in CLASSIFIERS:
         raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}.")
+    random_state = check_int(random_state, "random_state", 0)
     x, y, genes = paired_matrices(
         real, generated, layer=layer, generated_layer=generated_layer, align_genes=align_genes
     )
     _warn_units(real, generated, layer)
-    groups: list[tuple[str, np.ndarray | None, np.ndarray | None]] = [("all", None, None)]
-    if labels_key is not None:
-        lab_r = _labels(real, labels_key, "real")
-        lab_g = _labels(generated, labels_key, "generated")
-        column = real.obs[labels_key]
-        order = (
-            [str(c) for c in column.cat.categories]
-            if isinstance(column.dtype, pd.CategoricalDtype)
-            else sorted(set(lab_r))
-        )
-        order += sorted(set(lab_g) - set(order))
-        skipped = []
-        for label in order:
-            in_r, in_g = np.flatnonzero(lab_r == label), np.flatnonzero(lab_g == label)
-            if min(in_r.size, in_g.size) >= min_cells:
-                groups.append((label, in_r, in_g))
-            elif in_r.size or in_g.size:
-                skipped.append(f"{label} ({in_r.size} real / {in_g.size} generated)")
-        if skipped:
-            warnings.warn(
-                f"Skipped labels with fewer than {min_cells} cells in either set: "
-                + ", ".join(skipped),
-                UserWarning,
-                stacklevel=2,
-            )
-
+    de = condition_key is not None or de_groups is not None
+    pair = _de_pair(real, generated, condition_key, labels_key, de_groups) if de else None
+    floor = floor or de
+    lab_r = _labels(real, labels_key, "real") if labels_key else None
+    lab_g = _labels(generated, labels_key, "generated") if labels_key else None
+    groups = [] if lab_r is None else _label_groups(lab_r, lab_g, real.obs[labels_key], min_cells)
     rng = np.random.default_rng(random_state)
-    records = []
-    for name, in_r, in_g in groups:
-        xg = x if in_r is None else x[in_r]
-        yg = y if in_g is None else y[in_g]
-        if min(xg.shape[0], yg.shape[0]) < min_cells:
-            raise ValueError(
-                f"evaluate needs at least min_cells={min_cells} cells in each set, got "
-                f"{xg.shape[0]} real and {yg.shape[0]} generated."
-            )
-        values, size = _group_metrics(
-            xg,
-            yg,
-            n_cells=n_cells,
-            n_comps=n_comps,
-            n_neighbors=n_neighbors,
-            classifier=classifier,
-            rng=rng,
-            random_state=random_state,
+    rows_r, rows_a, rows_g = np.arange(x.shape[0]), None, np.arange(y.shape[0])
+    if floor:  # reference: half B of the real cells; floor: half A; generated: A's size
+        rows_a, rows_r = _halves(x.shape[0], lab_r, rng)
+        if min(rows_a.size, rows_r.size) < min_cells:
+            raise ValueError(f"floor=True needs {2 * min_cells} real cells, got {x.shape[0]}.")
+        rows_g = _matched(
+            None if lab_r is None else lab_r[rows_a], lab_g, rows_a.size, y.shape[0], rng
         )
-        for metric in METRICS:
-            records.append(
-                {
-                    "group": name,
-                    "metric": metric,
-                    "value": float(values[metric]),
-                    "n_real": int(xg.shape[0]),
-                    "n_generated": int(yg.shape[0]),
-                    "n_subsample": size,
-                }
-            )
+        if rows_g.size < min_cells:
+            rows_g = _subsample(y.shape[0], rows_a.size, rng)
+    elif min(x.shape[0], y.shape[0]) < min_cells:
+        raise ValueError(
+            f"evaluate needs at least min_cells={min_cells} cells in each set, got "
+            f"{x.shape[0]} real and {y.shape[0]} generated."
+        )
+    kw = dict(
+        n_cells=n_cells, n_comps=n_comps, n_neighbors=n_neighbors, classifier=classifier,
+        min_cells=min_cells, random_state=random_state,
+    )  # fmt: skip
+
+    def labels(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        return None if values is None else values[rows]
+
+    reference = (x[rows_r], labels(lab_r, rows_r))
+    columns = {"value": _score(*reference, y[rows_g], labels(lab_g, rows_g), groups, **kw)}
+    if floor:
+        columns["floor"] = _score(*reference, x[rows_a], labels(lab_r, rows_a), groups, **kw)
+    records = []
+    for (group, metric), entry in columns["value"].items():
+        record = {"group": group, "metric": metric, "value": entry["value"]}
+        if floor:
+            record["floor"] = columns["floor"].get((group, metric), {}).get("value", np.nan)
+        record.update({k: entry[k] for k in ("n_real", "n_generated", "n_subsample")})
+        record["best"] = BEST[metric]
+        records.append(record)
+    if pair is not None:
+        records += _de_rows(x, y, pair, rows_r, rows_a, rows_g, de_k)
     table = pd.DataFrame.from_records(records)
-    params = {
-        "n_genes": int(len(genes)),
-        "n_comps": int(n_comps),
-        "n_neighbors": int(n_neighbors),
-        "perplexity": float(np.floor(n_neighbors / 3)),
-        "classifier": classifier,
-        "n_splits": N_SPLITS,
-        "random_state": int(random_state),
-        "min_cells": int(min_cells),
-        "layer": layer or "X",
-        "generated_layer": generated_layer or "X",
-    }
-    if n_cells is not None:
-        params["n_cells"] = int(n_cells)
-    if labels_key is not None:
-        params["labels_key"] = labels_key
-    info = generated.uns.get("sdd")
-    generated.uns["sdd"] = {
-        **(dict(info) if isinstance(info, Mapping) else {}),
-        "evaluation": table,
-        "evaluation_params": params,
-    }
+    table.attrs["params"] = {
+        "n_genes": int(len(genes)), "n_comps": int(n_comps), "n_neighbors": int(n_neighbors),
+        "perplexity": float(np.floor(n_neighbors / 3)), "classifier": classifier,
+        "n_splits": N_SPLITS, "random_state": int(random_state), "min_cells": int(min_cells),
+        "floor": bool(floor), "layer": layer or "X", "generated_layer": generated_layer or "X",
+        **({} if n_cells is None else {"n_cells": int(n_cells)}),
+        **({} if labels_key is None else {"labels_key": labels_key}),
+        **({} if condition_key is None else {"condition_key": condition_key}),
+    }  # fmt: skip
     return table
 
 
@@ -438,23 +489,6 @@ def _matched(
     return np.sort(np.concatenate(keep))
 
 
-def _extra(x: Any, y: Any, pcs: tuple[np.ndarray, np.ndarray], random_state: int) -> dict:
-    from .. import metrics
-
-    mv = metrics.mean_var_similarity(x, y)
-    return {
-        "AUC_rf": metrics.classifier_auc(
-            *pcs, method="random_forest", n_splits=N_SPLITS, random_state=random_state
-        ),
-        "AUC_logistic": metrics.classifier_auc(
-            *pcs, method="logistic", n_splits=N_SPLITS, random_state=random_state
-        ),
-        "zero_fraction_mae": metrics.zero_fraction_mae(x, y),
-        "gene_corr": metrics.gene_corr_similarity(x, y),
-        **mv,
-    }
-
-
 def _de_pair(adata_r, adata_g, condition_key, labels_key, de_groups):
     key = condition_key or labels_key
     if key is None:
@@ -477,137 +511,28 @@ def _de_pair(adata_r, adata_g, condition_key, labels_key, de_groups):
     return key, a, b, lab_r, lab_g
 
 
-def _evaluate_floor(
-    real,
-    generated,
-    *,
-    labels_key,
-    condition_key,
-    de_groups,
-    de_k,
-    layer,
-    generated_layer,
-    n_cells,
-    random_state,
-    align_genes,
-    n_comps,
-    n_neighbors,
-    classifier,
-    min_cells,
-) -> pd.DataFrame:
+def _de_rows(x, y, pair, rows_b, rows_a, rows_g, k: int) -> list[dict]:
+    """DE recovery between the two groups of ``pair``: generated and half A each against
+    half B (:func:`sdd.metrics.de_recovery`)."""
     from .. import metrics
 
-    min_cells = check_int(min_cells, "min_cells", N_SPLITS)
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}.")
-    x, y, genes = paired_matrices(
-        real, generated, layer=layer, generated_layer=generated_layer, align_genes=align_genes
-    )
-    _warn_units(real, generated, layer)
-    rng = np.random.default_rng(random_state)
-    lab_r = _labels(real, labels_key, "real") if labels_key else None
-    lab_g = _labels(generated, labels_key, "generated") if labels_key else None
-    ia, ib = _halves(x.shape[0], lab_r, rng)
-    if min(ia.size, ib.size) < min_cells:
-        raise ValueError(f"floor=True needs {2 * min_cells} real cells, got {x.shape[0]}.")
-    ig = _matched(None if lab_r is None else lab_r[ia], lab_g, ia.size, y.shape[0], rng)
-    if ig.size < min_cells:
-        ig = _subsample(y.shape[0], ia.size, rng)
-    xa, xb, ys = x[ia], x[ib], y[ig]
-    records = []
-
-    def add(group, metric, value, floor_value, n_real, n_gen, n_sub):
-        records.append(
-            {
-                "group": group,
-                "metric": metric,
-                "value": float(value),
-                "floor": float(floor_value),
-                "n_real": int(n_real),
-                "n_generated": int(n_gen),
-                "n_subsample": int(n_sub),
-            }
-        )
-
-    kw = dict(
-        n_cells=n_cells,
-        n_comps=n_comps,
-        n_neighbors=n_neighbors,
-        classifier=classifier,
-        random_state=random_state,
-    )
-    gen_v, size = _group_metrics(xb, ys, rng=np.random.default_rng(random_state), **kw)
-    flo_v, _ = _group_metrics(xb, xa, rng=np.random.default_rng(random_state), **kw)
-    pcs_g = metrics.joint_pca(
-        _rows(xb, size, np.random.default_rng(random_state)),
-        _rows(ys, size, np.random.default_rng(random_state + 1)),
-        n_comps=n_comps,
-        random_state=random_state,
-    )
-    pcs_f = metrics.joint_pca(
-        _rows(xb, size, np.random.default_rng(random_state)),
-        _rows(xa, size, np.random.default_rng(random_state + 1)),
-        n_comps=n_comps,
-        random_state=random_state,
-    )
-    gen_v.update(_extra(xb, ys, pcs_g, random_state))
-    flo_v.update(_extra(xb, xa, pcs_f, random_state))
-    for metric in METRICS + FLOOR_METRICS:
-        add("all", metric, gen_v[metric], flo_v[metric], ib.size, ys.shape[0], size)
-    if labels_key is not None:
-        lg = lab_g[ig]
-        kw2 = dict(n_comps=n_comps, min_cells=min_cells, random_state=random_state)
-        tg = metrics.group_distances(xb, ys, lab_r[ib], lg, **kw2).set_index("group")
-        tf = metrics.group_distances(xb, xa, lab_r[ib], lab_r[ia], **kw2).set_index("group")
-        for label in tg.index.intersection(tf.index):
-            for metric, column in zip(
-                GROUP_METRICS, ("MMD", "W1", "W2", "zero_fraction_mae"), strict=True
-            ):
-                add(
-                    label,
-                    metric,
-                    tg.loc[label, column],
-                    tf.loc[label, column],
-                    tg.loc[label, "n_real"],
-                    tg.loc[label, "n_generated"],
-                    min(tg.loc[label, "n_real"], tg.loc[label, "n_generated"]),
-                )
-    if condition_key is not None or de_groups is not None:
-        key, a, b, cr, cg = _de_pair(real, generated, condition_key, labels_key, de_groups)
-        cb, ca, cgs = cr[ib], cr[ia], cg[ig]
-        if min((cb == a).sum(), (cb == b).sum(), (cgs == a).sum(), (cgs == b).sum()) < 2:
-            raise ValueError(f"DE needs at least 2 cells of {a!r} and {b!r} in each half.")
-        gen_de = metrics.de_recovery(xb[cb == a], xb[cb == b], ys[cgs == a], ys[cgs == b], k=de_k)
-        flo_de = metrics.de_recovery(xb[cb == a], xb[cb == b], xa[ca == a], xa[ca == b], k=de_k)
-        for metric in gen_de:
-            add(
-                f"{a} vs {b}",
-                metric,
-                gen_de[metric],
-                flo_de[metric],
-                ib.size,
-                ys.shape[0],
-                ys.shape[0],
-            )
-    table = pd.DataFrame.from_records(records)
-    params = {
-        "n_genes": int(len(genes)),
-        "n_comps": int(n_comps),
-        "floor": True,
-        "n_neighbors": int(n_neighbors),
-        "classifier": classifier,
-        "random_state": int(random_state),
-        "min_cells": int(min_cells),
-        "layer": layer or "X",
-        "generated_layer": generated_layer or "X",
-    }
-    for name, value in (("labels_key", labels_key), ("condition_key", condition_key)):
-        if value is not None:
-            params[name] = value
-    info = generated.uns.get("sdd")
-    generated.uns["sdd"] = {
-        **(dict(info) if isinstance(info, Mapping) else {}),
-        "evaluation": table,
-        "evaluation_params": params,
-    }
-    return table
+    _, a, b, cr, cg = pair
+    cb, ca, cgs = cr[rows_b], cr[rows_a], cg[rows_g]
+    if min((cb == a).sum(), (cb == b).sum(), (cgs == a).sum(), (cgs == b).sum()) < 2:
+        raise ValueError(f"DE needs at least 2 cells of {a!r} and {b!r} in each half.")
+    xb, xa, ys = x[rows_b], x[rows_a], y[rows_g]
+    gen = metrics.de_recovery(xb[cb == a], xb[cb == b], ys[cgs == a], ys[cgs == b], k=k)
+    flo = metrics.de_recovery(xb[cb == a], xb[cb == b], xa[ca == a], xa[ca == b], k=k)
+    return [
+        {
+            "group": f"{a} vs {b}",
+            "metric": metric,
+            "value": float(gen[metric]),
+            "floor": float(flo[metric]),
+            "n_real": int(rows_b.size),
+            "n_generated": int(ys.shape[0]),
+            "n_subsample": int(ys.shape[0]),
+            "best": "floor",
+        }  # fmt: skip
+        for metric in gen
+    ]

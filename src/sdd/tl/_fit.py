@@ -101,10 +101,11 @@ def fit(
         cells out and record a ``validation_loss`` in ``model.history``;
         ``early_stopping``: stop when it stops improving).
     calibrate
-        After training, match each gene's generated detection rate to the training
-        data's (per label group too) and move its expressed values halfway onto the
-        training quantiles (:meth:`sdd.SDD.calibrate`, 2,000 generated cells; only with
-        sparsity bits). Measured on held-out data in the README ("Fidelity").
+        After training, fit the calibration (:meth:`sdd.SDD.calibrate` with its
+        defaults, 2,000 generated cells; only with sparsity bits): every generated cell
+        gets the depth of a training cell with the same labels, every gene the training
+        detection rate, and expressed values move three quarters of the way onto the
+        training quantiles. These copy training statistics into the output.
     random_state
         Seed of the initial weights and of training: the same seed and data give the
         same model.
@@ -150,7 +151,7 @@ def fit(
         "setup": model.setup_args_,
         "model": model.init_args_,
         "train": model.train_args_,
-        "calibration": model.calibration_,
+        "calibration": None if model.calibration_ is None else model.calibration_.settings,
         "n_params": model.n_params,
         "final_loss": float(model.history_["loss"].tail(100).mean()),
     }
