@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from functools import partial  # noqa: E402
+
 import anndata as ad  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -64,6 +66,7 @@ PLOTS = {
         (np.random.default_rng(0).uniform(-1, 1, (20, 10)),),
     ),
     "umap": lambda h, j: (sdd.pl.umap, (j,)),
+    "qc_violin": lambda h, j: (partial(sdd.pl.qc_violin, keys="n_genes_by_counts"), h),
     "images": lambda h, j: (sdd.pl.images, (_images(),)),
     "mean_image": lambda h, j: (sdd.pl.mean_image, (_images(),)),
     "image_sparsity": lambda h, j: (sdd.pl.image_sparsity, (_images(),)),
@@ -319,3 +322,18 @@ def test_two_panel_legends_are_not_clipped(joint):
         assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1 + 0.5
     # the first panel's legend does not run into the second panel
     assert not axes[0].get_legend().get_window_extent().overlaps(axes[1].get_window_extent())
+
+
+def test_qc_violin_draws_real_and_generated_per_group(halves):
+    real, other = halves
+    axes = sdd.pl.qc_violin(real, other, groupby="bulk_labels", show=False)
+    assert len(axes) == 2 and [a.get_title() for a in axes] == ["n_genes_by_counts", "total_counts"]
+    groups = sorted(
+        set(real.obs["bulk_labels"].astype(str)) | set(other.obs["bulk_labels"].astype(str))
+    )
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == groups
+    assert len(axes[0].collections) >= 2 * len(groups) - 2  # a violin per source and group
+    with pytest.raises(ValueError, match="keys"):
+        sdd.pl.qc_violin(real, other, keys=["pct_mito"])
+    with pytest.raises(ValueError, match="groupby"):
+        sdd.pl.qc_violin(real, other, groupby="nope")
