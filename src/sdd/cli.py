@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import atomic_path, check_output_path, write_csv, write_h5ad
+from .io.checkpoint import check_save_path
 
 __all__ = ["main", "build_parser"]
 
@@ -375,6 +376,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
+    try:  # before training: a model that cannot be saved is not trained
+        check_save_path(out, overwrite=args.overwrite)
+    except (OSError, ValueError) as err:
+        raise CLIError(f"cannot save the model to {str(out)!r}: {err}") from err
     init = _method_kwargs(args, cls, "__init__", _FIT_OPTIONS)
     init.update(_model_args(args.model_arg, cls))
     train = _method_kwargs(args, cls, "train", _FIT_OPTIONS)

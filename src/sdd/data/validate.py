@@ -53,6 +53,9 @@ def _values(matrix) -> np.ndarray:
     return np.asarray(matrix)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None:
     """Raise if ``matrix`` is empty, non-numeric, or has NaN/inf or negative values.
 
@@ -70,6 +73,11 @@ def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None
         raise TypeError(f"{where} must be numeric, got dtype {dtype}.")
     if np.issubdtype(dtype, np.complexfloating):
         raise TypeError(f"{where} must be real-valued, got dtype {dtype}.")
+    if np.issubdtype(dtype, np.bool_) or dtype == np.float16:
+        raise TypeError(
+            f"{where} has dtype {dtype}; convert it to float32 first "
+            "(e.g. adata.X = adata.X.astype(np.float32))."
+        )
     chunks = (
         [matrix]
         if sp.issparse(matrix)
@@ -81,6 +89,12 @@ def check_matrix(matrix, *, where: str = "data", chunk_rows: int = 4096) -> None
             continue
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{where} contains NaN or infinite values.")
+        if values.max() > FLOAT32_MAX:
+            raise ValueError(
+                f"{where} contains values up to {values.max():.4g}, beyond float32 "
+                f"(about {FLOAT32_MAX:.3g}), which the model computes in; rescale the data "
+                "(e.g. sc.pp.normalize_total and sc.pp.log1p)."
+            )
         if values.min() < 0:
             raise ValueError(
                 f"{where} contains negative values (min {values.min():.4g}); SDD models "

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -69,12 +70,12 @@ def _lock(path: Path) -> Iterator[None]:
     )
     if fcntl is None:
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW)
         except FileExistsError:
             raise FileExistsError(f"{busy} If no save is running, remove {lock}.") from None
     else:
         for _ in range(100):
-            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+            fd = _open_lock(lock)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -96,6 +97,26 @@ def _lock(path: Path) -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)  # while still holding it (see the stat check above)
         os.close(fd)
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_lock(lock: Path) -> int:
+    """Open (or create) the lock file itself, never what a symbolic link there points to:
+    a link planted at the lock's name would otherwise make the save overwrite its target."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as err:
+        if lock.is_symlink():
+            raise FileExistsError(
+                f"{lock} is a symbolic link, not a lock file; remove it to save here."
+            ) from None
+        raise err
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileExistsError(f"{lock} is not a regular file; remove it to save here.")
+    return fd
 
 
 def _leftovers(path: Path, kind: str) -> list[Path]:
@@ -179,6 +200,22 @@ def save_dir(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    return path
+
+
+def check_save_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
+    """Raise now what :func:`save_dir` would raise at the end (before hours of training):
+    an existing path without ``overwrite``, a non-model directory, a path under a regular
+    file, or a folder this process cannot write into."""
+    path = Path(os.path.expanduser(path))
+    _check_target(path, overwrite)
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{path} lies under {parent}, which is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"Cannot write into {parent} (read-only or no permission).")
     return path
 
 

@@ -15,6 +15,7 @@ from ..data import (
     Scaler,
     check_int,
     check_matrix,
+    check_seed,
     dense_rows,
     get_matrix,
     invert_log1p,
@@ -152,6 +153,7 @@ class SDD(AnnDataModel):
         if hidden is None:
             hidden = settings["hidden"]
         self._capture_init_args(locals())
+        self._check_init_args()  # before any work on the data
         self._use_anndata(adata)
         if zero_fill != "min" and not sparsity_bits:
             raise ValueError(
@@ -286,6 +288,7 @@ class SDD(AnnDataModel):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}.")
         value_weight = check_weight(value_weight)
+        random_state = check_seed(random_state)
         if value_weight and self.targets_.value_quantiles is None:
             raise ValueError(
                 "This model was saved before value calibration existed; call "
@@ -555,6 +558,7 @@ class SDD(AnnDataModel):
         is), ``obs["size_factor"]`` (the drawn ``s``) and ``obs["total_counts"]``.
         """
         self._require_trained()
+        random_state = check_seed(random_state)
         sampler, n_steps = self._sampler_settings(sampler, n_steps, calibrated)
         n_cells, codes, label_values = self._generation_labels(n_cells, labels)
         if counts and self.library_ is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -53,10 +54,28 @@ from ..train import (
     validation_loss,
 )
 from ._checkpoint import SPARSE_OPTIONS, CheckpointMixin
+from ._schema import check_args
 
 logger = logging.getLogger("sdd")
 
 HISTORY_COLUMNS = ("step", "epoch", "loss")
+DIVERGED = 10.0  # a final loss this many times the first one (or 1): training diverged
+
+
+def _warn_if_diverged(history: pd.DataFrame) -> None:
+    """Warn when the loss ended far above where it started (an lr too large)."""
+    losses = history["loss"].to_numpy(dtype=float)
+    if len(losses) < 20:
+        return
+    tenth = max(1, len(losses) // 10)
+    first, last = np.nanmean(losses[:tenth]), np.nanmean(losses[-tenth:])
+    if not last <= DIVERGED * min(first, 1.0):  # data lie in [-1, 1]: a sane loss is O(1)
+        warnings.warn(
+            f"Training diverged: the loss rose from {first:.3g} to {last:.3g}; the model is "
+            "unlikely to generate anything useful. Train again with a smaller lr.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class DiffusionModel(CheckpointMixin):
@@ -113,10 +132,12 @@ class DiffusionModel(CheckpointMixin):
         self._validation: dict[str, Any] | None = None  # validation_size, n_rows
 
     def _check_init_args(self) -> None:
-        """Raise on bad constructor arguments (common ones here; models add theirs)."""
-        dropout = self.init_args_.get("condition_dropout", 0.0)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"condition_dropout must be in [0, 1), got {dropout}.")
+        """Raise on bad constructor arguments: the shared schema (:mod:`._schema`) here,
+        models add theirs. Runs on creation and on load (a tampered config.json too)."""
+        checked = check_args(self.init_args_)
+        if checked.get("hidden") is not None:
+            checked["hidden"] = list(checked["hidden"])
+        self.init_args_ = checked
 
     def _train_defaults(self) -> dict[str, Any]:
         """``lr`` and ``batch_size`` of ``train()`` when not given (the paper's)."""
@@ -424,6 +445,7 @@ class DiffusionModel(CheckpointMixin):
             batches.close()
             self.module.to(home)
             self.ema_.model.to(home)
+        _warn_if_diverged(history)
         self.history_ = (
             history
             if not len(self.history_)

@@ -79,6 +79,11 @@ class AnnDataModel(DiffusionModel):
         """Check the matrix and the condition columns; the matrix and the common setup."""
         matrix = get_matrix(adata, layer)
         cls._check_data(matrix, where=matrix_name(layer))
+        if isinstance(categorical_covariate_keys, str):
+            raise TypeError(
+                "categorical_covariate_keys must be a list of obs columns, got the string "
+                f"{categorical_covariate_keys!r}; pass [{categorical_covariate_keys!r}]."
+            )
         keys = [k for k in [labels_key, *(categorical_covariate_keys or [])] if k is not None]
         if len(set(keys)) != len(keys):
             raise ValueError(f"Conditioning keys must be distinct, got {keys}.")

@@ -1,0 +1,158 @@
+"""Nothing lost, round two: the argument surface, the lock, and outputs refused before work.
+
+Every public entry point turns wrong types and out-of-range values into a ``TypeError`` or
+``ValueError`` naming the argument (property tests with hypothesis), through one schema
+(:mod:`sdd.model._schema`) that also guards ``load``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import make_counts_adata
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sdd
+from sdd.model._schema import MODEL_ARGS, check_args
+
+FAST = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+ANYTHING = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+    st.lists(st.integers(-3, 3), max_size=3), st.tuples(st.floats(-2, 70), st.integers(1, 9)),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the lock
+def test_lock_never_follows_a_symlink(tmp_path, adata):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.symlink(victim, tmp_path / ".m.lock")
+    model = sdd.SDD(adata, hidden=(8,), emb_dim=4)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        model.save(tmp_path / "m")
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- model arguments
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"hidden": "64"}, TypeError, "hidden"),
+        ({"hidden": (64.5, 32)}, TypeError, "hidden"),
+        ({"hidden": ()}, ValueError, "hidden"),
+        ({"hidden": (0, 4)}, ValueError, "hidden"),
+        ({"emb_dim": 0}, ValueError, "emb_dim"),
+        ({"emb_dim": -3}, ValueError, "emb_dim"),
+        ({"dropout": -0.1}, ValueError, "dropout"),
+        ({"dropout": 1.5}, ValueError, "dropout"),
+        ({"sparsity_bits": "no"}, TypeError, "sparsity_bits"),
+        ({"self_condition": 1}, TypeError, "self_condition"),
+        ({"logsnr_min": 5.0, "logsnr_max": 1.0}, ValueError, "logsnr_min"),
+        ({"prediction": "eps"}, ValueError, "prediction"),
+    ],
+)
+def test_bad_model_arguments_name_themselves(adata, kwargs, error, name):
+    with pytest.raises(error, match=name):
+        sdd.SDD(adata, **kwargs)
+
+
+@FAST
+@given(name=st.sampled_from(sorted(MODEL_ARGS)), value=ANYTHING)
+def test_schema_accepts_or_names_the_argument(name, value):
+    """Any value either passes the rule or raises TypeError/ValueError naming it."""
+    try:
+        checked = check_args({name: value})
+    except (TypeError, ValueError) as err:
+        assert name in str(err)
+    else:
+        if value is not None:
+            assert MODEL_ARGS[name].check(name, checked[name]) == checked[name]
+
+
+@FAST
+@given(value=ANYTHING)
+def test_generate_random_state_is_checked(trained_model, value):
+    try:
+        trained_model.generate(2, random_state=value, n_steps=1, progress=False)
+    except (TypeError, ValueError) as err:
+        assert "random_state" in str(err)
+
+
+def test_tampered_config_meets_the_same_checks(tmp_path, adata):
+    model = sdd.SDD(adata, hidden=(8,), emb_dim=4).train(2, progress=False)
+    model.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["init_args"]["hidden"] = [64.7, 32]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="hidden"):
+        sdd.SDD.load(tmp_path / "m")
+
+
+# ---------------------------------------------------------------- data
+@pytest.mark.parametrize("dtype", [np.bool_, np.float16])
+def test_bool_and_float16_matrices_are_refused_at_setup(dtype):
+    adata = make_counts_adata()
+    dense = adata.X.toarray().astype(dtype)
+    adata.X = dense if dtype == np.float16 else sp.csr_matrix(dense)  # no sparse float16
+    with pytest.raises(TypeError, match="float32"):
+        sdd.SDD.setup_anndata(adata)
+
+
+def test_values_beyond_float32_are_refused():
+    adata = make_counts_adata()
+    X = adata.X.toarray().astype(np.float64)
+    X[0, 0] = 1e300
+    adata.X = X
+    with pytest.raises(ValueError, match="float32"):
+        sdd.SDD.setup_anndata(adata)
+
+
+def test_covariate_keys_as_a_string_is_a_type_error(adata):
+    with pytest.raises(TypeError, match=r"\['cell_type'\]"):
+        sdd.SDD.setup_anndata(adata, categorical_covariate_keys="cell_type")
+
+
+def test_diverging_training_warns(adata):
+    model = sdd.SDD(adata, hidden=(16,), emb_dim=8)
+    with pytest.warns(UserWarning, match="diverged"):
+        model.train(60, lr=1e3, progress=False)
+
+
+def test_normal_training_does_not_warn(adata):
+    model = sdd.SDD(adata, hidden=(16,), emb_dim=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.train(30, progress=False)
+
+
+# ---------------------------------------------------------------- the command line
+@pytest.mark.parametrize("where", ["not_a_model", "under_a_file"])
+def test_cli_fit_refuses_an_unsavable_output_before_training(tmp_path, where, capsys):
+    from sdd.cli import main
+
+    data = tmp_path / "cells.h5ad"
+    make_counts_adata().write_h5ad(data)
+    if where == "not_a_model":
+        out = tmp_path / "folder"
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    else:
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "m"
+    code = main(["fit", str(data), "-o", str(out), "--overwrite", "--max-steps", "100000", "-q"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "cannot save the model" in err and len(err.strip().splitlines()) == 1
+    if where == "not_a_model":
+        assert (out / "notes.txt").read_text() == "mine"
