@@ -101,6 +101,19 @@ def _manual(m: sdd.SDD, n: int, cond: torch.Tensor | None, seed: int) -> np.ndar
     return z.numpy()
 
 
+def test_default_labels_are_the_training_mix_as_on_the_command_line(model):
+    """``generate()`` of a conditional model returns labelled cells in the training mix,
+    as ``sdd generate`` does; ``labels=None`` is unconditional."""
+    from sdd.cli import _labels
+
+    assert _labels(None, model) == "training"
+    gen = model.generate(40, random_state=1, **FAST)
+    same = model.generate(40, labels="training", random_state=1, **FAST)
+    assert "cell_type" in gen.obs and (gen.X != same.X).nnz == 0
+    assert gen.obs["cell_type"].tolist() == same.obs["cell_type"].tolist()
+    assert "cell_type" not in model.generate(5, labels=None, **FAST).obs
+
+
 def test_guidance_zero_is_the_conditional_path_and_no_labels_is_unconditional(model):
     requested = ["type_1"] * 5 + ["type_2"] * 5
     dense = {"store_dense": True, **FAST}
@@ -112,7 +125,7 @@ def test_guidance_zero_is_the_conditional_path_and_no_labels_is_unconditional(mo
     # labels=None: the unconditional path (null token), unchanged, guidance ignored
     free_logits = sparsity.split(torch.as_tensor(_manual(model, 10, None, seed=3)))[1]
     for w in (0.0, 2.0):
-        free = model.generate(10, guidance_scale=w, random_state=3, **dense)
+        free = model.generate(10, labels=None, guidance_scale=w, random_state=3, **dense)
         assert np.array_equal(free.layers["sb_logits"], free_logits.numpy())
         assert "cell_type" not in free.obs
     guided = model.generate(labels=requested, guidance_scale=2.0, random_state=3, **dense)
@@ -209,7 +222,7 @@ def test_library_size_key_route(labelled):
     m = untrained(data, library_size_key="total_counts")
     assert m.setup_args_["target_sum"] == pytest.approx(1e3, rel=1e-5)
     assert np.allclose(m.library_["size_factors"], data.obs["total_counts"] / 1e3, rtol=1e-5)
-    gen = m.generate(20, counts=True, **FAST)  # unconditional: drawn from all cells
+    gen = m.generate(20, labels=None, counts=True, **FAST)  # unconditional: all cells
     assert np.isin(gen.obs["size_factor"], m.library_["size_factors"]).all()
     subset = data[:, :20].copy()  # genes subset after normalising: sums of expm1(x) differ
     with pytest.raises(ValueError, match="target_sum"):

@@ -17,6 +17,10 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 @pytest.fixture(scope="module")
 def fidelity():
+    import sys
+
+    if str(BENCH) not in sys.path:  # the scripts import their shared module, _common
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location("fidelity_under_test", BENCH / "fidelity.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,7 +44,9 @@ def test_recipe_calibration_options_are_used(fidelity, monkeypatch, calibration,
     defaults), and generation samples as the calibration did."""
     recipe = ({"hidden": (16,), "depth_bins": 2}, {"calibrate": calibration})
     monkeypatch.setitem(fidelity.RECIPES, "tiny", recipe)
-    args = Namespace(steps=3, seed=0, accelerator="cpu", value_weights=[], sampling_steps=3)
+    args = Namespace(
+        steps=3, seed=0, accelerator="cpu", value_weights=[], sampling_steps=3, model_dir=None
+    )
     calls = []
     monkeypatch.setattr(
         fidelity.sdd.SDD, "calibrate",

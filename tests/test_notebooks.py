@@ -107,3 +107,20 @@ def test_notebook_runs(path: Path, monkeypatch):
     temporary = EXECUTED / f".{path.name}.tmp"
     nbformat.write(notebook, temporary)
     temporary.replace(EXECUTED / path.name)  # complete or absent, never half written
+
+
+INSTALL = re.compile(r"pip install\s+([^\n`]*)")
+
+
+def test_every_install_line_names_this_project_or_a_known_package():
+    """``sdd`` on the package index is an unrelated project: no install line may name it;
+    this project installs as ``.`` (from the repository) or ``sparse-data-diffusion``."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md")), *TUTORIALS.glob("*.ipynb")]
+    wrong = []
+    for path in files:
+        for match in INSTALL.finditer(path.read_text(encoding="utf-8")):
+            words = re.findall(r"[\"']?([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?[\"']?", match.group(1))
+            if any(word == "sdd" for word in words):
+                wrong.append(f"{path.name}: pip install {match.group(1).strip()}")
+    assert not wrong, wrong

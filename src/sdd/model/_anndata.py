@@ -31,7 +31,7 @@ from ..diffusion import sparsity
 from ..diffusion.guidance import check_guidance
 from ..train import check_output_memory, decode_bits
 from ._calibration import NEVER, Calibration, DetectionTargets, check_weight
-from ._cells import TRAINING, AnnDataModel
+from ._cells import AUTO, TRAINING, AnnDataModel
 from ._depth import DepthCondition
 from ._recipes import check_recipe
 
@@ -463,7 +463,7 @@ class SDD(AnnDataModel):
         sampler: Literal["ddpm", "ddim"] | None = None,
         n_steps: int | None = None,
         batch_size: int = 2048,
-        labels: Mapping[str, Any] | Any = None,
+        labels: Mapping[str, Any] | Any = AUTO,
         guidance_scale: float = 0.0,
         counts: bool = False,
         random_state: int = 0,
@@ -503,8 +503,11 @@ class SDD(AnnDataModel):
             ``{obs key: value or array}`` (conditions left out are unconditional).
             ``"training"``: as many cells per label (per combination of all conditions)
             as the training data had, grouped by label; with ``n_cells``, that many cells
-            in the same proportions (largest-remainder rounding). Unconditional when
-            ``None``.
+            in the same proportions (largest-remainder rounding). ``"auto"`` (the
+            default): ``"training"`` for a conditional model (10,000 cells unless
+            ``n_cells`` says otherwise), as ``sdd generate`` does, so the output has the
+            label columns; unconditional for a model without labels. ``None``:
+            unconditional (no label columns).
         guidance_scale
             Classifier-free guidance weight ``w``: ``x0 = (1 + w) x0_cond - w x0_uncond``
             (the network runs twice per step); ``0`` is plain conditional sampling, and

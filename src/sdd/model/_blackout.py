@@ -15,7 +15,7 @@ from ..data.arrays import array_to_anndata
 from ..data.counts import check_integer_counts, gene_mean
 from ..diffusion import BlackoutDiffusion, blackout
 from ..train import check_output_memory
-from ._cells import AnnDataModel
+from ._cells import AUTO, AnnDataModel
 
 __all__ = ["SDDBlackout"]
 
@@ -181,7 +181,7 @@ class SDDBlackout(AnnDataModel):
         rounding: Literal["stochastic", "nearest"] = "stochastic",
         clip: bool = True,
         batch_size: int = 2048,
-        labels: Mapping[str, Any] | Any = None,
+        labels: Mapping[str, Any] | Any = AUTO,
         guidance_scale: float = 0.0,
         random_state: int = 0,
         use_ema: bool = True,
@@ -214,8 +214,10 @@ class SDDBlackout(AnnDataModel):
             Cells sampled at once.
         labels, guidance_scale
             Condition on labels (a value or per-cell array for ``labels_key``, a dict
-            ``{obs key: values}``, or ``"training"`` for the training composition, as in
-            :meth:`sdd.SDD.generate`) with classifier-free guidance weight ``w``.
+            ``{obs key: values}``, ``"training"`` for the training composition, the
+            default ``"auto"`` (that composition for a conditional model) or ``None``
+            (unconditional), as in :meth:`sdd.SDD.generate`) with classifier-free
+            guidance weight ``w``.
         random_state
             Seed; the same seed, model and settings give identical cells on the CPU.
         use_ema

@@ -39,6 +39,9 @@ logger = logging.getLogger("sdd")
 
 TRAINING = "training"
 """``generate(labels=TRAINING)``: the training data's label composition."""
+AUTO = "auto"
+"""``generate(labels=AUTO)``, the default: the training label mix for a conditional model
+(as the command line does), unconditional otherwise."""
 DEFAULT_N_CELLS = 10_000
 
 
@@ -165,9 +168,17 @@ class AnnDataModel(DiffusionModel):
         """The number of cells, their condition codes and their labels per key.
 
         ``labels="training"``: the training composition (``n_cells`` cells in its
-        proportions, or as many as the training data had); ``n_cells=None``: the length of
+        proportions, or as many as the training data had); ``labels="auto"``: that
+        composition for a conditional model (:data:`DEFAULT_N_CELLS` cells when
+        ``n_cells`` is ``None``), unconditional otherwise; ``n_cells=None``: the length of
         per-cell labels, else :data:`DEFAULT_N_CELLS`.
         """
+        if isinstance(labels, str) and labels == AUTO:
+            if self.composition_ is None:
+                labels = None
+            else:
+                labels = TRAINING
+                n_cells = DEFAULT_N_CELLS if n_cells is None else n_cells
         if isinstance(labels, str) and labels == TRAINING:
             labels, n_cells = self._training_labels(n_cells), None
         if n_cells is None:

@@ -130,8 +130,15 @@ def _warn_units(real: AnnData, generated: AnnData, layer: str | None) -> None:
 
 def _labels(adata: AnnData, key: str, name: str) -> np.ndarray:
     if key not in adata.obs:
+        hint = (
+            "; generate labelled cells with model.generate(labels='training') (the default "
+            "for a conditional model)"
+            if name == "generated"
+            else ""
+        )
         raise ValueError(
-            f"labels_key {key!r} not found in {name}.obs (columns: {list(adata.obs.columns)})."
+            f"labels_key {key!r} not found in {name}.obs (columns: "
+            f"{list(adata.obs.columns)}){hint}."
         )
     column = adata.obs[key]
     if column.isna().any():
