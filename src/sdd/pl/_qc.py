@@ -14,7 +14,7 @@ from ._utils import check_options, finish, pair, panel_axes
 
 __all__ = ["qc_violin"]
 
-SOURCES = (("real", "0.55"), ("generated", "C3"))
+SOURCES = (("real", "0.55"), ("generated", "C1"))  # the colours of sdd.pl.umap
 
 
 def _labels(adata: Any, key: str | None, name: str) -> np.ndarray | None:
@@ -39,7 +39,7 @@ def qc_violin(
     return_fig: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """Violins of per-cell QC numbers, real (grey) next to generated (red).
+    """Violins of per-cell QC numbers, real (grey) next to generated (orange).
 
     The numbers are those of :func:`sdd.metrics.cell_qc` (scanpy's
     ``calculate_qc_metrics`` names): detected genes (``n_genes_by_counts``), the sum of

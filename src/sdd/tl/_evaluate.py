@@ -16,9 +16,9 @@ from ..data import check_int, get_matrix
 __all__ = ["evaluate"]
 
 BEST = {
-    "SCC": "1", "PCC": "1", "MMD": "0", "LISI": "1 (floor ~0.9)", "AUC": "0.5",
+    "SCC": "1", "PCC": "1", "MMD": "0", "LISI": "1", "AUC": "0.5",
     "AUC_rf": "0.5", "AUC_logistic": "0.5",
-    "sparsity_real": "-", "sparsity_generated": "= sparsity_real",
+    "sparsity_real": "-", "sparsity_generated": "= real",
     "sparsity_gene_corr": "1", "sparsity_cell_w1": "0", "zero_fraction_mae": "0",
     "gene_corr": "1", "log_var_corr": "1", "log_var_mae": "0",
     "detected_w1": "0", "detected_ks": "0", "total_w1": "0", "total_ks": "0",
