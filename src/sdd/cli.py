@@ -70,7 +70,7 @@ _FIT_OPTIONS: dict[str, _Option] = {
 }  # fmt: skip
 _GENERATE_OPTIONS: dict[str, _Option] = {
     "n": ("-n", "generate", None, "number of cells or images (auto: the training mix's size, or 10000)", {"type": int}),
-    "sampler": ("--sampler", "generate", "sampler", "sampler (auto: the one a calibrated model was calibrated with, else ddpm)", {"choices": ["ddpm", "ddim"]}),
+    "sampler": ("--sampler", "generate", "sampler", "sampler (auto: the one a calibrated model was calibrated with, else ddpm)", {"choices": ["ddpm", "ddim", "dpm++2m"]}),
     "n_steps": ("--n-steps", "generate", "n_steps", "reverse steps (auto: sdd the calibration's, else 250; blackout every observation time)", {"type": int}),
     "seed": ("--seed", "generate", "random_state", "random seed", {"type": int}),
     "guidance_scale": ("--guidance-scale", "generate", "guidance_scale", "classifier-free guidance weight", {"type": float}),

@@ -161,7 +161,8 @@ class GaussianDiffusion:
         return classifier_free_guidance(clean, net, cond, guidance_scale)
 
     def check_options(self, *, sampler: str = "ddpm", n_steps: int = 250) -> dict[str, Any]:
-        """``sampler`` in ``("ddpm", "ddim")`` and a positive integer ``n_steps``."""
+        """``sampler`` in :data:`~sdd.diffusion.samplers.SAMPLERS` and a positive integer
+        ``n_steps``."""
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
         return {"sampler": sampler, "n_steps": _positive_int(n_steps, "n_steps")}

@@ -1,8 +1,13 @@
-"""DDPM (ancestral) and DDIM samplers for continuous-time x0-prediction models.
+"""DDPM (ancestral), DDIM and DPM-Solver++(2M) samplers for continuous-time x0-prediction models.
 
 The samplers know nothing about networks, genes or pixels: they call
 ``denoise(x_t, t, self_cond) -> x0_hat`` on a uniform time grid from 1 to 0 and return
 the final clean estimate. Self-conditioning feeds the previous step's estimate back in.
+
+``"dpm++2m"`` is the multistep second-order solver of the probability-flow ODE in data
+prediction form (Lu et al. 2022, "DPM-Solver++", Algorithm 2): its first step is DDIM's,
+every later one extrapolates the clean estimate linearly in log-SNR from the last two
+network calls, so it reaches DDIM's accuracy with far fewer steps.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .schedule import CosineSchedule
 
 __all__ = ["sample", "SAMPLERS"]
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -42,13 +47,38 @@ def _ddim_step(x_t, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, eta=None, genera
     return alpha_s * x0_hat + (sigma_s**2 - std**2).clamp_min(0).sqrt() * eps_hat + std * noise
 
 
+def _dpmpp_2m_step(x_t, x0_hat, previous, alpha_t, sigma_t, alpha_s, sigma_s):
+    # Lu et al. 2022, DPM-Solver++(2M): ``previous`` = (x0 estimate, step in log-SNR) of
+    # the last step, or None (first-order, = DDIM). h = lambda_s - lambda_t > 0.
+    h = torch.log(alpha_s / sigma_s) - torch.log(alpha_t / sigma_t)
+    estimate = x0_hat
+    if previous is not None:
+        x0_last, h_last = previous
+        r = h_last / h
+        estimate = (1 + 1 / (2 * r)) * x0_hat - (1 / (2 * r)) * x0_last
+    return (sigma_s / sigma_t) * x_t - alpha_s * torch.expm1(-h) * estimate, (x0_hat, h)
+
+
+def time_grid(
+    schedule: CosineSchedule, n_steps: int, sampler: str, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The ``n_steps + 1`` times of a sampler, from 1 to 0; the network is called at the
+    first ``n_steps``. DDPM and DDIM: uniform in ``t`` (the last call at ``t = 1 / n``).
+    DPM-Solver++: uniform in log-SNR over the schedule's range, so that its last call
+    sees the cleanest input (``t = 0``) whatever the number of steps."""
+    if sampler != "dpm++2m" or n_steps < 2:
+        return torch.linspace(1.0, 0.0, n_steps + 1, device=device)
+    logsnr = torch.linspace(schedule.logsnr_min, schedule.logsnr_max, n_steps, device=device)
+    return torch.cat([schedule.time(logsnr), torch.zeros(1, device=device)])
+
+
 @torch.no_grad()
 def sample(
     denoise: DenoiseFn,
     shape: tuple[int, ...],
     schedule: CosineSchedule,
     *,
-    sampler: Literal["ddpm", "ddim"] = "ddpm",
+    sampler: Literal["ddpm", "ddim", "dpm++2m"] = "ddpm",
     n_steps: int = 1000,
     self_condition: bool = True,
     clip: bool = True,
@@ -70,7 +100,8 @@ def sample(
     schedule
         Noise schedule used in training.
     sampler
-        ``"ddpm"`` (ancestral, stochastic) or ``"ddim"`` (deterministic, eta = 0).
+        ``"ddpm"`` (ancestral, stochastic), ``"ddim"`` (deterministic, eta = 0) or
+        ``"dpm++2m"`` (deterministic, second order: good in 10-25 steps).
     n_steps
         Number of reverse steps on a uniform grid of ``t`` from 1 to 0.
     self_condition
@@ -105,8 +136,9 @@ def sample(
     n = shape[0]
     x = torch.randn(shape, device=device, generator=generator)
     x0_hat = torch.zeros(shape, device=device)
-    times = torch.linspace(1.0, 0.0, n_steps + 1, device=device)
+    times = time_grid(schedule, n_steps, sampler, device)
 
+    previous = None  # DPM-Solver++(2M): the last clean estimate and log-SNR step
     bar = tqdm(total=n_steps, desc=f"{sampler.upper()} sampling", disable=not progress)
     for i in range(n_steps):
         t, s = times[i], times[i + 1]
@@ -123,6 +155,8 @@ def sample(
         alpha_s, sigma_s = (v.view(()) for v in schedule.alpha_sigma(s))
         if sampler == "ddpm":
             x = _ddpm_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, generator)
+        elif sampler == "dpm++2m":
+            x, previous = _dpmpp_2m_step(x, x0_hat, previous, alpha_t, sigma_t, alpha_s, sigma_s)
         else:
             x = _ddim_step(x, x0_hat, alpha_t, sigma_t, alpha_s, sigma_s, eta, generator)
         if known is not None:

@@ -39,6 +39,10 @@ class CosineSchedule:
         """Log signal-to-noise ratio at time ``t`` in [0, 1]."""
         return -2.0 * torch.log(torch.tan(self._a * t + self._b))
 
+    def time(self, logsnr: torch.Tensor) -> torch.Tensor:
+        """The time ``t`` at which the log-SNR is ``logsnr`` (the inverse of :meth:`logsnr`)."""
+        return ((torch.atan(torch.exp(-0.5 * logsnr)) - self._b) / self._a).clamp(0.0, 1.0)
+
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Signal and noise scales ``(alpha(t), sigma(t))``."""
         logsnr = self.logsnr(t)

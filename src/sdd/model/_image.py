@@ -183,7 +183,7 @@ class SDDImage(DiffusionModel):
         self,
         n_images: int = 64,
         *,
-        sampler: Literal["ddpm", "ddim"] = "ddpm",
+        sampler: Literal["ddpm", "ddim", "dpm++2m"] = "ddpm",
         n_steps: int = 1000,
         batch_size: int = 256,
         labels: Any = None,
