@@ -62,6 +62,10 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # network's depth), and the same model with no calibration at all
     "default-genes": ({}, {"calibrate": {"per_cell": False}}),
     "uncalibrated": ({}, {}),
+    # few-step samplers: calibrate and generate with DPM-Solver++(2M) in 10 / 25 steps
+    "default-dpm10": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 10}, "n_steps": 10}),
+    "default-dpm25": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 25}, "n_steps": 25}),
+    "default-ddim50": ({}, {"calibrate": {"sampler": "ddim", "n_steps": 50}, "n_steps": 50}),
     "default-values1": ({}, {"calibrate": {"value_weight": 1.0}}),
     # the previous default: calibrate and generate with DDPM-250, half the value map
     "default-ddpm": ({}, {"calibrate": {"sampler": "ddpm", "value_weight": 0.5}}),
@@ -153,6 +157,7 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     init, fit = {**init, "sparsity_bits": bits}, dict(fit)
     calibrate = fit.pop("calibrate", False) if bits else False
     sampler = {"sampler": fit.pop("sampler")} if "sampler" in fit else {}
+    sampler["n_steps"] = fit.pop("n_steps", args.sampling_steps)
     if not bits:
         init.pop("zero_fill", None)
     name = training_name(recipe, init, fit)
@@ -166,8 +171,8 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
         calibrated = time.perf_counter() - t0
         t0 = time.perf_counter()
         gen = model.generate(
-            n_cells, n_steps=args.sampling_steps, random_state=args.seed, progress=False,
-            accelerator=args.accelerator, **sampler,
+            n_cells, random_state=args.seed, progress=False, accelerator=args.accelerator,
+            **sampler,
         )  # fmt: skip
         yield suffix, gen, trained + calibrated, time.perf_counter() - t0
 
@@ -176,7 +181,9 @@ def training_name(recipe: str, init: dict, fit: dict) -> str:
     """The first recipe that trains the same network the same way (recipes that differ only
     in calibration or sampling share one trained model under ``--model-dir``)."""
     for name, (other_init, other_fit) in RECIPES.items():
-        other_fit = {k: v for k, v in other_fit.items() if k not in ("calibrate", "sampler")}
+        other_fit = {
+            k: v for k, v in other_fit.items() if k not in ("calibrate", "sampler", "n_steps")
+        }
         if {**other_init, "sparsity_bits": init["sparsity_bits"]} == init and other_fit == fit:
             return name
     return recipe

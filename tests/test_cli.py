@@ -71,6 +71,22 @@ def test_demo_help_goes_to_the_demo(capsys):
     assert "--sampling-steps" in capsys.readouterr().out
 
 
+def test_demo_runs_and_explains_its_numbers(tmp_path, monkeypatch, capsys):
+    """The README's demo, on tiny settings: a table with floor and best values, the
+    generated cells and the figure written."""
+    from sdd import demo
+
+    calibrate = sdd.SDD.calibrate
+    monkeypatch.setattr(
+        sdd.SDD, "calibrate", lambda self, *a, **kw: calibrate(self, 60, n_steps=3, **kw)
+    )
+    out, figure = tmp_path / "gen.h5ad", tmp_path / "demo.png"
+    demo.main(["--steps", "5", "--sampling-steps", "3", "--out", str(out), "--figure", str(figure)])
+    text = capsys.readouterr().out
+    assert "floor" in text and "below_real_p1" in text and "AUC_rf_qc" in text
+    assert out.is_file() and figure.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert sdd.__version__ in capsys.readouterr().out

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+USAGE = ROOT / "docs" / "usage.md"  # the README's "usage in depth", run after it
 
 #: (README text, replacement) applied to every block before it runs: small step and cell
 #: counts, so that each block takes seconds on a CPU.
@@ -67,6 +68,7 @@ SKIPPED: dict[str, str] = {
     "--accelerator cuda": "needs a GPU",
     "--device cuda": "needs a GPU",
     "benchmarks/": "a benchmark (minutes to hours on ../shared/data); options checked instead",
+    "sdd.demo": "trains for minutes; tests/test_cli.py runs the demo with tiny settings",
 }
 
 #: Names the README leaves to the reader, and what the test binds them to.
@@ -113,7 +115,7 @@ def substitute(code: str, used: set[str]) -> str:
     return code
 
 
-BLOCKS = read_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = read_blocks(README.read_text(encoding="utf-8") + USAGE.read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------ small data files
