@@ -61,6 +61,7 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # the default before per-cell depths: per-gene thresholds only (cells keep the
     # network's depth), and the same model with no calibration at all
     "default-genes": ({}, {"calibrate": {"per_cell": False}}),
+    "default-nototals": ({}, {"calibrate": {"match_totals": False}}),
     "uncalibrated": ({}, {}),
     # few-step samplers: calibrate and generate with DPM-Solver++(2M) in 10 / 25 steps
     "default-dpm10": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 10}, "n_steps": 10}),
@@ -271,6 +272,10 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--train-only", action="store_true",
+        help="with --model-dir: train and save the rows' models (and scVI's cells), no scores",
+    )  # fmt: skip
+    p.add_argument(
         "--model-dir", default=None,
         help="save trained SDD models here and reuse them on later runs (same data, recipe, "
         "steps, seed)",
@@ -302,6 +307,24 @@ def main() -> None:
             f"held-out {n} ({sdd.metrics.zero_fraction(held_out.X):.2%} zeros)", flush=True
         )  # fmt: skip
         rows, timings = {}, {}
+        if args.train_only:
+            for row in args.rows:
+                if row == "scvi":
+                    cached_scvi(train, n, args)
+                elif row in RECIPES:
+                    init, fit = RECIPES[row]
+                    fit = {
+                        k: v for k, v in fit.items() if k not in ("calibrate", "sampler", "n_steps")
+                    }
+                    trained_model(
+                        train,
+                        {**init, "sparsity_bits": True},
+                        fit,
+                        training_name(row, {**init, "sparsity_bits": True}, fit),
+                        args,
+                    )
+                print(f"  {row}: trained", flush=True)
+            continue
         for row in args.rows:
             if row == "floor":
                 continue

@@ -113,7 +113,7 @@ def test_bad_depth_bins(value, error) -> None:
 
 def test_generated_depth_bins_follow_the_training_cells(trained: sdd.SDD) -> None:
     rng = np.random.default_rng(0)
-    depths, bins = trained.depth_.draw(None, 4000, trained.categories_, rng)
+    depths, _, bins = trained.depth_.draw(None, 4000, trained.categories_, rng)
     np.testing.assert_array_equal(bins, trained.depth_.bins(depths))
     counts = np.bincount(bins, minlength=4) / 4000
     training = trained.depth_.training_bins
@@ -154,7 +154,9 @@ def test_calibration_matches_training_detection_rates(trained: sdd.SDD) -> None:
 
 
 def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD) -> None:
-    trained.calibrate(400, n_steps=20, random_state=3, progress=False, value_weight=1.0)
+    trained.calibrate(
+        400, n_steps=20, random_state=3, progress=False, value_weight=1.0, match_totals=False
+    )
     mapped = trained.generate(400, n_steps=20, random_state=3, progress=False)
     raw_values = trained.generate(
         400, n_steps=20, random_state=3, progress=False, store_dense=True
@@ -171,13 +173,17 @@ def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD)
     unmapped = np.where(raw_values.X.toarray() != 0, raw_values.layers["dense"], 0.0)
     for weight in (0.5, None):  # None: the default, 0.75 of the way to the mapped values
         kwargs = {} if weight is None else {"value_weight": weight}
-        part = trained.calibrate(400, n_steps=20, random_state=3, progress=False, **kwargs)
+        part = trained.calibrate(
+            400, n_steps=20, random_state=3, progress=False, match_totals=False, **kwargs
+        )
         part = part.generate(400, n_steps=20, random_state=3, progress=False)
         w = 0.75 if weight is None else weight
         np.testing.assert_allclose(
             part.X.toarray(), (1 - w) * unmapped + w * X, rtol=1e-5, atol=1e-6
         )
-    trained.calibrate(400, n_steps=20, random_state=3, progress=False, value_weight=0)
+    trained.calibrate(
+        400, n_steps=20, random_state=3, progress=False, value_weight=0, match_totals=False
+    )
     assert (
         trained.calibration_.value_map is None
         and trained.calibration_.settings["value_weight"] == 0
@@ -306,7 +312,13 @@ def test_group_value_maps_give_each_group_its_training_values() -> None:
     errors = {}
     for per_group in (True, False):
         model.calibrate(
-            400, n_steps=20, random_state=3, progress=False, per_group=per_group, value_weight=1.0
+            400,
+            n_steps=20,
+            random_state=3,
+            progress=False,
+            per_group=per_group,
+            value_weight=1.0,
+            match_totals=False,
         )
         assert (model.calibration_.group_value_map is not None) is per_group
         gen = model.generate(400, labels="training", n_steps=20, random_state=3, progress=False)
@@ -437,10 +449,12 @@ def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
     gen = trained.generate(300, n_steps=10, random_state=5, progress=False)
     assert gen.uns["sdd"]["per_cell"] is True
     detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
-    depths, _ = trained.depth_.draw(
+    depths, totals, _ = trained.depth_.draw(
         None, 300, trained.categories_, np.random.default_rng([5, 1])
     )  # the draw generate makes with random_state=5
     np.testing.assert_array_equal(detected, np.minimum(depths, trained.n_genes))
+    assert trained.calibration_.settings["match_totals"] is True
+    np.testing.assert_allclose(np.asarray(gen.X.sum(axis=1)).ravel(), totals, rtol=1e-4)
     rates = np.asarray((gen.X != 0).mean(axis=0)).ravel()
     assert np.abs(rates - trained.targets_.detection_rate).mean() < 0.06
     again = trained.generate(300, n_steps=10, random_state=5, progress=False)

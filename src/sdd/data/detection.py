@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = [
+    "row_sums",
     "nonzero_counts",
     "nonzero_counts_by_group",
     "check_depth_bins",
@@ -41,6 +42,21 @@ def nonzero_counts(matrix: Any, chunk_rows: int = 1024) -> tuple[np.ndarray, np.
         per_row[start : start + chunk_rows] = np.asarray(nonzero.sum(axis=1)).ravel()
         per_column += np.asarray(nonzero.sum(axis=0)).ravel()
     return per_row, per_column
+
+
+def row_sums(matrix: Any, chunk_rows: int = 1024) -> np.ndarray:
+    """Sum of each row of a dense, sparse or backed matrix (float64), in chunks.
+
+    Examples
+    --------
+    >>> row_sums(np.array([[0, 1.5], [2, 3]])).tolist()
+    [1.5, 5.0]
+    """
+    out = np.zeros(matrix.shape[0], dtype=np.float64)
+    for start in range(0, matrix.shape[0], chunk_rows):
+        block = matrix[start : start + chunk_rows]
+        out[start : start + chunk_rows] = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    return out
 
 
 def nonzero_counts_by_group(

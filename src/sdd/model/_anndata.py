@@ -24,7 +24,7 @@ from ..data import (
     warn_if_raw_counts,
 )
 from ..data.counts import check_library_setup, sample_size_factors, training_size_factors
-from ..data.detection import check_depth_bins, nonzero_counts
+from ..data.detection import check_depth_bins, nonzero_counts, row_sums
 from ..data.impute import missing_entries
 from ..data.validate import density, warn_all_zero
 from ..diffusion import sparsity
@@ -166,8 +166,9 @@ class SDD(AnnDataModel):
         codes = obs_codes(adata, self.categories_)
         self.targets_ = DetectionTargets.fit(self._matrix, codes)
         self.depth_ = DepthCondition.fit(
-            nonzero_counts(self._matrix)[0], codes, check_depth_bins(depth_bins)
-        )
+            nonzero_counts(self._matrix)[0], codes, check_depth_bins(depth_bins),
+            totals=row_sums(self._matrix),
+        )  # fmt: skip
         self.calibration_: Calibration | None = None
         self._finish_init()
         # training size factors for generate(counts=True); fitted from adata, restored by load
@@ -217,6 +218,7 @@ class SDD(AnnDataModel):
         random_state: int = 1,
         per_group: bool = True,
         per_cell: bool = True,
+        match_totals: bool = True,
         value_weight: float = 0.75,
         **generate_kwargs: Any,
     ) -> SDD:
@@ -260,6 +262,10 @@ class SDD(AnnDataModel):
         per_cell
             Give every cell its drawn depth (needs the training depths: models saved by
             older versions get them when loaded with their training data).
+        match_totals
+            With ``per_cell``, also scale each cell's expressed values so that they sum
+            to the total of the training cell its depth was drawn from (the last step
+            of decoding, after the value maps).
         value_weight
             How far each gene's expressed values move towards the training quantiles: 0
             leaves them as generated, 1 maps them onto the training distribution.
@@ -284,7 +290,11 @@ class SDD(AnnDataModel):
                 "This model was saved before calibration existed and has no training "
                 "detection rates; create the model again to calibrate it."
             )
-        for name, flag in (("per_group", per_group), ("per_cell", per_cell)):
+        for name, flag in (
+            ("per_group", per_group),
+            ("per_cell", per_cell),
+            ("match_totals", match_totals),
+        ):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}.")
         value_weight = check_weight(value_weight)
@@ -306,12 +316,12 @@ class SDD(AnnDataModel):
             raise TypeError(f"calibrate() got unexpected arguments {sorted(unknown)}.")
         labels = TRAINING if self.composition_ is not None else None
         n, codes, _ = self._generation_labels(check_int(n_cells, "n_cells", 1), labels)
-        depths, bins = self.depth_.draw(
+        draw = self.depth_.draw(
             codes, n, self.categories_, np.random.default_rng([random_state, 1])
         )
         logits, values = [], []
         for _, _, z in self._sample_batches(
-            n, codes=self.depth_.condition(codes, bins, n, self.categories_),
+            n, codes=self.depth_.condition(codes, draw.bins, n, self.categories_),
             guidance_scale=0.0, random_state=random_state, sampler=sampler, n_steps=n_steps,
             **{"batch_size": 2048, "use_ema": True, "accelerator": "auto", "device": None,
                "fast": None, "progress": True, **generate_kwargs},
@@ -323,10 +333,11 @@ class SDD(AnnDataModel):
         self.calibration_ = Calibration.fit(
             np.concatenate(logits), np.concatenate(values), self.targets_,
             member=self.targets_.group_index(codes) if per_group else None,
-            depths=depths if per_cell else None, value_weight=value_weight,
+            depths=draw.depths if per_cell else None, value_weight=value_weight,
             settings={
                 "step": self._last_step(), "n_cells": int(n), "sampler": sampler,
                 "n_steps": int(n_steps), "random_state": int(random_state),
+                "match_totals": bool(match_totals and per_cell and draw.totals is not None),
             },
         )  # fmt: skip
         return self
@@ -370,6 +381,7 @@ class SDD(AnnDataModel):
         *,
         rows: np.ndarray | None = None,
         depths: np.ndarray | None = None,
+        totals: np.ndarray | None = None,
         dense: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Values (exact zeros), dense values and SB values of a sampled batch: the one
@@ -381,9 +393,15 @@ class SDD(AnnDataModel):
         on = calibration.bits(torch.where(expressed > 0, logits, NEVER), rows, depths)
         values = torch.where(on, expressed, torch.zeros_like(expressed)).float().cpu().numpy()
         values = calibration.map_values(values, rows, self.targets_)
+        if totals is not None and calibration.settings.get("match_totals"):
+            values = calibration.match_totals(values, totals)
         if not dense:
             return values, None, None
-        return values, self.scaler_.inverse(half).float().cpu().numpy(), logits.float().cpu().numpy()
+        return (
+            values,
+            self.scaler_.inverse(half).float().cpu().numpy(),
+            logits.float().cpu().numpy(),
+        )
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -576,10 +594,10 @@ class SDD(AnnDataModel):
         check_output_memory(n_cells, dense_bytes + 24 * self.n_genes * fill, "cells")
         guidance_scale = check_guidance(guidance_scale)
         calibration = self._active_calibration(calibrated)
-        depths, bins = self.depth_.draw(
+        draw = self.depth_.draw(
             codes, n_cells, self.categories_, np.random.default_rng([random_state, 1])
         )
-        cond = self.depth_.condition(codes, bins, n_cells, self.categories_)
+        cond = self.depth_.condition(codes, draw.bins, n_cells, self.categories_)
         rows = None if calibration is None else calibration.rows(self.targets_.group_index(codes))
         parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
         for start, stop, z in self._sample_batches(
@@ -591,7 +609,8 @@ class SDD(AnnDataModel):
             values, dense, logits = self._decode(
                 z, calibration, dense=store_dense,
                 rows=None if rows is None else rows[start:stop],
-                depths=None if depths is None else depths[start:stop],
+                depths=None if draw.depths is None else draw.depths[start:stop],
+                totals=None if draw.totals is None else draw.totals[start:stop],
             )  # fmt: skip
             parts["X"].append(sp.csr_matrix(values))
             parts["dense"].append(dense)
@@ -777,5 +796,6 @@ class SDD(AnnDataModel):
         super()._attach(adata)
         if self.depth_.depths is None:  # saved before depths were kept: read them off adata
             self.depth_ = self.depth_.with_depths(
-                nonzero_counts(self._matrix)[0], obs_codes(adata, self.categories_)
-            )
+                nonzero_counts(self._matrix)[0], obs_codes(adata, self.categories_),
+                row_sums(self._matrix),
+            )  # fmt: skip

@@ -16,10 +16,12 @@
      per-cell cut-offs and the per-gene offsets (Sinkhorn-style, on hard counts).
      Without ``per_cell`` a bit is on where ``s_cg > t_g`` (per-gene thresholds only);
   2. **how much**: each gene's expressed values are moved ``value_weight`` of the way
-     from their quantiles in the calibration sample to the training quantiles.
+     from their quantiles in the calibration sample to the training quantiles; with
+     ``match_totals`` each cell's values are then scaled to the total of the training
+     cell its depth was drawn from.
 
-Both are post-hoc steps that copy training statistics (the depth distribution, the
-detection rates, the value quantiles): they make these columns right by construction,
+Both are post-hoc steps that copy training statistics (the depth and total of each
+cell, the detection rates, the value quantiles): they make these columns right by construction,
 so they are no evidence that the network learned them. Which genes a cell expresses,
 and how the genes co-vary, still come from the network.
 """
@@ -336,6 +338,19 @@ class Calibration:
         rank.scatter_(1, order, positions)
         wanted = torch.as_tensor(depths, device=scores.device)[:, None]
         return (rank < wanted) & (logits > NEVER / 2)
+
+    @staticmethod
+    def match_totals(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
+        """Each row scaled so that it sums to ``totals`` (rows summing to 0 unchanged).
+
+        Examples
+        --------
+        >>> Calibration.match_totals(np.array([[1.0, 3.0], [0.0, 0.0]]), np.array([2.0, 5.0])).tolist()
+        [[0.5, 1.5], [0.0, 0.0]]
+        """
+        sums = values.sum(axis=1, dtype=np.float64)
+        scale = np.divide(totals, sums, out=np.ones_like(sums), where=sums > 0)
+        return (values * scale[:, None]).astype(values.dtype, copy=False)
 
     def map_values(
         self, values: np.ndarray, rows: np.ndarray | None, targets: DetectionTargets

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -19,7 +19,15 @@ import torch
 from ..data.counts import sample_size_factors
 from ..data.detection import bin_codes, check_depth_bins, depth_bins
 
-__all__ = ["DepthCondition"]
+__all__ = ["DepthCondition", "CellDraw"]
+
+
+class CellDraw(NamedTuple):
+    """What :meth:`DepthCondition.draw` gives each new cell (``None`` where unknown)."""
+
+    depths: np.ndarray | None
+    totals: np.ndarray | None
+    bins: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class DepthCondition:
         were kept: no per-cell calibration then).
     training_bins
         The bin of every training cell (kept for models saved without depths).
+    totals
+        Sum of every training cell's values (``None``: not kept; no total matching).
     label_codes
         Condition codes of the training cells (``None``: unconditional model).
 
@@ -54,16 +64,23 @@ class DepthCondition:
     depths: np.ndarray | None
     training_bins: np.ndarray | None
     label_codes: np.ndarray | None
+    totals: np.ndarray | None = None
 
     @classmethod
     def fit(
-        cls, per_cell: np.ndarray, label_codes: np.ndarray | None, n_bins: int
+        cls,
+        per_cell: np.ndarray,
+        label_codes: np.ndarray | None,
+        n_bins: int,
+        totals: np.ndarray | None = None,
     ) -> DepthCondition:
-        """From the training cells' detected genes (``per_cell``) and label codes."""
+        """From the training cells' detected genes (``per_cell``), label codes and
+        (optionally) the sums of their values."""
         n_bins = check_depth_bins(n_bins)
         per_cell = np.asarray(per_cell, dtype=np.int64)
         edges = depth_bins(per_cell, n_bins) if n_bins else np.zeros(0)
-        return cls(n_bins, edges, per_cell, bin_codes(per_cell, edges), label_codes)
+        totals = None if totals is None else np.asarray(totals, dtype=np.float64)
+        return cls(n_bins, edges, per_cell, bin_codes(per_cell, edges), label_codes, totals)
 
     @property
     def conditions(self) -> list[int]:
@@ -81,20 +98,23 @@ class DepthCondition:
         n: int,
         categories: Mapping[str, list],
         rng: np.random.Generator,
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Depths and bins of ``n`` new cells, each those of a random training cell with
-        the same requested labels (``codes``; all training cells when unconditional).
-        Depths are ``None`` without training depths, bins ``None`` without a depth
-        condition."""
+    ) -> CellDraw:
+        """Depths, totals and bins of ``n`` new cells, each those of one random training
+        cell with the same requested labels (``codes``; all training cells when
+        unconditional). Depths (totals) are ``None`` without training depths (totals),
+        bins ``None`` without a depth condition."""
         pool = self.depths if self.depths is not None else self.training_bins
         if pool is None or (self.depths is None and not self.n_bins):
-            return None, None
-        drawn = sample_size_factors(
-            pool.astype(np.float64), self.label_codes, codes, n, categories, rng, what="depths"
-        ).astype(np.int64)
+            return CellDraw(None, None, None)
+        index = sample_size_factors(
+            np.arange(len(pool), dtype=np.float64), self.label_codes, codes, n, categories,
+            rng, what="depths",
+        ).astype(np.int64)  # fmt: skip
         if self.depths is None:
-            return None, drawn
-        return drawn, (self.bins(drawn) if self.n_bins else None)
+            return CellDraw(None, None, self.training_bins[index])
+        depths = self.depths[index]
+        totals = None if self.totals is None else self.totals[index]
+        return CellDraw(depths, totals, self.bins(depths) if self.n_bins else None)
 
     def condition(
         self,
@@ -123,6 +143,8 @@ class DepthCondition:
             state["codes"] = torch.as_tensor(self.training_bins)
         if self.label_codes is not None:
             state["label_codes"] = torch.as_tensor(self.label_codes)
+        if self.totals is not None:
+            state["totals"] = torch.as_tensor(self.totals)
         return state
 
     @classmethod
@@ -133,14 +155,25 @@ class DepthCondition:
         edges = np.zeros(0) if edges is None else edges.numpy()
         if n_bins and len(edges) != n_bins - 1:
             raise ValueError(f"depth edges: {len(edges)} values for {n_bins} bins.")
-        depths, bins, labels = (state.get(k) for k in ("depths", "codes", "label_codes"))
+        depths, bins, labels, totals = (
+            state.get(k) for k in ("depths", "codes", "label_codes", "totals")
+        )
         depths = None if depths is None else depths.numpy().astype(np.int64)
         bins = None if bins is None else bins.numpy().astype(np.int64)
         if n_bins and bins is None and depths is None:
             raise ValueError("A model with a depth condition was saved without its depths.")
-        return cls(n_bins, edges, depths, bins, None if labels is None else labels.numpy())
+        if totals is not None and (depths is None or len(totals) != len(depths)):
+            raise ValueError("depth totals do not match the saved depths.")
+        return cls(
+            n_bins, edges, depths, bins, None if labels is None else labels.numpy(),
+            None if totals is None else totals.numpy().astype(np.float64),
+        )  # fmt: skip
 
-    def with_depths(self, per_cell: np.ndarray, label_codes: np.ndarray | None) -> DepthCondition:
-        """The same bins with training depths read from attached training data."""
+    def with_depths(
+        self, per_cell: np.ndarray, label_codes: np.ndarray | None, totals: np.ndarray | None
+    ) -> DepthCondition:
+        """The same bins with training depths (and totals) read from attached data."""
         per_cell = np.asarray(per_cell, dtype=np.int64)
-        return DepthCondition(self.n_bins, self.edges, per_cell, self.bins(per_cell), label_codes)
+        return DepthCondition(
+            self.n_bins, self.edges, per_cell, self.bins(per_cell), label_codes, totals
+        )
