@@ -156,3 +156,34 @@ def test_cli_fit_refuses_an_unsavable_output_before_training(tmp_path, where, ca
     assert "cannot save the model" in err and len(err.strip().splitlines()) == 1
     if where == "not_a_model":
         assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_load_reads_config_and_weights_of_one_generation(tmp_path, monkeypatch):
+    """A save that swaps the directory between the two reads of a load (the race of a
+    load during a save) cannot pair one generation's config with the other's weights."""
+    from sdd.io import checkpoint
+
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "config.json").write_bytes(b"config-1")
+    (path / "model.pt").write_bytes(b"weights-1")
+    real_fdopen, calls = os.fdopen, []
+
+    def swap_after_first_read(fd, *args, **kwargs):
+        calls.append(fd)
+        if len(calls) == 1:  # config open, weights not yet: a save swaps the directory
+            os.replace(path, tmp_path / "old")
+            path.mkdir()
+            (path / "config.json").write_bytes(b"config-2")
+            (path / "model.pt").write_bytes(b"weights-2")
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", swap_after_first_read)
+    assert checkpoint._read_generation(path) == (b"config-1", b"weights-1")
+
+
+def test_deeply_nested_config_is_a_clear_error(tmp_path, adata):
+    sdd.SDD(adata, hidden=(8,), emb_dim=4).save(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ValueError, match="Corrupt"):
+        sdd.SDD.load(tmp_path / "m")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -245,6 +246,25 @@ def _is_model_dir(path: Path) -> bool:
     return isinstance(config, dict) and config.get("format") == FORMAT
 
 
+def _read_generation(path: Path) -> tuple[bytes, bytes]:
+    """``config.json`` and ``model.pt`` as bytes, read through one open handle of the
+    directory: a save that swaps the directory meanwhile cannot pair the config of one
+    generation with the weights of another."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    if not hasattr(os, "O_DIRECTORY") or os.open not in os.supports_dir_fd:
+        return (path / CONFIG_FILE).read_bytes(), (path / WEIGHTS_FILE).read_bytes()
+    directory = os.open(path, flags)
+    try:
+        out = []
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            fd = os.open(name, os.O_RDONLY, dir_fd=directory)
+            with os.fdopen(fd, "rb") as f:
+                out.append(f.read())
+        return out[0], out[1]
+    finally:
+        os.close(directory)
+
+
 def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a directory written by :func:`save_dir`; clear errors for foreign or corrupt ones.
 
@@ -259,10 +279,11 @@ def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, An
         raise ValueError(
             f"{path} is not an sdd model directory (expected {CONFIG_FILE} and {WEIGHTS_FILE})."
         )
+    config_bytes, weights_bytes = _read_generation(path)
     try:
-        config = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"Corrupt {config_file}: {err}") from err
+        config = json.loads(config_bytes.decode())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"Corrupt {config_file}: {str(err)[:200]}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{path} was not written by sdd (config.json has no sdd format tag).")
     version = config.get("format_version", 0)
@@ -278,13 +299,13 @@ def load_dir(path: str | os.PathLike, *, model_class: str) -> tuple[dict[str, An
             f"{path} holds a {config.get('model_class')!r} model, not {model_class!r}."
         )
     expected = config.get("weights_sha256")
-    if expected is not None and _hash(weights_file) != expected:
+    if expected is not None and hashlib.sha256(weights_bytes).hexdigest() != expected:
         raise ValueError(
             f"Corrupt model directory {path}: weights checksum mismatch in {WEIGHTS_FILE} "
             "(the file is corrupted or was changed after saving)."
         )
     try:
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(weights_bytes), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
         raise ValueError(f"Corrupt or unreadable weights file {weights_file}: {err}") from err
     if not isinstance(state, dict):
