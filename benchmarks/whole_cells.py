@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,6 +79,7 @@ def main() -> None:
     p.add_argument("--model-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", default=None, help="also write the README figure here")
+    p.add_argument("--out", default=None, help="also write the table (Markdown) here")
     args = p.parse_args()
     train, held_out = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
     sdd.SDD.setup_anndata(train)
@@ -127,20 +129,22 @@ def main() -> None:
         for key, value in detected.items():
             rows[key].append(float(np.median(np.asarray(value))))
         rows["soft bits (%)"].append(100 * float((bits.abs() < 0.5).float().mean()))
-    print(
+    lines = [
         f"{args.dataset}: {model._last_step()} steps, {args.cells} cells per bin, "
         f"{per_cell.settings['sampler'].upper()}-{args.sampling_steps}, "
-        f"{time.perf_counter() - t0:.0f} s\n"
-    )
-    print(
+        f"{time.perf_counter() - t0:.0f} s",
+        "",
         "| detected genes per cell, median | "
         + " | ".join(f"bin {b}" for b in range(depth.n_bins))
-        + " |"
-    )
-    print("|---" + "|---:" * depth.n_bins + "|")
+        + " |",
+        "|---" + "|---:" * depth.n_bins + "|",
+    ]
     for key, values in rows.items():
         fmt = "{:.1f}" if key == "soft bits (%)" else "{:.0f}"
-        print(f"| {key} | " + " | ".join(fmt.format(v) for v in values) + " |")
+        lines.append(f"| {key} | " + " | ".join(fmt.format(v) for v in values) + " |")
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
