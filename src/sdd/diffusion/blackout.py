@@ -40,7 +40,8 @@ from typing import Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from .._progress import tqdm
 
 __all__ = [
     "BlackoutSchedule",

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from .schedule import CosineSchedule
 
 __all__ = ["sample", "SAMPLERS"]

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from .._version import __version__
 from ..data import (
     MinibatchSampler,

@@ -30,8 +30,8 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..diffusion import DiffusionProcess
 from ._device import resolve_fast
 from ._ema import EMA

@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..data import check_int
 from ..diffusion import DiffusionProcess
 
