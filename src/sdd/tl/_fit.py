@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -181,7 +182,15 @@ def generate(n_cells: int | None = None, *, model: SDD | None = None, **kwargs: 
         model = fitted.last
         if model is None:
             raise ValueError("No model: call sdd.tl.fit(adata) first or pass model=.")
-        logger.info("sdd.tl.generate: using the model of %s", fitted.describe_last())
+        if len(fitted) > 1:
+            warnings.warn(
+                f"sdd.tl.generate: {len(fitted)} models were fitted in this session; using "
+                f"the last one ({fitted.describe_last()}). Pass model= to choose.",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+            logger.info("sdd.tl.generate: using the model of %s", fitted.describe_last())
     if n_cells is None:  # the model's own default
         return model.generate(**kwargs)
     return model.generate(n_cells, **kwargs)
