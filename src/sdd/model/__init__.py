@@ -5,7 +5,9 @@ from ..data.generated import GeneratedImages
 from ._anndata import SDD
 from ._base import DiffusionModel
 from ._blackout import SDDBlackout
+from ._calibration import Calibration, DetectionTargets
 from ._cells import AnnDataModel
+from ._depth import CellDraw, DepthCondition
 from ._image import SDDImage
 
 __all__ = [
@@ -16,4 +18,8 @@ __all__ = [
     "DiffusionModel",
     "AnnDataModel",
     "mark_source",
+    "Calibration",
+    "DetectionTargets",
+    "DepthCondition",
+    "CellDraw",
 ]
