@@ -444,7 +444,7 @@ def test_two_way_offsets_match_both_margins() -> None:
 
 
 def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
-    trained.calibrate(300, n_steps=10, random_state=3, progress=False)
+    trained.calibrate(300, n_steps=10, random_state=3, progress=False, match_totals=True)
     assert trained.calibration_.settings["per_cell"] is True
     gen = trained.generate(300, n_steps=10, random_state=5, progress=False)
     assert gen.uns["sdd"]["per_cell"] is True

@@ -218,7 +218,7 @@ class SDD(AnnDataModel):
         random_state: int = 1,
         per_group: bool = True,
         per_cell: bool = True,
-        match_totals: bool = True,
+        match_totals: bool = False,
         value_weight: float = 0.75,
         **generate_kwargs: Any,
     ) -> SDD:
@@ -265,7 +265,9 @@ class SDD(AnnDataModel):
         match_totals
             With ``per_cell``, also scale each cell's expressed values so that they sum
             to the total of the training cell its depth was drawn from (the last step
-            of decoding, after the value maps).
+            of decoding, after the value maps). Off by default: on the tuning set it
+            put the totals on the training ones but made cells easier to tell from real
+            ones on the joint PCA (docs/benchmarks/whole_cells.md).
         value_weight
             How far each gene's expressed values move towards the training quantiles: 0
             leaves them as generated, 1 maps them onto the training distribution.
