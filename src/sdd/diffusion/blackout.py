@@ -145,10 +145,6 @@ class BlackoutSchedule:
             idx = np.array([self.n_times - 1])
         return [int(i) for i in idx[::-1]]
 
-    def to_config(self) -> dict:
-        """Plain-Python description, for saving."""
-        return {"name": "blackout", "n_times": self.n_times, "t_end": self.t_end}
-
     def __repr__(self) -> str:
         return f"BlackoutSchedule(n_times={self.n_times}, t_end={self.t_end})"
 

@@ -48,9 +48,5 @@ class CosineSchedule:
         logsnr = self.logsnr(t)
         return torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
 
-    def to_config(self) -> dict:
-        """Plain-Python description, for saving."""
-        return {"name": "cosine", "logsnr_min": self.logsnr_min, "logsnr_max": self.logsnr_max}
-
     def __repr__(self) -> str:
         return f"CosineSchedule(logsnr_min={self.logsnr_min}, logsnr_max={self.logsnr_max})"

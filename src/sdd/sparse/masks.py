@@ -401,19 +401,6 @@ class WeightMasks:
         return weight_report(module, example_inputs, masks=self, batch_size=batch_size)
 
     # ------------------------------------------------------------ persistence
-    def config(self) -> dict:
-        """Constructor arguments as plain Python (for ``config.json``)."""
-        return {
-            "sparsity": self.target_sparsity,
-            "method": self.method,
-            "update_interval": self.update_interval,
-            "drop_fraction": self.drop_fraction,
-            "update_end": self.update_end if self._explicit_end else None,
-            "dense_layers": list(self.dense_layers),
-            "distribution": self.distribution,
-            "random_state": self.random_state,
-        }
-
     def state_dict(self) -> dict:
         """Masks and update state: tensors and plain values (``weights_only``-loadable)."""
         return {
