@@ -187,3 +187,19 @@ def test_deeply_nested_config_is_a_clear_error(tmp_path, adata):
     (tmp_path / "m" / "config.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(ValueError, match="Corrupt"):
         sdd.SDD.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fit", "x.h5ad", "--max-steps", "abc", "--out", "m"],
+        ["generate", "m", "--sampler", "foo"],
+        ["fit"],
+    ],
+)
+def test_cli_usage_errors_are_one_line(argv, capsys):
+    from sdd.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--help" in err

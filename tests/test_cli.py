@@ -307,8 +307,8 @@ def test_readme_sequence_generates_the_label_column(model_dir: Path, workdir: Pa
         assert abs(counts[label] - 100 * fraction) < 1
     model = sdd.SDD.load(model_dir)
     # fit calibrates: generate samples as the calibration did (SDD.generate's default)
-    assert gen.uns["sdd"]["sampler"] == model.calibration_["sampler"]
-    assert gen.uns["sdd"]["n_steps"] == model.calibration_["n_steps"]
+    assert gen.uns["sdd"]["sampler"] == model.calibration_.settings["sampler"]
+    assert gen.uns["sdd"]["n_steps"] == model.calibration_.settings["n_steps"]
     assert "dense" not in gen.layers  # store_dense follows SDD.generate's default (off)
     capsys.readouterr()
     argv = ["evaluate", str(workdir / "real.h5ad"), str(gen_path), "--labels-key", "cell_type"]

@@ -32,7 +32,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .io import atomic_path, check_output_path, write_csv, write_h5ad
 from .io.checkpoint import check_save_path
@@ -562,6 +562,13 @@ def _model_options(sub: argparse.ArgumentParser, options: dict[str, _Option]) ->
         sub.add_argument(*flags, dest=dest, default=None, help=help, **kwargs)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (with where to look), not argparse's full usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     """The ``sdd`` argument parser (sub-commands ``fit``, ``generate``, ``evaluate``, ...).
 
@@ -582,7 +589,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     from . import __version__
     from .tl import evaluate
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="sdd",
         description="Sparse Data Diffusion: diffusion models that generate exact zeros.",
         epilog="Run `sdd COMMAND --help` for the options of each command.",
