@@ -42,7 +42,15 @@ COLUMNS = {  # metric: (header, best, format)
     "below_real_p1": ("% cells < real p1", "1", "{:.1f}"),
     "AUC_rf_qc": ("AUC RF (3 QC numbers)", "0.5", "{:.3f}"),
 }
-HEADLINE = ("SCC", "zero_fraction_mae", "AUC_rf", "LISI", "detected_w1", "below_real_p1", "AUC_rf_qc")
+HEADLINE = (
+    "SCC",
+    "zero_fraction_mae",
+    "AUC_rf",
+    "LISI",
+    "detected_w1",
+    "below_real_p1",
+    "AUC_rf_qc",
+)
 ROW_NAMES = {
     "floor": "real vs real (floor)",
     "scvi": "scVI (defaults)",
