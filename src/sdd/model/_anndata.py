@@ -77,7 +77,7 @@ class SDD(AnnDataModel):
         ``"paper"`` (default): the SDD paper's network (1024, 512, 256), and ``train()``
         defaults Adam 2e-4, batch 256. ``"cpu"``: a smaller network (512, 256, 128) with
         Adam 1e-3 and batch 128, about 2.6 times cheaper per step; at 4,000 steps it lost
-        to ``"paper"`` on held-out data (README, "Fidelity"), so it is not the default.
+        to ``"paper"`` on held-out data (docs/benchmarks), so it is not the default.
         Arguments given explicitly (``hidden`` here, ``lr`` and ``batch_size`` in
         :meth:`train`) override the recipe.
     hidden
@@ -97,7 +97,7 @@ class SDD(AnnDataModel):
         What the network estimates: ``"x0"`` (the clean cell, the paper's), ``"v"``
         (``alpha eps - sigma x0``, Salimans & Ho 2022; at low noise the clean estimate is
         then mostly the noisy input itself) or ``"v-data"`` (v for the values, x0 for the
-        bits); see :mod:`sdd.diffusion.loss`. Both alternatives measured worse (README).
+        bits); see :mod:`sdd.diffusion.loss`. Both alternatives measured worse (docs/benchmarks/history.md).
     zero_fill
         Value-half encoding of a zero entry (with sparsity bits): ``"min"`` (-1, the
         paper's scaling) or ``"nonzero_mean"`` (the gene's mean non-zero value, so the
@@ -109,7 +109,7 @@ class SDD(AnnDataModel):
         ``0``: off, the paper's model). At generation each cell's bin is drawn from
         training cells with the requested labels, so the joint distribution of depth and
         profile is learned instead of left to chance; guidance never acts on it.
-        Measured together with :meth:`calibrate` in the README ("Fidelity").
+        Measured together with :meth:`calibrate` in docs/benchmarks.
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
         step (sparse-to-sparse training); see :class:`~sdd.train.WeightMasks`.
@@ -499,7 +499,7 @@ class SDD(AnnDataModel):
 
         The default sampler is the one :meth:`calibrate` matched its thresholds on (DDIM
         with 250 steps by default, as :func:`sdd.tl.fit` calibrates); an uncalibrated
-        model samples with DDPM and 250 steps: in the README's sparsity benchmark that
+        model samples with DDPM and 250 steps: in the sparsity benchmark (docs/benchmarks/history.md) that
         stayed within 1.4 points of the real sparsity on three data sets without
         calibration, closer than the paper's 1000 steps after short training, while
         uncalibrated few-step DDIM overshoots the sparsity. Pass ``sampler="ddpm",
@@ -564,7 +564,7 @@ class SDD(AnnDataModel):
         fast
             Run the network in bf16 (autocast): ``None`` on CUDA only (``SDD_FAST=0``
             turns it off), ``True`` also on the CPU (about 1.8x faster there; see the
-            README's speed table), ``False`` float32.
+            speed table in docs/benchmarks/history.md), ``False`` float32.
         progress
             Show a progress bar.
 

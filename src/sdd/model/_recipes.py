@@ -4,7 +4,7 @@
 256), Adam 2e-4, batch 256. ``"cpu"`` is a smaller network with a larger learning rate,
 about 2.6 times cheaper per step; the best of the recipes tried on the tuning data set at
 a CPU budget, it lost to ``"paper"`` at the same number of steps on held-out data
-(README, "Fidelity"), so it is an option, not the default.
+(docs/benchmarks), so it is an option, not the default.
 """
 
 from __future__ import annotations
