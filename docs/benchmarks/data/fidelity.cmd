@@ -4,3 +4,4 @@ python benchmarks/fidelity.py --datasets pbmc4k_top2000 --rows floor default def
 python benchmarks/fidelity.py --datasets pbmc4k_top2000 --rows floor default default-nototals default-dpm25 default-dpm10 scvi --steps 4000 --model-dir DIR --csv tuning.csv   # while calibrate(match_totals=True) was the default: its default / dpm rows are renamed to say so
 python benchmarks/fidelity.py --datasets cbmc_top2000 --rows floor uncalibrated scvi --steps 4000 --model-dir DIR --csv heldout.csv
 python benchmarks/fidelity.py --datasets cbmc_top2000 --rows default --steps 4000 --model-dir DIR --csv heldout.csv
+python benchmarks/fidelity.py --datasets mouse_bladder_top2000 --rows floor default uncalibrated scvi --steps 4000 --model-dir DIR --csv heldout.csv   # alone on the 2 cores
