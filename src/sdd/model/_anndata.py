@@ -164,11 +164,11 @@ class SDD(AnnDataModel):
         self.density_ = density(self._matrix)
         warn_all_zero(self.scaler_.gene_max, self.var_names_)
         codes = obs_codes(adata, self.categories_)
-        self.targets_ = DetectionTargets.fit(self._matrix, codes)
+        counts = nonzero_counts(self._matrix)
+        self.targets_ = DetectionTargets.fit(self._matrix, codes, counts)
         self.depth_ = DepthCondition.fit(
-            nonzero_counts(self._matrix)[0], codes, check_depth_bins(depth_bins),
-            totals=row_sums(self._matrix),
-        )  # fmt: skip
+            counts[0], codes, check_depth_bins(depth_bins), totals=row_sums(self._matrix)
+        )
         self.calibration_: Calibration | None = None
         self._finish_init()
         # training size factors for generate(counts=True); fitted from adata, restored by load

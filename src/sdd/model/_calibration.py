@@ -93,9 +93,16 @@ class DetectionTargets:
     group_value_quantiles: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, matrix: Any, label_codes: np.ndarray | None) -> DetectionTargets:
-        """From the training matrix and the cells' condition codes (``None``: none)."""
-        per_cell, per_gene = nonzero_counts(matrix)
+    def fit(
+        cls,
+        matrix: Any,
+        label_codes: np.ndarray | None,
+        counts: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> DetectionTargets:
+        """From the training matrix and the cells' condition codes (``None``: none);
+        ``counts``: its non-zeros per row and per column, if already known (one pass
+        over the matrix less)."""
+        per_cell, per_gene = nonzero_counts(matrix) if counts is None else counts
         groups: dict[str, Any] = {}
         if label_codes is not None:
             codes, member, cells = np.unique(
