@@ -146,7 +146,7 @@ def load_kang(path: Path) -> sp.csr_matrix:
 
 # ------------------------------------------------------------------ training
 def make_step_data(matrix, device, batch_size, *, data_on_device=None, seed=0):
-    from sdd.data import RowBatches
+    from sdd.data.loader import RowBatches
     from sdd.diffusion import sparsity
 
     scale = np.zeros(matrix.shape[1], dtype=np.float32)

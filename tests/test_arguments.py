@@ -203,3 +203,61 @@ def test_cli_usage_errors_are_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--help" in err
+
+
+# ----------------------------------------------------------------------- output files
+def test_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
+    from sdd.io.atomic import atomic_path
+
+    target = tmp_path / "out.h5ad"
+    dead = subprocess_pid_that_exited()
+    stale = tmp_path / f".out.h5ad.tmp-{dead}-abc.h5ad"
+    live = tmp_path / f".out.h5ad.tmp-{os.getpid()}-xyz.h5ad"  # a writer still running
+    other = tmp_path / f".other.h5ad.tmp-{dead}-abc.h5ad"  # another target's
+    for leftover in (stale, live, other):
+        leftover.write_text("partial")
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    return int(child.stdout)
+
+
+def test_write_onto_a_dangling_symlink_is_refused_before_the_work(tmp_path):
+    from sdd.io.atomic import write_h5ad
+
+    link = tmp_path / "out.h5ad"
+    link.symlink_to(tmp_path / "missing.h5ad")
+    adata = make_counts_adata(n_cells=5, n_genes=3)
+    with pytest.raises(FileExistsError, match="symbolic link to a missing file"):
+        write_h5ad(adata, link)
+    assert not (tmp_path / "missing.h5ad").exists()
+    write_h5ad(adata, link, overwrite=True)  # replaces the link itself
+    assert not link.is_symlink() and not (tmp_path / "missing.h5ad").exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(28, "No space left on device"), RuntimeError("Can't write data (file write failed: "
+     "errno = 28, error message = 'No space left on device')")],
+)  # fmt: skip
+def test_full_disk_is_named_with_the_path(tmp_path, error):
+    import errno
+
+    from sdd.io.atomic import atomic_path
+
+    target = tmp_path / "out.h5ad"
+    target.write_text("old")
+    with pytest.raises(OSError, match=f"disk full while writing {target}") as info:
+        with atomic_path(target, overwrite=True):
+            raise error
+    assert info.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -13,7 +13,8 @@ import torch
 from conftest import TINY, make_counts_adata
 
 import sdd
-from sdd.data import MinibatchSampler, Scaler, gene_max
+from sdd.data.loader import MinibatchSampler
+from sdd.data.scaling import Scaler, gene_max
 
 KANG = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scrna" / "kang_pbmc_ctrl.h5ad"

@@ -12,7 +12,9 @@ import torch
 from conftest import TINY, make_counts_adata
 
 import sdd
-from sdd.data import ImageScaler, MinibatchSampler, Scaler
+from sdd.data.images import ImageScaler
+from sdd.data.loader import MinibatchSampler
+from sdd.data.scaling import Scaler
 
 IMAGE = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
 CPU = torch.device("cpu")
@@ -103,7 +105,9 @@ def test_mps_asked_for_without_mps_is_an_error():
         for where in ({"accelerator": "mps"}, {"device": "mps"}):
             with pytest.raises(ValueError, match="MPS .* is not available"):
                 model.train(2, batch_size=8, progress=False, **where)
-    assert sdd.train.resolve_devices("auto", "cpu") == [CPU]
+    from sdd.train._device import resolve_devices
+
+    assert resolve_devices("auto", "cpu") == [CPU]
 
 
 # ------------------------------------------------------------ data changed after setup

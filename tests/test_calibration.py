@@ -412,7 +412,7 @@ def test_tl_fit_calibrates_by_default() -> None:
     adata = make_adata(60)
     model = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False)
     assert model.calibration_ is not None
-    assert adata.uns["sdd"]["calibration"]["n_cells"] == 2000
+    assert model.calibration_.settings["n_cells"] == 2000
     baseline = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False, sparsity_bits=False)
     assert baseline.calibration_ is None
 

@@ -245,7 +245,9 @@ def test_blackout_fit_and_generate(workdir: Path, tmp_path: Path, capsys):
 # ------------------------------------------------------------------ defaults and kinds
 def _signature(cls, method: str) -> dict[str, inspect.Parameter]:
     """Parameters of ``cls.method`` with those a ``**kwargs`` override passes on."""
-    params = dict(inspect.signature(sdd.model.DiffusionModel.train).parameters)
+    from sdd.model._base import DiffusionModel
+
+    params = dict(inspect.signature(DiffusionModel.train).parameters)
     if method != "train":
         params = {}
     params.update(inspect.signature(getattr(cls, method)).parameters)

@@ -19,7 +19,7 @@ from conftest import make_counts_adata
 from sklearn.neighbors import NearestCentroid
 
 import sdd
-from sdd.data import invert_log1p
+from sdd.data.counts import invert_log1p
 from sdd.diffusion import sample, sparsity
 
 TINY = {**_TINY, "depth_bins": 0}  # the label mechanics, without the depth condition

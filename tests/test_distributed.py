@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from sdd.train import distributed_info, init_distributed, is_main_process, shard
+from sdd.train import init_distributed, is_main_process, shard
+from sdd.train._distributed import distributed_info
 
 WORKER = r"""
 import copy, sys
@@ -24,6 +25,8 @@ from torch.nn.parallel import DistributedDataParallel
 import sdd
 from sdd.diffusion import CosineSchedule, diffusion_loss
 from sdd.train import distributed_info
+
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
 
 torch.set_num_threads(1)
 out = sys.argv[1]

@@ -24,7 +24,7 @@ DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((ROOT / "tutorials").glob("*.ipynb"))
 EXECUTED = DOCS / "_build" / "executed"
 
-pytestmark = pytest.mark.docs
+pytestmark = [pytest.mark.docs, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,10 @@ import torch
 from conftest import TINY, make_counts_adata
 
 import sdd
-from sdd.io import atomic_path, save_dir, write_h5ad
-from sdd.io.checkpoint import recover
+from sdd.io.atomic import atomic_path, write_h5ad
+from sdd.io.checkpoint import recover, save_dir
+
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
 
 SRC = str(Path(sdd.__file__).resolve().parents[1])
 TESTS = str(Path(__file__).resolve().parent)
@@ -266,7 +268,7 @@ model.train(3, batch_size=16, progress=False)
 real_save(model.module.state_dict(), side / "0.pt")
 model.save(path, overwrite=True, with_optimizer=True)  # a complete checkpoint
 if phase == "train":  # killed while training towards the next checkpoint
-    Sampler = sdd.data.MinibatchSampler
+    from sdd.data.loader import MinibatchSampler as Sampler
     real_call = Sampler.__call__
     def call(self):
         if self._calls == 3:
@@ -324,7 +326,7 @@ def test_ctrl_c_during_training_rolls_back(saved, tmp_path):
     model = sdd.SDD.load(path, adata)
     before = [v.clone() for v in [*model.module.state_dict().values(), *model.ema_.model.state_dict().values()]]
     rows, updates = len(model.history_), model.ema_.n_updates
-    Sampler = sdd.data.MinibatchSampler
+    from sdd.data.loader import MinibatchSampler as Sampler
     real_call = Sampler.__call__
     def call(self):
         if self._calls == 5:

@@ -12,6 +12,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

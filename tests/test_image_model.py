@@ -15,6 +15,8 @@ import sdd.metrics
 import sdd.pl
 from sdd.model._image import ImageScaler
 
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+
 matplotlib.use("Agg")
 
 TINY = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}

@@ -14,6 +14,8 @@ from conftest import TINY, make_counts_adata
 import sdd
 import sdd.model._base as base
 
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+
 IMAGE = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
 
 

@@ -41,7 +41,7 @@ NEEDS_DATA_DIR = {"03_sparse_images": "mnist"}
 #: Paths a notebook must not contain: data sets are loaded through sdd.datasets.
 LOCAL_PATH = re.compile(r"(?:\.\./)+shared|shared/data")
 
-pytestmark = pytest.mark.notebooks
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
 def _data_dir() -> Path | None:

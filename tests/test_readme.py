@@ -39,6 +39,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 USAGE = ROOT / "docs" / "usage.md"  # the README's "usage in depth", run after it

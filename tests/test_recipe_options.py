@@ -11,6 +11,8 @@ import sdd
 from sdd.diffusion import CosineSchedule, GaussianDiffusion
 from sdd.train import lr_multiplier
 
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+
 
 class _Oracle(torch.nn.Module):
     """Outputs the exact target of ``prediction`` for a known clean batch ``x0``."""

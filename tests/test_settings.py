@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from conftest import make_counts_adata
 
 import sdd
-from sdd.data import looks_like_counts, warn_if_raw_counts
+from sdd.data.validate import looks_like_counts, warn_if_raw_counts
 
 LOGGER = logging.getLogger("sdd")
 

@@ -12,7 +12,8 @@ from torch import nn
 import sdd
 from sdd.diffusion import GaussianDiffusion
 from sdd.nn import SkipMLP
-from sdd.sparse import WeightMasks, count_flops, make_masks, weight_report
+from sdd.sparse import WeightMasks
+from sdd.sparse.masks import count_flops, make_masks, weight_report
 from sdd.train import EMA, train_denoiser
 
 

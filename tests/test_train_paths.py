@@ -12,16 +12,11 @@ import torch
 from conftest import TINY, make_counts_adata
 
 import sdd
-from sdd.data import RowBatches
+from sdd.data.loader import RowBatches
 from sdd.diffusion import CosineSchedule, GaussianDiffusion, diffusion_loss, sample
 from sdd.nn import SkipMLP
-from sdd.train import (
-    EMA,
-    resolve_devices,
-    resolve_fast,
-    sample_split,
-    train_denoiser,
-)
+from sdd.train import EMA, sample_split, train_denoiser
+from sdd.train._device import resolve_devices, resolve_fast
 from sdd.train._loop import _adam_options, _FastLoop
 
 CPU = torch.device("cpu")

@@ -12,11 +12,13 @@ from conftest import TINY, make_counts_adata
 
 import sdd
 from sdd.cli import main
-from sdd.data import RowBatches
-from sdd.data.loader import MinibatchSampler
+from sdd.data.loader import MinibatchSampler, RowBatches
 from sdd.diffusion import GaussianDiffusion
 from sdd.nn import SkipMLP
-from sdd.train import EMA, train_denoiser, train_validated
+from sdd.train import EMA, train_denoiser
+from sdd.train._validation import train_validated
+
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
 
 IMAGE = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
 FAST = {"batch_size": 16, "progress": False}
@@ -338,7 +340,7 @@ def test_backed_data_with_a_validation_split(tmp_path):
 
 def test_held_out_rows_are_prepared_like_minibatches():
     x = np.abs(np.random.default_rng(0).normal(size=(10, 3))).astype(np.float32)
-    from sdd.data import Scaler
+    from sdd.data.scaling import Scaler
 
     batches = MinibatchSampler(x, Scaler.fit(x), batch_size=4, device="cpu", rows=range(5))
     scaled, nonzero, codes = batches([7, 8])
@@ -365,5 +367,5 @@ def test_cli_and_tl_pass_the_options(tmp_path, capsys):
         adata, max_steps=4, batch_size=16, validation_size=0.2, progress=False, hidden=(16,),
         emb_dim=8,
     )  # fmt: skip
-    assert adata.uns["sdd"]["train"]["validation_size"] == 0.2
+    assert fitted.train_args_["validation_size"] == 0.2
     assert fitted.history["validation_loss"].notna().sum() >= 1

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY, make_counts_adata
 
 import sdd
-from sdd.data import Scaler, gene_stats
+from sdd.data.scaling import Scaler, gene_stats
 
 
 def test_gene_stats_on_sparse_and_dense_agree():

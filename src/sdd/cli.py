@@ -30,12 +30,11 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .io import atomic_path, check_output_path, write_csv, write_h5ad
-from .io.checkpoint import check_save_path
+from .io.atomic import atomic_path, check_output_path, write_csv, write_h5ad
 
 __all__ = ["main", "build_parser"]
 
@@ -173,7 +172,7 @@ def _model_args(items: Sequence[str] | None, cls: type) -> dict[str, Any]:
     params = inspect.signature(cls.__init__).parameters.values()
     known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):  # weight-mask options
-        masks = inspect.signature(sdd.sparse.make_masks).parameters.values()
+        masks = inspect.signature(sdd.sparse.masks.make_masks).parameters.values()
         known += [p.name for p in masks if p.kind is inspect.Parameter.KEYWORD_ONLY]
         known.remove("random_state")
     own = {name: flag for flag, method, name, *_ in _FIT_OPTIONS.values() if method == "__init__"}
@@ -377,6 +376,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
     try:  # before training: a model that cannot be saved is not trained
+        from .io.checkpoint import check_save_path
+
         check_save_path(out, overwrite=args.overwrite)
     except (OSError, ValueError) as err:
         raise CLIError(f"cannot save the model to {str(out)!r}: {err}") from err
@@ -554,11 +555,14 @@ class _DefaultsFormatter(argparse.HelpFormatter):
 
 
 # ------------------------------------------------------------------------ parser
-def _model_options(sub: argparse.ArgumentParser, options: dict[str, _Option]) -> None:
-    """The options of ``options``; their defaults (listed in the help) are the model's."""
+def _model_options(
+    sub: argparse.ArgumentParser, options: dict[str, _Option], *, show_defaults: bool
+) -> None:
+    """The options of ``options``; their defaults (listed in the help with
+    ``show_defaults``) are the model's."""
     for dest, (flag, _, _, text, kwargs) in options.items():
         flags = [flag, "--n-cells"] if flag == "-n" else [flag]
-        help = text + (_default_help(options, dest) if options is not _EVALUATE_OPTIONS else "")
+        help = text + (_default_help(options, dest) if show_defaults else "")
         sub.add_argument(*flags, dest=dest, default=None, help=help, **kwargs)
 
 
@@ -569,7 +573,9 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    kind: str | None = None, *, commands: Collection[str] | None = None
+) -> argparse.ArgumentParser:
     """The ``sdd`` argument parser (sub-commands ``fit``, ``generate``, ``evaluate``, ...).
 
     Parameters
@@ -580,6 +586,11 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         model's own defaults, read from the signatures of its ``__init__``, ``train`` and
         ``generate``. ``None``: they default to ``None`` (each model's own, listed in the
         help).
+    commands
+        The sub-commands whose option defaults are read from the models' signatures
+        and :func:`sdd.tl.evaluate` (which imports torch and scanpy); ``None``: all.
+        The command line passes only the command it runs, so that ``sdd --help``
+        starts without importing torch.
 
     Examples
     --------
@@ -587,7 +598,6 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     128
     """
     from . import __version__
-    from .tl import evaluate
 
     parser = _OneLineParser(
         prog="sdd",
@@ -637,7 +647,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     )
     fit.add_argument("--images-key", default="images", help="image array of an .npz/HDF5 file")
     fit.add_argument("--labels-file", default=None, help="labels of .npy or idx images")
-    _model_options(fit, _FIT_OPTIONS)
+    _model_options(fit, _FIT_OPTIONS, show_defaults=commands is None or "fit" in commands)
     fit.add_argument(
         "--model-arg",
         action="append",
@@ -674,7 +684,7 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         metavar="[KEY=]VALUE",
         help="condition on a label (repeat for several covariates)",
     )
-    _model_options(gen, _GENERATE_OPTIONS)
+    _model_options(gen, _GENERATE_OPTIONS, show_defaults=commands is None or "generate" in commands)
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
     gen.set_defaults(func=_cmd_generate)
@@ -696,8 +706,11 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
         help="normalize_total(1e4) + log1p the real data first (as with `sdd fit --normalize`)",
     )
     ev.add_argument("--align-genes", action="store_true", help="compare only the shared genes")
-    _model_options(ev, _EVALUATE_OPTIONS)
-    ev.set_defaults(**_option_defaults(evaluate, _EVALUATE_OPTIONS))
+    _model_options(ev, _EVALUATE_OPTIONS, show_defaults=False)
+    if commands is None or "evaluate" in commands:
+        from .tl import evaluate
+
+        ev.set_defaults(**_option_defaults(evaluate, _EVALUATE_OPTIONS))
     ev.add_argument("--csv", default=None, help="also write the table to this .csv")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     ev.add_argument("--quiet", "-q", action="store_true", help="no messages besides the table")
@@ -723,6 +736,11 @@ def build_parser(kind: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first argument not starting with ``-``)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sdd`` command line and return its exit status.
 
@@ -742,8 +760,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["fit", "data.h5ad", "--max-steps", "200", "--out", "model"])  # doctest: +SKIP
     0
     """
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(commands={_command(argv)} - {None})
     try:
         args, extra = parser.parse_known_args(argv)
         if args.command == "demo":

@@ -7,6 +7,8 @@ one at the path, never a partial file.
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +27,11 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
     path = Path(os.path.expanduser(path))
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    if path.is_symlink() and not overwrite:
+        raise FileExistsError(
+            f"{path} is a symbolic link to a missing file; remove it or pass overwrite=True "
+            "(which replaces the link, not its target)."
+        )
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a file.")
     if not path.parent.is_dir():
@@ -51,8 +58,11 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over it.
 
     On any exception (``KeyboardInterrupt`` included) the temporary file is removed and
-    ``path`` is untouched. With ``overwrite=False`` the final step links the file into
-    place (``os.link`` fails if the name exists), so two writers cannot both win.
+    ``path`` is untouched; a full disk is reported as ``OSError(ENOSPC)`` naming ``path``.
+    With ``overwrite=False`` the final step links the file into place (``os.link`` fails
+    if the name exists), so two writers cannot both win. The temporary name carries the
+    writer's process id; temporaries of ``path`` left by a killed writer (a process that
+    no longer runs on this machine) are removed by the next write to ``path``.
 
     Examples
     --------
@@ -64,11 +74,19 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     'done'
     """
     path = check_output_path(path, overwrite=overwrite)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, name = tempfile.mkstemp(
+        prefix=f"{_temporary_prefix(path)}{os.getpid()}-", suffix=path.suffix, dir=path.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as err:
+            if _disk_full(err):
+                raise OSError(errno.ENOSPC, f"disk full while writing {path}") from err
+            raise
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -84,6 +102,44 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` whose writer (the process id in their name) no
+    longer runs; return them. Temporaries of a running writer are left alone."""
+    prefix = _temporary_prefix(path)
+    removed = []
+    for entry in path.parent.glob(glob.escape(prefix) + "*"):
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or an exception it wraps, e.g. from h5py) is a full disk."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _umask() -> int:

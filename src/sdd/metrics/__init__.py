@@ -28,18 +28,15 @@ from ._images import (
     sparsity_histogram,
 )
 from ._lisi import lisi
-from ._mmd import mmd, mmd_bandwidths
+from ._mmd import mmd
 from ._sparsity import cell_sparsity, gene_sparsity, sparsity_metrics, zero_fraction
 from ._structure import gene_corr_similarity, mean_var_similarity, zero_fraction_mae
-from ._utils import as_matrix, as_pair  # array coercion shared with sdd.pl
 from ._wasserstein import group_distances, wasserstein
 
 __all__ = [
     "QC_COLUMNS",
     "cell_metrics",
     "cell_qc",
-    "as_matrix",
-    "as_pair",
     "calorimeter_w1",
     "cell_sparsity",
     "classifier_auc",
@@ -59,7 +56,6 @@ __all__ = [
     "logit_sparsity",
     "mean_var_similarity",
     "mmd",
-    "mmd_bandwidths",
     "pcc",
     "per_image_sparsity",
     "pixel_sparsity",

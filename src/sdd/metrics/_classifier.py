@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data import check_int
+from ..data.validate import check_int
 from ._utils import points_pair
 
 __all__ = ["classifier_auc"]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from ..data import check_int
+from ..data.validate import check_int
 from ._utils import as_matrix
 
 __all__ = ["de_genes", "de_recovery", "log_fold_change"]

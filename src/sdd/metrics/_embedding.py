@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..data import check_int
+from ..data.validate import check_int
 from ._utils import as_pair
 
 __all__ = ["joint_pca"]

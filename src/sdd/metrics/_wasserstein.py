@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import check_int
+from ..data.validate import check_int
 from ._embedding import joint_pca
 from ._mmd import mmd
 from ._structure import zero_fraction_mae

@@ -1,12 +1,9 @@
 """Model classes users touch."""
 
-from ..data.annotate import mark_source
 from ..data.generated import GeneratedImages
 from ._anndata import SDD
-from ._base import DiffusionModel
 from ._blackout import SDDBlackout
 from ._calibration import Calibration, DetectionTargets
-from ._cells import AnnDataModel
 from ._depth import CellDraw, DepthCondition
 from ._image import SDDImage
 
@@ -15,9 +12,6 @@ __all__ = [
     "SDDBlackout",
     "SDDImage",
     "GeneratedImages",
-    "DiffusionModel",
-    "AnnDataModel",
-    "mark_source",
     "Calibration",
     "DetectionTargets",
     "DepthCondition",

@@ -11,25 +11,30 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from ..data import (
-    Scaler,
+from ..data.counts import (
+    check_library_setup,
+    dense_rows,
+    invert_log1p,
+    sample_size_factors,
+    training_size_factors,
+)
+from ..data.detection import check_depth_bins, nonzero_counts, row_sums
+from ..data.impute import missing_entries
+from ..data.registry import obs_codes
+from ..data.scaling import Scaler
+from ..data.validate import (
     check_int,
     check_matrix,
     check_seed,
-    dense_rows,
+    density,
     get_matrix,
-    invert_log1p,
     matrix_name,
-    obs_codes,
+    warn_all_zero,
     warn_if_raw_counts,
 )
-from ..data.counts import check_library_setup, sample_size_factors, training_size_factors
-from ..data.detection import check_depth_bins, nonzero_counts, row_sums
-from ..data.impute import missing_entries
-from ..data.validate import density, warn_all_zero
 from ..diffusion import sparsity
 from ..diffusion.guidance import check_guidance
-from ..train import check_output_memory, decode_bits
+from ..train._generate import check_output_memory, decode_bits
 from ._calibration import NEVER, Calibration, DetectionTargets, check_weight
 from ._cells import AUTO, TRAINING, AnnDataModel
 from ._depth import DepthCondition
@@ -112,7 +117,7 @@ class SDD(AnnDataModel):
         Measured together with :meth:`calibrate` in docs/benchmarks.
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
-        step (sparse-to-sparse training); see :class:`~sdd.train.WeightMasks`.
+        step (sparse-to-sparse training); see :class:`~sdd.sparse.WeightMasks`.
     sparse_method, sparse_update_interval, sparse_drop_fraction, dense_layers, sparse_distribution
         ``"static"``, ``"rigl"`` or ``"magran"``; steps between mask updates; initial
         drop fraction (cosine decay); layers kept dense; ``"uniform"`` or ``"erk"``.

@@ -22,36 +22,23 @@ import torch
 
 from .._progress import tqdm
 from .._version import __version__
-from ..data import (
-    MinibatchSampler,
-    check_int,
-    check_seed,
-    check_unit_interval,
-    label_codes,
-    plain,
-)
-from ..diffusion import CosineSchedule, GaussianDiffusion, label_dropout
-from ..diffusion.guidance import check_guidance
-from ..io import (
-    to_cpu,
-)
-from ..sparse import make_masks, weight_report
-from ..train import (
-    EMA,
-    Snapshot,
-    check_finite,
-    check_lr,
+from ..data.loader import MinibatchSampler
+from ..data.registry import label_codes, plain
+from ..data.validate import check_int, check_seed, check_unit_interval
+from ..diffusion import CosineSchedule, GaussianDiffusion
+from ..diffusion.guidance import check_guidance, label_dropout
+from ..io.checkpoint import to_cpu
+from ..sparse.masks import make_masks, weight_report
+from ..train import EMA, lr_multiplier, sample_split, train_denoiser, validation_loss
+from ..train._device import resolve_devices, resolve_fast
+from ..train._distributed import join as join_distributed
+from ..train._loop import check_lr
+from ..train._rollback import Snapshot, check_finite
+from ..train._validation import (
     check_validation_options,
     default_validation_every,
     held_out_rows,
-    join_distributed,
-    lr_multiplier,
-    resolve_devices,
-    resolve_fast,
-    sample_split,
-    train_denoiser,
     train_validated,
-    validation_loss,
 )
 from ._checkpoint import SPARSE_OPTIONS, CheckpointMixin
 from ._schema import check_args

@@ -10,11 +10,11 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from ..data import gene_max
 from ..data.arrays import array_to_anndata
 from ..data.counts import check_integer_counts, gene_mean
+from ..data.scaling import gene_max
 from ..diffusion import BlackoutDiffusion, blackout
-from ..train import check_output_memory
+from ..train._generate import check_output_memory
 from ._cells import AUTO, AnnDataModel
 
 __all__ = ["SDDBlackout"]

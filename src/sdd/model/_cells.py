@@ -21,17 +21,10 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from ..data import (
-    check_int,
-    check_var_names,
-    get_matrix,
-    matrix_name,
-    obs_categories,
-    obs_codes,
-    plain,
-)
 from ..data.annotate import SOURCE_CATEGORIES, plain_var
 from ..data.composition import composition, mix_labels
+from ..data.registry import check_var_names, obs_categories, obs_codes, plain
+from ..data.validate import check_int, get_matrix, matrix_name
 from ..nn import SkipMLP
 from ._base import DiffusionModel
 

@@ -14,8 +14,14 @@ from typing import Any, Self
 import torch
 
 from .._version import __version__
-from ..io import check_state_shapes, history_from_state, history_to_state, load_dir, save_dir
-from ..train import resolve_device
+from ..io.checkpoint import (
+    check_state_shapes,
+    history_from_state,
+    history_to_state,
+    load_dir,
+    save_dir,
+)
+from ..train._device import resolve_device
 
 SPARSE_OPTIONS = (
     "sparse_method",

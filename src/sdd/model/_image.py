@@ -8,11 +8,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..data import TRANSFORMS, ImageScaler, check_images, check_int, check_labels, label_codes
 from ..data.generated import GeneratedImages
+from ..data.images import TRANSFORMS, ImageScaler, check_images, check_labels
+from ..data.registry import label_codes
+from ..data.validate import check_int
 from ..diffusion import sparsity
 from ..nn.unet import UNet
-from ..train import check_output_memory, decode_bits
+from ..train._generate import check_output_memory, decode_bits
 from ._base import DiffusionModel
 
 __all__ = ["SDDImage", "GeneratedImages"]

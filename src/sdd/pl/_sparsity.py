@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from ..data import check_int
+from ..data.validate import check_int
 from ..metrics import cell_sparsity
 from ._utils import check_options, finish, matrix, new_axes, pair
 

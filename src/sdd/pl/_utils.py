@@ -27,9 +27,9 @@ from matplotlib.axes import Axes
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
-from ..data import get_matrix
-from ..io import atomic_path, check_output_path
-from ..metrics import as_matrix, as_pair
+from ..data.validate import get_matrix
+from ..io.atomic import atomic_path, check_output_path
+from ..metrics._utils import as_matrix, as_pair
 from ..tl import paired_matrices
 
 

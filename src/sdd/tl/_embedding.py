@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..data import check_int, check_seed, get_matrix
+from ..data.validate import check_int, check_seed, get_matrix
 from ._evaluate import paired_matrices
 
 __all__ = ["joint_embedding", "SOURCE", "SOURCE_CATEGORIES", "EMBEDDING_KEY"]
@@ -28,7 +28,7 @@ def _matrices(
     real: Any, generated: Any, layer: str | None, generated_layer: str | None, align_genes: bool
 ) -> tuple[Any, Any, pd.Index | None]:
     """Real and generated matrices over the same genes, and the gene names when known."""
-    from ..metrics import as_matrix, as_pair  # scipy.stats loads on first use, not on import
+    from ..metrics._utils import as_matrix, as_pair
 
     if isinstance(real, AnnData) and isinstance(generated, AnnData):
         x, y, genes = paired_matrices(

@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..data import check_int, get_matrix
+from ..data.validate import check_int, get_matrix
 
 __all__ = ["evaluate"]
 

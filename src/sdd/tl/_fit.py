@@ -78,8 +78,10 @@ def fit(
 ) -> SDD:
     """Train an :class:`~sdd.SDD` model on ``adata`` and remember it for :func:`generate`.
 
-    Writes the setup, model and training parameters (plain values, never the torch
-    object) to ``adata.uns["sdd"]``.
+    Registers ``adata`` as :meth:`sdd.SDD.setup_anndata` does (``adata.uns["sdd_setup"]``,
+    its only change to ``adata``); the model, training and calibration parameters are
+    on the returned model (``setup_args_``, ``init_args_``, ``train_args_``,
+    ``calibration_.settings``) and travel with it when it is saved.
 
     Parameters
     ----------
@@ -148,14 +150,6 @@ def fit(
     )
     if calibrate and sparsity_bits:
         model.calibrate(accelerator=accelerator, progress=progress)
-    adata.uns["sdd"] = {
-        "setup": model.setup_args_,
-        "model": model.init_args_,
-        "train": model.train_args_,
-        "calibration": None if model.calibration_ is None else model.calibration_.settings,
-        "n_params": model.n_params,
-        "final_loss": float(model.history_["loss"].tail(100).mean()),
-    }
     fitted.add(model, f"fit #{len(fitted) + 1} on {adata.n_obs} cells x {adata.n_vars} genes")
     return model
 

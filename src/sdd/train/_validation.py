@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .._progress import tqdm
-from ..data import check_int
+from ..data.validate import check_int
 from ..diffusion import DiffusionProcess
 
 __all__ = [
