@@ -16,6 +16,8 @@ import sdd
 from sdd.data.loader import MinibatchSampler
 from sdd.data.scaling import Scaler, gene_max
 
+pytestmark = pytest.mark.slow  # real data sets / embeddings; CI runs it
+
 KANG = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scrna" / "kang_pbmc_ctrl.h5ad"
 )

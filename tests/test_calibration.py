@@ -493,3 +493,24 @@ def test_model_saved_without_depths_gets_them_from_its_training_data(tmp_path) -
     assert old.generate(10, n_steps=3, progress=False).n_obs == 10
     attached = sdd.SDD.load(tmp_path / "old", adata)
     np.testing.assert_array_equal(attached.depth_.depths, (adata.X != 0).sum(axis=1).A1)
+
+
+def test_scale_bins_condition_each_cell_on_its_drawn_mean_value():
+    depths = np.array([10, 10, 20, 20, 40, 40])
+    totals = np.array([40.0, 20.0, 60.0, 40.0, 80.0, 60.0])  # mean values 4, 2, 3, 2, 2, 1.5
+    depth = DepthCondition.fit(depths, None, n_bins=2, totals=totals, n_scale_bins=2)
+    assert depth.conditions == [2, 2]
+    codes = depth.training_codes(depths, totals)
+    assert codes[:, 1].tolist() == [1, 1, 1, 1, 1, 0]  # at or above the median mean value 2
+    draw = depth.draw(None, 50, {}, np.random.default_rng(0))
+    means = draw.totals / draw.depths
+    assert ((means >= depth.scale_edges[0]) == (draw.scale_bins == 1)).all()
+    cond = depth.condition(None, draw.bins, 50, {}, draw.scale_bins)
+    assert cond.shape == (50, 2) and (cond[:, 1] == draw.scale_bins).all()
+    assert (depth.condition(None, None, 3, {}) == [[2, 2]] * 3).all()  # null tokens
+    back = DepthCondition.from_state(depth.state_dict(), 2, 2)
+    assert np.array_equal(back.scale_edges, depth.scale_edges)
+    with pytest.raises(ValueError, match="scale edges"):
+        DepthCondition.from_state(depth.state_dict(), 2, 3)
+    with pytest.raises(ValueError, match="scale_bins must be 0"):
+        DepthCondition.fit(depths, None, n_bins=2, totals=totals, n_scale_bins=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,7 @@ def test_demo_help_goes_to_the_demo(capsys):
     assert "--sampling-steps" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_runs_and_explains_its_numbers(tmp_path, monkeypatch, capsys):
     """The README's demo, on tiny settings: a table with floor and best values, the
     generated cells and the figure written."""
@@ -109,6 +111,7 @@ def test_fit_writes_model(model_dir: Path, capsys):
     assert "trained for 6 steps" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_generate_and_evaluate(model_dir: Path, workdir: Path, capsys):
     gen_path = workdir / "generated.h5ad"
     args = ["generate", str(model_dir), "-n", "40", "-o", str(gen_path), "--seed", "3"]
@@ -143,6 +146,18 @@ def test_generate_conditional(model_dir: Path, workdir: Path):
     args = ["generate", str(model_dir), "-n", "4", "-o", str(out2), "--label", "cell_type=A"]
     assert main(args + FAST_GEN + ["--guidance-scale", "1.0"]) == 0
     assert list(ad.read_h5ad(out2).obs["cell_type"].astype(str).unique()) == ["A"]
+
+
+def test_fit_reports_training_and_calibration_apart(workdir: Path, capsys):
+    out = workdir / "timed"
+    assert main(["fit", str(workdir / "real.h5ad"), "--out", str(out), *TINY_FIT]) == 0
+    err = capsys.readouterr().err
+    trained = re.search(r"trained 6 steps in [\d.]+ s \(final loss [^)]*\)\n", err)
+    calibrated = re.search(
+        r"calibrated on 2000 generated cells \(ddim, 250 steps\) in [\d.]+ s", err
+    )
+    assert trained and calibrated, err[-500:]
+    assert trained.start() < calibrated.start() < err.index(f"saved {out}")
 
 
 def test_fit_normalize_layer_and_baseline(workdir: Path):
@@ -216,6 +231,7 @@ def test_evaluate_gene_mismatch(workdir: Path, tmp_path: Path, capsys):
     assert main([*argv, "--align-genes"]) == 0
 
 
+@pytest.mark.slow
 def test_console_entry_point(tmp_path: Path):
     """``python -m sdd.cli`` (what the ``sdd`` script runs) exits non-zero on bad input."""
     result = subprocess.run(
@@ -296,6 +312,7 @@ def test_blackout_trains_on_the_layer_python_picks(workdir: Path, tmp_path: Path
     assert model.init_args_["n_times"] == 10
 
 
+@pytest.mark.slow
 def test_readme_sequence_generates_the_label_column(model_dir: Path, workdir: Path, capsys):
     """fit --labels-key, a plain generate, then evaluate --labels-key (the README's lines)."""
     gen_path = workdir / "g.h5ad"

@@ -13,6 +13,8 @@ import torch.distributed as dist
 from sdd.train import init_distributed, is_main_process, shard
 from sdd.train._distributed import distributed_info
 
+pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+
 WORKER = r"""
 import copy, sys
 import anndata as ad
@@ -24,9 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import sdd
 from sdd.diffusion import CosineSchedule, diffusion_loss
-from sdd.train import distributed_info
-
-pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
+from sdd.train._distributed import distributed_info
 
 torch.set_num_threads(1)
 out = sys.argv[1]

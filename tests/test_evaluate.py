@@ -95,6 +95,7 @@ def test_floor_column_is_the_same_routine_on_real_halves(halves):
         assert np.isfinite(table.loc[metric, ["value", "floor"]].astype(float)).all()
 
 
+@pytest.mark.slow
 def test_cell_metrics_catch_near_empty_cells(halves):
     """Gene-level columns barely move when a quarter of the cells lose most of their genes;
     the per-cell columns do."""
@@ -129,6 +130,7 @@ def test_dense_input_and_gene_order_give_the_same_table(halves, halves_result):
     assert m["AUC"] == pytest.approx(halves_result["AUC"], abs=0.02)
 
 
+@pytest.mark.slow
 def test_per_label_rows_and_unequal_sizes(halves):
     real, other = halves
     small = other[: N_CELLS + 50].copy()
@@ -205,6 +207,7 @@ def test_warns_when_units_differ(adata):
 @pytest.mark.skipif(
     not (SHARED_DATA / "scrna" / "pbmc4k_top2000.h5ad").exists(), reason="shared data absent"
 )
+@pytest.mark.slow
 def test_pbmc4k_halves_vs_noise():
     """Shared 10x PBMC data, normalised + log1p: random halves vs permuted values."""
     adata = sc.read_h5ad(SHARED_DATA / "scrna" / "pbmc4k_top2000.h5ad")
@@ -224,6 +227,7 @@ def test_pbmc4k_halves_vs_noise():
     assert apart["MMD"] > 10 * same["MMD"]
 
 
+@pytest.mark.slow
 def test_floor_rows_and_de(halves):
     real, other = halves
     real = real.copy()

@@ -9,6 +9,8 @@ from conftest import make_counts_adata
 
 import sdd
 
+pytestmark = pytest.mark.slow  # real data sets / embeddings; CI runs it
+
 
 def snapshot(adata: ad.AnnData) -> dict:
     return {

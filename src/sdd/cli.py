@@ -400,9 +400,6 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _log(repr(model), quiet=args.quiet)
     start = time.perf_counter()
     model.train(**train, progress=not args.quiet)
-    if getattr(model, "calibrate", None) and model.init_args_["sparsity_bits"] and not args.no_calibrate:  # fmt: skip
-        model.calibrate(accelerator=train.get("accelerator") or "auto", progress=not args.quiet)
-    model.save(out, overwrite=args.overwrite)
     final = float(model.history_["loss"].tail(100).mean())
     steps = model.train_args_.get("steps_trained", model.train_args_["max_steps"])
     validation = model.history_.get("validation_loss")
@@ -411,9 +408,20 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     _log(
         f"trained {steps} steps in {time.perf_counter() - start:.1f} s "
-        f"(final loss {final:.4g}{held_out}); saved {out}",
+        f"(final loss {final:.4g}{held_out})",
         quiet=args.quiet,
     )
+    if getattr(model, "calibrate", None) and model.init_args_["sparsity_bits"] and not args.no_calibrate:  # fmt: skip
+        start = time.perf_counter()
+        model.calibrate(accelerator=train.get("accelerator") or "auto", progress=not args.quiet)
+        settings = model.calibration_.settings
+        _log(
+            f"calibrated on {settings['n_cells']} generated cells ({settings['sampler']}, "
+            f"{settings['n_steps']} steps) in {time.perf_counter() - start:.1f} s",
+            quiet=args.quiet,
+        )
+    model.save(out, overwrite=args.overwrite)
+    _log(f"saved {out}", quiet=args.quiet)
     return 0
 
 

@@ -492,7 +492,7 @@ class MinibatchSampler(RowBatches):
 
     Examples
     --------
-    >>> from sdd.data import Scaler
+    >>> from sdd.data.scaling import Scaler
     >>> x = np.array([[0.0, 2.0], [1.0, 0.0], [3.0, 1.0]])
     >>> batches = MinibatchSampler(x, Scaler.fit(x), batch_size=2, device=torch.device("cpu"))
     >>> z, nonzero, codes = batches()

@@ -85,7 +85,9 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
             yield tmp
         except Exception as err:
             if _disk_full(err):
-                raise OSError(errno.ENOSPC, f"disk full while writing {path}") from err
+                raise OSError(
+                    errno.ENOSPC, f"disk full while writing {path} (No space left on device)"
+                ) from err
             raise
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -138,6 +139,7 @@ def fit(
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
         torch.manual_seed(random_state)
         model = SDD(adata, sparsity_bits=sparsity_bits, recipe=recipe, **model_kwargs)
+    start = time.perf_counter()
     model.train(
         max_steps=max_steps,
         batch_size=batch_size,
@@ -148,8 +150,15 @@ def fit(
         random_state=random_state,
         progress=progress,
     )
+    logger.info(
+        "trained %d steps in %.1f s", model.train_args_["max_steps"], time.perf_counter() - start
+    )
     if calibrate and sparsity_bits:
+        start = time.perf_counter()
         model.calibrate(accelerator=accelerator, progress=progress)
+        logger.info(
+            "calibrated in %.1f s (a step of its own: SDD.calibrate)", time.perf_counter() - start
+        )
     fitted.add(model, f"fit #{len(fitted) + 1} on {adata.n_obs} cells x {adata.n_vars} genes")
     return model
 
