@@ -14,7 +14,10 @@ the same generated cells (``fidelity.py``'s default model, calibrated as by defa
   integer count, ``s = 1e4 / total`` the size factor of a random training cell with the
   same number of detected genes) that ``normalize_total`` + ``log1p`` data live on;
 - ``count lattice, nearest``: the same with the size factor of the training cell of
-  similar depth nearest in PCA space.
+  similar depth nearest in PCA space;
+- ``value map per depth bin``: each gene's expressed values mapped onto its training
+  quantiles within the cell's depth bin (8 quantile bins of detected genes; genes with
+  fewer than 5 expressed training cells in a bin are left as they are).
 
 Each row is scored with ``sdd.tl.evaluate(held_out, cells, floor=True)`` (the same
 columns and floor as ``fidelity.py``). All of them copy training statistics per cell;
@@ -80,6 +83,27 @@ def count_lattice(gen: np.ndarray, train: np.ndarray, rows: np.ndarray) -> np.nd
     return out
 
 
+def value_map_per_depth_bin(
+    gen: np.ndarray, train: np.ndarray, n_bins: int = 8, min_cells: int = 5
+) -> np.ndarray:
+    det_t, det_g = (train > 0).sum(1), (gen > 0).sum(1)
+    edges = np.quantile(det_t, np.linspace(0, 1, n_bins + 1))[1:-1]
+    bin_t = np.searchsorted(edges, det_t, side="right")
+    bin_g = np.searchsorted(edges, det_g, side="right")
+    out = gen.copy()
+    for b in range(n_bins):
+        rows_t, rows_g = np.flatnonzero(bin_t == b), np.flatnonzero(bin_g == b)
+        for gene in range(gen.shape[1]):
+            target = train[rows_t, gene]
+            target = target[target > 0]
+            on = rows_g[gen[rows_g, gene] > 0]
+            if len(target) < min_cells or len(on) == 0:
+                continue
+            ranks = (np.argsort(np.argsort(gen[on, gene])) + 0.5) / len(on)
+            out[on, gene] = np.quantile(target, ranks)
+    return out
+
+
 def mean_value_by_depth(real: np.ndarray, gen: np.ndarray) -> pd.DataFrame:
     """Median over cells of the mean expressed value, per quintile of detected genes."""
     det_r, det_g = (real > 0).sum(1), (gen > 0).sum(1)
@@ -113,6 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
     parser.add_argument("--csv", type=Path)
+    parser.add_argument("--out", type=Path, help="also write both tables here (markdown)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, held = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
@@ -124,7 +149,8 @@ def main() -> None:
     print(f"{args.dataset}: calibrated and generated {gen.n_obs} cells in "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     x_train, x_gen = train.X.toarray(), np.asarray(gen.X.toarray())
-    print(mean_value_by_depth(held.X.toarray(), x_gen).round(2).to_string(index=False))
+    by_depth = mean_value_by_depth(held.X.toarray(), x_gen).round(2)
+    print(by_depth.to_string(index=False))
     rng = np.random.default_rng(args.seed)
     rows = depth_matched(x_train, x_gen, rng)
     from sklearn.decomposition import PCA
@@ -137,6 +163,7 @@ def main() -> None:
         "half cell values": lambda: 0.5 * x_gen + 0.5 * cell_values(x_gen, x_train, rows),
         "count lattice": lambda: count_lattice(x_gen, x_train, rows),
         "count lattice, nearest": lambda: count_lattice(x_gen, x_train, nearest),
+        "value map per depth bin": lambda: value_map_per_depth_bin(x_gen, x_train),
     }
     records = []
     for name, decode in decodings.items():
@@ -154,6 +181,13 @@ def main() -> None:
     print(frame.round(3).to_string(index=False))
     if args.csv is not None:
         frame.to_csv(args.csv, index=False)
+    if args.out is not None:
+        args.out.write_text(
+            by_depth.to_markdown(index=False)
+            + "\n\n"
+            + frame.round(3).to_markdown(index=False)
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -261,3 +261,29 @@ def test_full_disk_is_named_with_the_path(tmp_path, error):
             raise error
     assert info.value.errno == errno.ENOSPC
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_full_disk_during_model_save_is_named_and_keeps_the_old_model(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    import torch
+
+    from sdd.io import checkpoint
+
+    adata = make_counts_adata(n_cells=40, n_genes=8)
+    model = sdd.SDD(adata, hidden=(16,), emb_dim=8)
+    model.save(tmp_path / "m")
+    before = (tmp_path / "m" / "model.pt").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: usage._replace(free=1024))
+    with pytest.raises(OSError, match="disk full while saving the model to .*MiB are free") as info:
+        model.save(tmp_path / "m", overwrite=True)
+    assert info.value.errno == errno.ENOSPC
+    assert (tmp_path / "m" / "model.pt").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.tmp")] == []

@@ -14,6 +14,7 @@ so a crash never leaves a half-written model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -182,7 +183,7 @@ def save_dir(
             try:
                 torch.save(state, tmp / WEIGHTS_FILE)
             except RuntimeError as err:  # torch reports a failed write (e.g. a full disk) so
-                raise OSError(f"Could not write {path / WEIGHTS_FILE}: {err}") from err
+                raise _write_error(path, state, err) from err
             _fsync_file(tmp / WEIGHTS_FILE)
             config["weights_sha256"] = _hash(tmp / WEIGHTS_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
@@ -202,6 +203,29 @@ def save_dir(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return path
+
+
+def _tensor_bytes(state: Any) -> int:
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, Mapping):
+        return sum(_tensor_bytes(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return sum(_tensor_bytes(v) for v in state)
+    return 0
+
+
+def _write_error(path: Path, state: Any, err: BaseException) -> OSError:
+    """torch's failed write as an ``OSError``; a full disk (less free space than the
+    tensors need) named as such, since torch's message does not say it."""
+    needed, free = _tensor_bytes(state), shutil.disk_usage(path.parent).free
+    if free < needed:
+        return OSError(
+            errno.ENOSPC,
+            f"disk full while saving the model to {path}: it needs about "
+            f"{needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free",
+        )
+    return OSError(f"Could not write {path / WEIGHTS_FILE}: {err}")
 
 
 def check_save_path(path: str | os.PathLike, *, overwrite: bool) -> Path:

@@ -1,0 +1,81 @@
+"""What calibration costs and how many generated cells it needs.
+
+One trained model (``fidelity.py --model-dir``); ``SDD.calibrate`` is fitted with each
+setting (cells x sampler x steps) and compared with the reference setting (the default,
+2,000 cells with DDIM-250): its time, the per-gene offsets (mean absolute difference, in
+units of the reference offsets' standard deviation) and the value map (mean absolute
+difference of the mapped quantiles, in log-expression units). Two reference fits with
+different seeds give the noise floor of both numbers.
+
+    python benchmarks/calibration_cost.py --dataset pbmc4k_top2000 --model-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from _common import load, split
+
+import sdd
+
+SETTINGS = (  # (cells, sampler, steps)
+    (2000, "ddim", 250), (500, "ddim", 250), (2000, "ddim", 50), (2000, "dpm++2m", 25),
+    (1000, "dpm++2m", 25), (500, "dpm++2m", 25), (2000, "dpm++2m", 10),
+)  # fmt: skip
+
+
+def fitted(model, n_cells, sampler, n_steps, seed):
+    t0 = time.perf_counter()
+    model.calibrate(n_cells, sampler=sampler, n_steps=n_steps, random_state=seed, progress=False)
+    return model.calibration_, time.perf_counter() - t0
+
+
+def distance(cal, ref) -> dict:
+    spread = float(np.std(ref.thresholds)) or 1.0
+    out = {"offsets": float(np.mean(np.abs(cal.thresholds - ref.thresholds))) / spread}
+    if cal.value_map is not None and ref.value_map is not None:
+        both = np.isfinite(cal.value_map) & np.isfinite(ref.value_map)
+        out["value map"] = float(np.mean(np.abs(cal.value_map - ref.value_map)[both]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="pbmc4k_top2000")
+    parser.add_argument("--genes", type=int, default=1000)
+    parser.add_argument("--max-cells", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
+    parser.add_argument("--csv")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train, _ = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
+    model = sdd.SDD.load(
+        f"{args.model_dir}/{args.dataset}-default-{args.steps}-seed{args.seed}", train
+    )
+    reference, ref_s = fitted(model, *SETTINGS[0], args.seed)
+    rows = []
+    for cells, sampler, steps in SETTINGS:
+        seed = args.seed + 1  # every row, the reference setting too, against seed 0's fit
+        cal, seconds = fitted(model, cells, sampler, steps, seed)
+        rows.append({
+            "cells": cells, "sampler": sampler, "steps": steps, "seconds": seconds,
+            "time vs reference": seconds / ref_s, **distance(cal, reference),
+        })  # fmt: skip
+        print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
+    frame = pd.DataFrame(rows)
+    print(f"\n{args.dataset}: distance to the reference fit (2000 cells, DDIM-250, seed "
+          f"{args.seed}); the first row is the same setting with another seed (the noise)")  # fmt: skip
+    print(frame.round(3).to_string(index=False))
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
