@@ -113,7 +113,7 @@ def test_bad_depth_bins(value, error) -> None:
 
 def test_generated_depth_bins_follow_the_training_cells(trained: sdd.SDD) -> None:
     rng = np.random.default_rng(0)
-    depths, _, bins = trained.depth_.draw(None, 4000, trained.categories_, rng)
+    depths, _, bins, _ = trained.depth_.draw(None, 4000, trained.categories_, rng)
     np.testing.assert_array_equal(bins, trained.depth_.bins(depths))
     counts = np.bincount(bins, minlength=4) / 4000
     training = trained.depth_.training_bins
@@ -449,7 +449,7 @@ def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
     gen = trained.generate(300, n_steps=10, random_state=5, progress=False)
     assert gen.uns["sdd"]["per_cell"] is True
     detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
-    depths, totals, _ = trained.depth_.draw(
+    depths, totals, _, _ = trained.depth_.draw(
         None, 300, trained.categories_, np.random.default_rng([5, 1])
     )  # the draw generate makes with random_state=5
     np.testing.assert_array_equal(detected, np.minimum(depths, trained.n_genes))

@@ -235,7 +235,7 @@ def test_joint_embedding_is_stored(halves, joint):
     assert isinstance(source.dtype, pd.CategoricalDtype)
     assert list(source.cat.categories) == ["real", "generated"]
     assert (source == "real").sum() == (source == "generated").sum() == 120
-    assert joint.uns["sdd_joint_embedding"]["n_real"] == 120
+    assert joint.uns["sdd"]["n_real"] == 120
     # labels and numbers of both inputs come along, on the cells they belong to
     assert isinstance(joint.obs["bulk_labels"].dtype, pd.CategoricalDtype)
     assert joint.obs["n_counts"].dtype == np.float64
@@ -337,3 +337,14 @@ def test_qc_violin_draws_real_and_generated_per_group(halves):
         sdd.pl.qc_violin(real, other, keys=["pct_mito"])
     with pytest.raises(ValueError, match="groupby"):
         sdd.pl.qc_violin(real, other, groupby="nope")
+
+
+def test_evaluation_labels_say_which_way_is_better():
+    table = pd.DataFrame(
+        {"group": ["all"] * 2, "metric": ["AUC_rf", "LISI"], "value": [0.8, 0.6],
+         "floor": [0.5, 0.9], "best": ["0.5", "1"]}
+    )  # fmt: skip
+    ax = sdd.pl.evaluation(table, show=False)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["all: AUC_rf (best 0.5)", "all: LISI (best 1)"]
+    plt.close("all")

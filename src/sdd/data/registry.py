@@ -1,19 +1,24 @@
-"""What a model uses of an AnnData: condition columns, their categories and codes.
+"""What a model uses of an AnnData: the setup registry, condition categories and codes.
 
-Setup arguments live in ``adata.uns`` as plain values (h5ad-safe); :func:`plain` turns
-what an h5ad round trip gives back (arrays, NumPy scalars) into lists and Python scalars.
+:class:`Setup` is the one registry of the package (in the spirit of scvi-tools'
+``AnnDataManager``, smaller): what ``setup_anndata`` registered for one model class
+(layer, condition columns and their categories, model-specific entries), stored as plain
+values (h5ad-safe) under one key, ``adata.uns["sdd_setup"]``, one entry per model class,
+and saved with the model. :func:`plain` turns what an h5ad round trip gives back (arrays,
+NumPy scalars) into lists and Python scalars.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-__all__ = ["plain", "obs_categories", "obs_codes", "check_var_names", "label_codes"]
+__all__ = ["Setup", "plain", "obs_categories", "obs_codes", "check_var_names", "label_codes"]
 
 
 def plain(value: Any) -> Any:
@@ -186,3 +191,106 @@ def label_codes(
         codes[:, k] = [lookup[v] for v in keys]
         values_out[key] = np.asarray(list(cats), dtype=object)[codes[:, k]]
     return codes, values_out
+
+
+#: Entries every registered setup has.
+SETUP_FIELDS = ("layer", "labels_key", "categories")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one model class registered of an AnnData (``setup_anndata``).
+
+    Parameters
+    ----------
+    model
+        The model class's name (``"SDD"``, ``"SDDBlackout"``): one AnnData can be set up
+        for several model classes at once.
+    args
+        Plain values: ``layer``, ``labels_key``, ``categorical_covariate_keys``,
+        ``categories`` (the categories of each condition column) and model-specific
+        entries (``counts_layer``, ``image_shape``, ...).
+
+    Examples
+    --------
+    >>> import anndata as ad, numpy as np
+    >>> adata = ad.AnnData(np.ones((2, 3)))
+    >>> adata.obs["cell_type"] = ["B", "T"]
+    >>> setup = Setup.register(adata, "SDD", {"layer": None, "labels_key": "cell_type",
+    ...                                       "categories": {"cell_type": ["B", "T"]}})
+    >>> Setup.of(adata, "SDD") == setup, setup.codes(adata).ravel().tolist()
+    (True, [0, 1])
+    """
+
+    KEY: ClassVar[str] = "sdd_setup"
+    #: where files written before the registry kept each model class's setup
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {"SDDBlackout": "sdd_blackout_setup"}
+
+    model: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [k for k in SETUP_FIELDS if k not in self.args]
+        if missing:
+            raise ValueError(f"The setup of {self.model} lacks {missing}.")
+        object.__setattr__(self, "args", plain(dict(self.args)))
+
+    # ------------------------------------------------------------------ registry
+    @classmethod
+    def register(cls, adata: AnnData, model: str, args: Mapping[str, Any]) -> Setup:
+        """Store ``args`` as ``model``'s entry of ``adata.uns["sdd_setup"]`` (other model
+        classes' entries are kept) and return the setup."""
+        setup = cls(model, args)
+        stored = adata.uns.get(cls.KEY)
+        entries = {"SDD": dict(stored)} if _is_legacy_entry(stored) else dict(stored or {})
+        entries.pop(model, None)
+        adata.uns[cls.KEY] = {**entries, model: dict(setup.args)}
+        adata.uns.pop(cls.LEGACY_KEYS.get(model, ""), None)
+        return setup
+
+    @classmethod
+    def of(cls, adata: AnnData, model: str) -> Setup | None:
+        """``model``'s registered setup on ``adata`` (``None``: not registered); reads the
+        layouts of older files too (one flat ``sdd_setup`` entry, ``sdd_blackout_setup``)."""
+        stored = adata.uns.get(cls.KEY)
+        if _is_legacy_entry(stored):
+            if model == "SDD":
+                return cls(model, stored)
+        elif stored is not None and model in stored:
+            return cls(model, stored[model])
+        legacy = adata.uns.get(cls.LEGACY_KEYS.get(model, ""))
+        return None if legacy is None else cls(model, legacy)
+
+    def transfer(self, adata: AnnData, check_data: Callable[..., Any]) -> Any:
+        """Validate ``adata`` against this setup and register it there; return its matrix."""
+        matrix = self.validate(adata, check_data)
+        type(self).register(adata, self.model, self.args)
+        return matrix
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def layer(self) -> str | None:
+        return self.args["layer"]
+
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        return dict(self.args["categories"])
+
+    def validate(self, adata: AnnData, check_data: Callable[..., Any]) -> Any:
+        """The registered matrix of ``adata``, checked with ``check_data(matrix, where=)``;
+        raises on missing condition columns or labels outside the registered categories."""
+        from .validate import get_matrix, matrix_name
+
+        matrix = get_matrix(adata, self.layer)
+        check_data(matrix, where=matrix_name(self.layer))
+        self.codes(adata)
+        return matrix
+
+    def codes(self, adata: AnnData) -> np.ndarray | None:
+        """Integer codes of the condition columns (``None`` without conditions)."""
+        return obs_codes(adata, self.categories)
+
+
+def _is_legacy_entry(stored: Any) -> bool:
+    """Whether ``uns["sdd_setup"]`` holds one flat setup (files written before the registry)."""
+    return isinstance(stored, Mapping) and "layer" in stored

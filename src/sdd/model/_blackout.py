@@ -12,14 +12,13 @@ from anndata import AnnData
 
 from ..data.arrays import array_to_anndata
 from ..data.counts import check_integer_counts, gene_mean
+from ..data.registry import Setup
 from ..data.scaling import gene_max
 from ..diffusion import BlackoutDiffusion, blackout
 from ..train._generate import check_output_memory
 from ._cells import AUTO, AnnDataModel
 
 __all__ = ["SDDBlackout"]
-
-SETUP_KEY = "sdd_blackout_setup"
 
 
 class _Counts:
@@ -80,7 +79,6 @@ class SDDBlackout(AnnDataModel):
     """
 
     _model_class = "SDDBlackout"
-    _setup_key = SETUP_KEY
     _arrays_hint = "SDDBlackout.from_array"
 
     def __init__(
@@ -126,7 +124,7 @@ class SDDBlackout(AnnDataModel):
         labels_key: str | None = None,
         categorical_covariate_keys: Sequence[str] | None = None,
     ) -> None:
-        """Register the raw counts and annotations; stores ``adata.uns["sdd_blackout_setup"]``.
+        """Register the raw counts and annotations (``adata.uns["sdd_setup"]["SDDBlackout"]``).
 
         Parameters
         ----------
@@ -140,7 +138,7 @@ class SDDBlackout(AnnDataModel):
             Further categorical ``obs`` columns to condition on.
         """
         _, setup = cls._setup_values(adata, layer, labels_key, categorical_covariate_keys)
-        adata.uns[SETUP_KEY] = {**setup, "image_shape": None}
+        Setup.register(adata, cls._model_class, {**setup, "image_shape": None})
 
     @classmethod
     def from_array(
@@ -169,7 +167,9 @@ class SDDBlackout(AnnDataModel):
         """
         adata = array_to_anndata(images, labels)
         cls.setup_anndata(adata, layer=None, labels_key=None if labels is None else "label")
-        adata.uns[SETUP_KEY]["image_shape"] = [int(s) for s in np.shape(images)[1:]]
+        setup = Setup.of(adata, cls._model_class)
+        shape = [int(s) for s in np.shape(images)[1:]]
+        Setup.register(adata, cls._model_class, {**setup.args, "image_shape": shape})
         return cls(adata, **kwargs)
 
     def generate(

@@ -23,7 +23,7 @@ from anndata import AnnData
 
 from ..data.annotate import SOURCE_CATEGORIES, plain_var
 from ..data.composition import composition, mix_labels
-from ..data.registry import check_var_names, obs_categories, obs_codes, plain
+from ..data.registry import Setup, check_var_names, obs_categories, obs_codes, plain
 from ..data.validate import check_int, get_matrix, matrix_name
 from ..nn import SkipMLP
 from ._base import DiffusionModel
@@ -45,7 +45,6 @@ class AnnDataModel(DiffusionModel):
     ``_check_data(matrix, where=)``.
     """
 
-    _setup_key = ""
     _data_params = ("adata",)
     _unit = "cells"
     _arrays_hint = "sdd.SDDImage"
@@ -106,20 +105,25 @@ class AnnDataModel(DiffusionModel):
                     else "."
                 )
             )
-        registered = self._setup_key in adata.uns
-        if not registered:
+        setup = Setup.of(adata, self._model_class)
+        if setup is None:
             self.setup_anndata(adata, layer=self.default_layer(adata))
-        self.setup_args_ = plain(adata.uns[self._setup_key])
-        layer = self.setup_args_["layer"]
-        self._matrix = get_matrix(adata, layer)
-        if registered:
-            self._check_data(self._matrix, where=matrix_name(layer))
+            self.setup_ = Setup.of(adata, self._model_class)
+            self._matrix = get_matrix(adata, self.setup_.layer)
+        else:  # the data may have changed since setup_anndata checked them
+            self.setup_ = setup
+            self._matrix = setup.validate(adata, self._check_data)
         self.var_names_ = check_var_names(adata)
         self.var_ = plain_var(adata.var)
         self.log1p_ = plain(dict(adata.uns["log1p"])) if "log1p" in adata.uns else None
         self.adata = adata
         # the training label mix (raises on missing columns or unknown labels)
         self.composition_ = composition(obs_codes(adata, self.categories_))
+
+    @property
+    def setup_args_(self) -> dict[str, Any]:
+        """What :meth:`setup_anndata` registered (plain values; see ``setup_``)."""
+        return dict(self.setup_.args)
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         if getattr(self, "_matrix", None) is None:
@@ -241,13 +245,10 @@ class AnnDataModel(DiffusionModel):
         }
 
     def _restore_data(self, state: Mapping[str, Any], config: Mapping[str, Any]) -> None:
-        self.setup_args_ = plain(dict(config["setup_args"]))
+        self.setup_ = Setup(self._model_class, config["setup_args"])
         self.var_names_ = [str(v) for v in config["var_names"]]
         if len(set(self.var_names_)) != len(self.var_names_):
             raise ValueError("var_names are not unique.")
-        missing = [k for k in ("layer", "labels_key", "categories") if k not in self.setup_args_]
-        if missing:
-            raise ValueError(f"setup_args lacks {missing}.")
         self.var_ = dict(config.get("var") or {})
         for name, values in self.var_.items():
             if len(values) != self.n_genes:
@@ -281,10 +282,7 @@ class AnnDataModel(DiffusionModel):
                 f"{len(genes)} ({missing} missing, {extra} unexpected"
                 f"{', same genes in a different order' if not missing and not extra else ''})."
             )
-        matrix = get_matrix(adata, self.setup_args_["layer"])
-        self._check_data(matrix, where="adata")
-        obs_codes(adata, self.categories_)  # raises on missing columns or unknown labels
-        adata.uns[self._setup_key] = dict(self.setup_args_)
+        matrix = self.setup_.transfer(adata, self._check_data)
         self.adata, self._matrix = adata, matrix
 
     # ------------------------------------------------------------------ output

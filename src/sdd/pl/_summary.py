@@ -67,6 +67,8 @@ def evaluation(
     if rows.empty:
         raise ValueError(f"no rows for group {group!r} (groups: {table['group'].unique()[:5]}).")
     names = rows["metric"] if group is not None else rows["group"] + ": " + rows["metric"]
+    if "best" in rows.columns:  # which way is better, as in the table
+        names = names + " (best " + rows["best"].astype(str) + ")"
     new_figure = ax is None
     ax = new_axes(ax, figsize=(6, 0.3 * len(rows) + 1))
     pos = np.arange(len(rows))[::-1]
@@ -86,6 +88,6 @@ def evaluation(
             fontsize=7,
         )
     ax.set_yticks(pos, names.tolist())
-    ax.set_xlabel("value / max(|value|, |floor|)")
+    ax.set_xlabel("value / max(|value|, |floor|): each metric on its own scale")
     ax.legend(loc="lower left", fontsize=7)
     return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)

@@ -20,7 +20,7 @@ logger = logging.getLogger("sdd")
 
 SOURCE = "source"
 SOURCE_CATEGORIES = ["real", "generated"]
-EMBEDDING_KEY = "sdd_joint_embedding"
+EMBEDDING_KEY = "sdd"  # provenance of the joint AnnData, as on generated cells
 """``uns`` key of the parameters :func:`joint_embedding` used."""
 
 
@@ -153,7 +153,7 @@ def joint_embedding(
     values, float32), categorical ``obs["source"]`` (``"real"`` / ``"generated"``), the
     ``obs`` columns of both inputs (missing values where a set lacks a column),
     ``obsm["X_pca"]``, ``obsm["X_umap"]``, the neighbour graph (``obsp``,
-    ``uns["neighbors"]``) and the parameters in ``uns["sdd_joint_embedding"]``.
+    ``uns["neighbors"]``) and the parameters in ``uns["sdd"]`` (its provenance).
 
     Examples
     --------
@@ -193,6 +193,7 @@ def joint_embedding(
     )
     sc.tl.umap(joint, random_state=random_state)
     joint.uns[EMBEDDING_KEY] = {
+        "made_by": "sdd.tl.joint_embedding",
         "n_real": int(x.shape[0]),
         "n_generated": int(y.shape[0]),
         "layer": layer or "X",
