@@ -31,6 +31,13 @@ def documented() -> set[str]:
     return names
 
 
+def documented_in_submodule(name: str, entry: str) -> bool:
+    """``sdd.nn.PAPER_UNET`` documented where it is defined, ``sdd.nn.unet.PAPER_UNET``
+    (autodoc finds a constant's docstring only there)."""
+    package, _, attr = name.rpartition(".")
+    return entry.startswith(package + ".") and entry.endswith("." + attr) and entry != name
+
+
 def exported() -> set[str]:
     return {
         f"{package}.{name}"
@@ -46,6 +53,7 @@ def test_every_exported_name_is_documented():
     missing = {
         name for name in exported()
         if name not in docs and name.replace("sdd.model.", "sdd.", 1) not in docs
+        and not any(documented_in_submodule(name, entry) for entry in docs)
     }  # fmt: skip
     assert not missing, f"exported but not in docs/api.md: {sorted(missing)}"
 
