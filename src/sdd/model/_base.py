@@ -41,7 +41,7 @@ from ..train._validation import (
     train_validated,
 )
 from ._checkpoint import SPARSE_OPTIONS, CheckpointMixin
-from ._schema import check_args
+from ._schema import MODEL_ARGS, Arg, check_args
 
 logger = logging.getLogger("sdd")
 
@@ -76,6 +76,8 @@ class DiffusionModel(CheckpointMixin):
     """
 
     _model_class = "DiffusionModel"
+    #: rules of the model's own constructor arguments, beside the shared ``MODEL_ARGS``
+    _arg_rules: Mapping[str, Arg] = {}
     _data_params: tuple[str, ...] = ()
     _unit = "rows"
 
@@ -121,9 +123,11 @@ class DiffusionModel(CheckpointMixin):
     def _check_init_args(self) -> None:
         """Raise on bad constructor arguments: the shared schema (:mod:`._schema`) here,
         models add theirs. Runs on creation and on load (a tampered config.json too)."""
-        checked = check_args(self.init_args_)
-        if checked.get("hidden") is not None:
-            checked["hidden"] = list(checked["hidden"])
+        rules = {**MODEL_ARGS, **self._arg_rules}
+        checked = check_args(self.init_args_, rules)
+        for name, rule in rules.items():  # sequences stay lists, as config.json has them
+            if rule.kind == "ints" and checked.get(name) is not None:
+                checked[name] = list(checked[name])
         self.init_args_ = checked
 
     def _train_defaults(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from ..data.scaling import gene_max
 from ..diffusion import BlackoutDiffusion, blackout
 from ..train._generate import check_output_memory
 from ._cells import AUTO, AnnDataModel
+from ._schema import BLACKOUT_ARGS
 
 __all__ = ["SDDBlackout"]
 
@@ -79,6 +80,7 @@ class SDDBlackout(AnnDataModel):
     """
 
     _model_class = "SDDBlackout"
+    _arg_rules = BLACKOUT_ARGS
     _arrays_hint = "SDDBlackout.from_array"
 
     def __init__(

@@ -16,6 +16,7 @@ from ..diffusion import sparsity
 from ..nn.unet import UNet
 from ..train._generate import check_output_memory, decode_bits
 from ._base import DiffusionModel
+from ._schema import IMAGE_ARGS
 
 __all__ = ["SDDImage", "GeneratedImages"]
 
@@ -75,6 +76,7 @@ class SDDImage(DiffusionModel):
     """
 
     _model_class = "SDDImage"
+    _arg_rules = IMAGE_ARGS
     _data_params = ("images", "labels")
 
     def __init__(

@@ -105,7 +105,27 @@ MODEL_ARGS: dict[str, Arg] = {
     "zero_fill": Arg("choice", choices=("min", "nonzero_mean")),
     "weight_sparsity": Arg("float", low=0.0, high=1.0, high_open=True),
 }
-"""Rules of the constructor arguments the models share (models check the rest)."""
+"""Rules of the constructor arguments the models share."""
+
+IMAGE_ARGS: dict[str, Arg] = {
+    "base_channels": Arg("int", low=1),
+    "channel_mult": Arg("ints", low=1),
+    "num_res_blocks": Arg("int", low=1),
+    "num_heads": Arg("int", low=1),
+    "num_groups": Arg("int", low=1),
+    "mid_attention": Arg("bool"),
+    "scale_shift": Arg("bool"),
+    "intensity_transform": Arg("choice", choices=("none", "log1p")),
+}
+"""Rules of :class:`~sdd.SDDImage`'s own constructor arguments."""
+
+BLACKOUT_ARGS: dict[str, Arg] = {
+    "n_times": Arg("int", low=1),
+    "t_end": Arg("float", low=1e-6, high=1e6),
+    "weighting": Arg("choice", choices=("instantaneous", "finite_time", "elbo")),
+    "parameterization": Arg("choice", choices=("death_scaled", "direct")),
+}
+"""Rules of :class:`~sdd.SDDBlackout`'s own constructor arguments."""
 
 
 def check_args(args: Mapping[str, Any], schema: Mapping[str, Arg] = MODEL_ARGS) -> dict[str, Any]:

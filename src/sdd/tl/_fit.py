@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from anndata import AnnData
 
+from ..data.validate import check_seed
 from ..model import SDD
 
 logger = logging.getLogger("sdd")
@@ -136,6 +137,7 @@ def fit(
         library_size_key=library_size_key,
         target_sum=target_sum,
     )
+    random_state = check_seed(random_state)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
         torch.manual_seed(random_state)
         model = SDD(adata, sparsity_bits=sparsity_bits, recipe=recipe, **model_kwargs)
