@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import scanpy as sc
 
 import sdd
+from sdd.io.atomic import atomic_path, write_h5ad
 
 #: metric of sdd.tl.evaluate -> what it says, for a reader new to the numbers
 EXPLAINED = {
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         "floor: one half of the held-out cells scored against the other, the best a "
         "generator can expect at this sample size."
     )
-    gen.write_h5ad(args.out)
+    write_h5ad(gen, args.out, overwrite=True)  # atomic: never a half-written file
     _figure(held_out, gen, args.figure, args.seed)
     print(
         f"\nwrote {args.out} and {args.figure}; training {trained - start:.0f} s (with the "
@@ -95,7 +97,8 @@ def _figure(real: sc.AnnData, gen: sc.AnnData, path: str, seed: int) -> None:
     sdd.pl.qc_violin(real, gen, ax=list(axes[:2]), show=False)
     joint = sdd.tl.joint_embedding(real, gen, random_state=seed)
     sdd.pl.umap(joint, ax=axes[2], show=False)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
 
 
