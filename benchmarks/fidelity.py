@@ -63,8 +63,6 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "default-genes": ({}, {"calibrate": {"per_cell": False}}),
     "default-nototals": ({}, {"calibrate": {"match_totals": False}}),
     "uncalibrated": ({}, {}),
-    # a second per-cell condition: bins of the mean expressed value (total / depth)
-    "default-scale4": ({"scale_bins": 4}, {"calibrate": True}),
     # few-step samplers: calibrate and generate with DPM-Solver++(2M) in 10 / 25 steps
     "default-dpm10": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 10}, "n_steps": 10}),
     "default-dpm25": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 25}, "n_steps": 25}),

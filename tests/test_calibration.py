@@ -113,7 +113,7 @@ def test_bad_depth_bins(value, error) -> None:
 
 def test_generated_depth_bins_follow_the_training_cells(trained: sdd.SDD) -> None:
     rng = np.random.default_rng(0)
-    depths, _, bins, _ = trained.depth_.draw(None, 4000, trained.categories_, rng)
+    depths, _, bins = trained.depth_.draw(None, 4000, trained.categories_, rng)
     np.testing.assert_array_equal(bins, trained.depth_.bins(depths))
     counts = np.bincount(bins, minlength=4) / 4000
     training = trained.depth_.training_bins
@@ -449,7 +449,7 @@ def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
     gen = trained.generate(300, n_steps=10, random_state=5, progress=False)
     assert gen.uns["sdd"]["per_cell"] is True
     detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
-    depths, totals, _, _ = trained.depth_.draw(
+    depths, totals, _ = trained.depth_.draw(
         None, 300, trained.categories_, np.random.default_rng([5, 1])
     )  # the draw generate makes with random_state=5
     np.testing.assert_array_equal(detected, np.minimum(depths, trained.n_genes))
@@ -493,24 +493,3 @@ def test_model_saved_without_depths_gets_them_from_its_training_data(tmp_path) -
     assert old.generate(10, n_steps=3, progress=False).n_obs == 10
     attached = sdd.SDD.load(tmp_path / "old", adata)
     np.testing.assert_array_equal(attached.depth_.depths, (adata.X != 0).sum(axis=1).A1)
-
-
-def test_scale_bins_condition_each_cell_on_its_drawn_mean_value():
-    depths = np.array([10, 10, 20, 20, 40, 40])
-    totals = np.array([40.0, 20.0, 60.0, 40.0, 80.0, 60.0])  # mean values 4, 2, 3, 2, 2, 1.5
-    depth = DepthCondition.fit(depths, None, n_bins=2, totals=totals, n_scale_bins=2)
-    assert depth.conditions == [2, 2]
-    codes = depth.training_codes(depths, totals)
-    assert codes[:, 1].tolist() == [1, 1, 1, 1, 1, 0]  # at or above the median mean value 2
-    draw = depth.draw(None, 50, {}, np.random.default_rng(0))
-    means = draw.totals / draw.depths
-    assert ((means >= depth.scale_edges[0]) == (draw.scale_bins == 1)).all()
-    cond = depth.condition(None, draw.bins, 50, {}, draw.scale_bins)
-    assert cond.shape == (50, 2) and (cond[:, 1] == draw.scale_bins).all()
-    assert (depth.condition(None, None, 3, {}) == [[2, 2]] * 3).all()  # null tokens
-    back = DepthCondition.from_state(depth.state_dict(), 2, 2)
-    assert np.array_equal(back.scale_edges, depth.scale_edges)
-    with pytest.raises(ValueError, match="scale edges"):
-        DepthCondition.from_state(depth.state_dict(), 2, 3)
-    with pytest.raises(ValueError, match="scale_bins must be 0"):
-        DepthCondition.fit(depths, None, n_bins=2, totals=totals, n_scale_bins=1)

@@ -88,12 +88,12 @@ def nonzero_counts_by_group(
     return counts
 
 
-def check_depth_bins(value: Any, name: str = "depth_bins") -> int:
-    """``value`` as a number of bins: 0 (no such condition) or at least 2."""
+def check_depth_bins(value: Any) -> int:
+    """``value`` as a number of depth bins: 0 (no depth condition) or at least 2."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
+        raise TypeError(f"depth_bins must be an integer, got {value!r}.")
     if value == 1 or value < 0:
-        raise ValueError(f"{name} must be 0 (off) or at least 2, got {value}.")
+        raise ValueError(f"depth_bins must be 0 (off) or at least 2, got {value}.")
     return int(value)
 
 

@@ -114,10 +114,6 @@ class SDD(AnnDataModel):
         training cells with the requested labels, so the joint distribution of depth and
         profile is learned instead of left to chance; guidance never acts on it.
         Measured together with :meth:`calibrate` in docs/benchmarks.
-    scale_bins
-        Condition every cell also on its mean expressed value (total over depth), in
-        this many quantile bins (``0``: off), drawn at generation from the same training
-        cell as the depth (:class:`~sdd.model.DepthCondition`).
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
         step (sparse-to-sparse training); see :class:`~sdd.sparse.WeightMasks`.
@@ -153,7 +149,6 @@ class SDD(AnnDataModel):
         prediction: Literal["x0", "v", "v-data"] = "x0",
         zero_fill: Literal["min", "nonzero_mean"] = "min",
         depth_bins: int = 8,
-        scale_bins: int = 0,
         weight_sparsity: float = 0.0,
         **sparse: Any,
     ) -> None:
@@ -175,9 +170,8 @@ class SDD(AnnDataModel):
         counts = nonzero_counts(self._matrix)
         self.targets_ = DetectionTargets.fit(self._matrix, codes, counts)
         self.depth_ = DepthCondition.fit(
-            counts[0], codes, check_depth_bins(depth_bins), totals=row_sums(self._matrix),
-            n_scale_bins=check_depth_bins(scale_bins, "scale_bins"),
-        )  # fmt: skip
+            counts[0], codes, check_depth_bins(depth_bins), totals=row_sums(self._matrix)
+        )
         self.calibration_: Calibration | None = None
         self._finish_init()
         # training size factors for generate(counts=True); fitted from adata, restored by load
@@ -206,16 +200,15 @@ class SDD(AnnDataModel):
     def _check_init_args(self) -> None:
         super()._check_init_args()
         check_depth_bins(self.init_args_.get("depth_bins", 0))
-        check_depth_bins(self.init_args_.get("scale_bins", 0), "scale_bins")
 
     def _cell_conditions(self) -> list[int]:
         return self.depth_.conditions
 
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         matrix, codes = super()._training_data()
-        bins = self.depth_.training_codes(nonzero_counts(matrix)[0], row_sums(matrix))
-        if bins is None:
+        if not self.depth_.n_bins:
             return matrix, codes
+        bins = self.depth_.bins(nonzero_counts(matrix)[0])[:, None]
         return matrix, bins if codes is None else np.hstack([codes, bins])
 
     # ------------------------------------------------------------------ calibration
@@ -333,7 +326,7 @@ class SDD(AnnDataModel):
         )
         logits, values = [], []
         for _, _, z in self._sample_batches(
-            n, codes=self.depth_.condition(codes, draw.bins, n, self.categories_, draw.scale_bins),
+            n, codes=self.depth_.condition(codes, draw.bins, n, self.categories_),
             guidance_scale=0.0, random_state=random_state, sampler=sampler, n_steps=n_steps,
             **{"batch_size": 2048, "use_ema": True, "accelerator": "auto", "device": None,
                "fast": None, "progress": True, **generate_kwargs},
@@ -609,7 +602,7 @@ class SDD(AnnDataModel):
         draw = self.depth_.draw(
             codes, n_cells, self.categories_, np.random.default_rng([random_state, 1])
         )
-        cond = self.depth_.condition(codes, draw.bins, n_cells, self.categories_, draw.scale_bins)
+        cond = self.depth_.condition(codes, draw.bins, n_cells, self.categories_)
         rows = None if calibration is None else calibration.rows(self.targets_.group_index(codes))
         parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
         for start, stop, z in self._sample_batches(
@@ -799,8 +792,7 @@ class SDD(AnnDataModel):
             self.library_ = {"size_factors": library["size_factors"], "codes": library.get("codes")}
         self.targets_ = DetectionTargets.from_state(state, self.n_genes)
         n_bins = check_depth_bins(self.init_args_.get("depth_bins", 0))  # older files: 0
-        n_scale = check_depth_bins(self.init_args_.get("scale_bins", 0), "scale_bins")
-        self.depth_ = DepthCondition.from_state(state.get("depth"), n_bins, n_scale)
+        self.depth_ = DepthCondition.from_state(state.get("depth"), n_bins)
         self.calibration_ = Calibration.from_state(
             state, config.get("calibration"), self.targets_, self.n_genes
         )

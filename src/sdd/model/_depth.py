@@ -10,7 +10,7 @@ calibration's per-cell offsets match (:class:`~sdd.model._calibration.Calibratio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,7 +28,6 @@ class CellDraw(NamedTuple):
     depths: np.ndarray | None
     totals: np.ndarray | None
     bins: np.ndarray | None
-    scale_bins: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,6 @@ class DepthCondition:
         Sum of every training cell's values (``None``: not kept; no total matching).
     label_codes
         Condition codes of the training cells (``None``: unconditional model).
-    n_scale_bins, scale_edges
-        Quantile bins of each cell's mean expressed value (its total over its depth), a
-        second per-cell condition of the network (0: none). In log-normalised data the
-        mean expressed value falls with depth (one count weighs more in a small cell);
-        drawn from the same training cell as the depth, it tells the network the scale
-        of the cell's values.
 
     Examples
     --------
@@ -72,8 +65,6 @@ class DepthCondition:
     training_bins: np.ndarray | None
     label_codes: np.ndarray | None
     totals: np.ndarray | None = None
-    n_scale_bins: int = 0
-    scale_edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def fit(
@@ -82,39 +73,20 @@ class DepthCondition:
         label_codes: np.ndarray | None,
         n_bins: int,
         totals: np.ndarray | None = None,
-        n_scale_bins: int = 0,
     ) -> DepthCondition:
         """From the training cells' detected genes (``per_cell``), label codes and
         (optionally) the sums of their values."""
         n_bins = check_depth_bins(n_bins)
-        n_scale_bins = check_depth_bins(n_scale_bins, "scale_bins")
-        if n_scale_bins and totals is None:
-            raise ValueError("scale_bins needs the training cells' totals.")
         per_cell = np.asarray(per_cell, dtype=np.int64)
         edges = depth_bins(per_cell, n_bins) if n_bins else np.zeros(0)
         totals = None if totals is None else np.asarray(totals, dtype=np.float64)
-        scale_edges = (
-            depth_bins(mean_values(totals, per_cell), n_scale_bins) if n_scale_bins else np.zeros(0)
-        )
-        return cls(
-            n_bins, edges, per_cell, bin_codes(per_cell, edges), label_codes, totals,
-            n_scale_bins, scale_edges,
-        )  # fmt: skip
+        return cls(n_bins, edges, per_cell, bin_codes(per_cell, edges), label_codes, totals)
 
     @property
     def conditions(self) -> list[int]:
         """Sizes of the network's per-cell conditions: one covariate of ``n_bins`` values
-        (and one of ``n_scale_bins``), each with a null token, or none."""
-        return [n for n in (self.n_bins, self.n_scale_bins) if n]
-
-    def training_codes(self, per_cell: np.ndarray, totals: np.ndarray) -> np.ndarray | None:
-        """The per-cell condition columns of cells with these depths and totals."""
-        columns = []
-        if self.n_bins:
-            columns.append(self.bins(per_cell))
-        if self.n_scale_bins:
-            columns.append(bin_codes(mean_values(totals, per_cell), self.scale_edges))
-        return np.stack(columns, axis=1) if columns else None
+        and a null token, or none."""
+        return [self.n_bins] if self.n_bins else []
 
     def bins(self, per_cell: np.ndarray) -> np.ndarray:
         """The bin of each depth."""
@@ -142,10 +114,7 @@ class DepthCondition:
             return CellDraw(None, None, self.training_bins[index])
         depths = self.depths[index]
         totals = None if self.totals is None else self.totals[index]
-        scale = None
-        if self.n_scale_bins:
-            scale = bin_codes(mean_values(totals, depths), self.scale_edges)
-        return CellDraw(depths, totals, self.bins(depths) if self.n_bins else None, scale)
+        return CellDraw(depths, totals, self.bins(depths) if self.n_bins else None)
 
     def condition(
         self,
@@ -153,20 +122,16 @@ class DepthCondition:
         bins: np.ndarray | None,
         n: int,
         categories: Mapping[str, list],
-        scale_bins: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """Condition codes with the depth (and scale) bins appended (the null token where
-        they are ``None``, e.g. imputation); unchanged without a per-cell condition."""
-        if not self.conditions:
+        """Condition codes with the depth bins appended (the null token where ``bins`` is
+        ``None``, e.g. imputation); unchanged without a depth condition."""
+        if not self.n_bins:
             return codes
+        bins = np.full(n, self.n_bins) if bins is None else bins
         if codes is None:
             null = np.asarray([len(c) for c in categories.values()], dtype=np.int64)
             codes = np.tile(null, (n, 1))
-        columns = [codes]
-        for size, given in ((self.n_bins, bins), (self.n_scale_bins, scale_bins)):
-            if size:
-                columns.append((np.full(n, size) if given is None else given)[:, None])
-        return np.hstack(columns).astype(np.int64)
+        return np.hstack([codes, bins[:, None].astype(np.int64)])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -180,14 +145,10 @@ class DepthCondition:
             state["label_codes"] = torch.as_tensor(self.label_codes)
         if self.totals is not None:
             state["totals"] = torch.as_tensor(self.totals)
-        if self.n_scale_bins:
-            state["scale_edges"] = torch.as_tensor(self.scale_edges)
         return state
 
     @classmethod
-    def from_state(
-        cls, state: Mapping[str, Any] | None, n_bins: int, n_scale_bins: int = 0
-    ) -> DepthCondition:
+    def from_state(cls, state: Mapping[str, Any] | None, n_bins: int) -> DepthCondition:
         """From :meth:`state_dict` (or an older file's ``depth`` entry, without depths)."""
         state = state or {}
         edges = state.get("edges")
@@ -203,14 +164,9 @@ class DepthCondition:
             raise ValueError("A model with a depth condition was saved without its depths.")
         if totals is not None and (depths is None or len(totals) != len(depths)):
             raise ValueError("depth totals do not match the saved depths.")
-        scale_edges = state.get("scale_edges")
-        scale_edges = np.zeros(0) if scale_edges is None else scale_edges.numpy()
-        if n_scale_bins and (len(scale_edges) != n_scale_bins - 1 or totals is None):
-            raise ValueError(f"scale edges: {len(scale_edges)} values for {n_scale_bins} bins.")
         return cls(
             n_bins, edges, depths, bins, None if labels is None else labels.numpy(),
             None if totals is None else totals.numpy().astype(np.float64),
-            n_scale_bins, scale_edges,
         )  # fmt: skip
 
     def with_depths(
@@ -218,12 +174,6 @@ class DepthCondition:
     ) -> DepthCondition:
         """The same bins with training depths (and totals) read from attached data."""
         per_cell = np.asarray(per_cell, dtype=np.int64)
-        return replace(
-            self, depths=per_cell, training_bins=self.bins(per_cell), label_codes=label_codes,
-            totals=totals,
-        )  # fmt: skip
-
-
-def mean_values(totals: np.ndarray, depths: np.ndarray) -> np.ndarray:
-    """Each cell's mean expressed value (its total over its detected genes; 0 when empty)."""
-    return np.asarray(totals, dtype=np.float64) / np.maximum(np.asarray(depths), 1)
+        return DepthCondition(
+            self.n_bins, self.edges, per_cell, self.bins(per_cell), label_codes, totals
+        )
