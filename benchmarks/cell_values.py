@@ -15,6 +15,9 @@ the same generated cells (``fidelity.py``'s default model, calibrated as by defa
   same number of detected genes) that ``normalize_total`` + ``log1p`` data live on;
 - ``count lattice, nearest``: the same with the size factor of the training cell of
   similar depth nearest in PCA space;
+- ``values at least the gene's smallest``: each expressed value raised to the smallest
+  non-zero value of its gene in the training cells (no expressed value below any real
+  one of that gene);
 - ``value map per depth bin``: each gene's expressed values mapped onto its training
   quantiles within the cell's depth bin (8 quantile bins of detected genes; genes with
   fewer than 5 expressed training cells in a bin are left as they are).
@@ -81,6 +84,11 @@ def count_lattice(gen: np.ndarray, train: np.ndarray, rows: np.ndarray) -> np.nd
         counts = np.maximum(1.0, np.round(np.expm1(gen[i, on]) / size_factor))
         out[i, on] = np.log1p(counts * size_factor)
     return out
+
+
+def gene_floor(gen: np.ndarray, train: np.ndarray) -> np.ndarray:
+    smallest = np.nan_to_num(np.nanmin(np.where(train > 0, train, np.nan), axis=0), nan=0.0)
+    return np.where(gen > 0, np.maximum(gen, smallest[None, :]), 0.0)
 
 
 def value_map_per_depth_bin(
@@ -163,6 +171,7 @@ def main() -> None:
         "half cell values": lambda: 0.5 * x_gen + 0.5 * cell_values(x_gen, x_train, rows),
         "count lattice": lambda: count_lattice(x_gen, x_train, rows),
         "count lattice, nearest": lambda: count_lattice(x_gen, x_train, nearest),
+        "values at least the gene's smallest": lambda: gene_floor(x_gen, x_train),
         "value map per depth bin": lambda: value_map_per_depth_bin(x_gen, x_train),
     }
     records = []
