@@ -250,6 +250,8 @@ def _normalize(adata, layer: str | None):
     """``normalize_total(target_sum=1e4)`` then ``log1p`` on ``layer`` (or ``X``), in place."""
     import scanpy as sc
 
+    if layer is not None and layer not in adata.layers:
+        raise CLIError(f"layer {layer!r} not found (available: {list(adata.layers)}).")
     sc.pp.normalize_total(adata, target_sum=1e4, layer=layer)
     sc.pp.log1p(adata, layer=layer)
 
@@ -470,42 +472,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _check_output(args.csv, overwrite=args.overwrite, suffixes=(".csv",))
     real = _read_h5ad(args.real, "real data")
     generated = _read_h5ad(args.generated, "generated data")
-    if args.layer is not None and args.layer not in real.layers:
-        raise CLIError(
-            f"layer {args.layer!r} not found in {args.real!r} (available: {list(real.layers)})."
-        )
     if args.normalize:
         _normalize(real, args.layer)
-    if args.labels_key is not None:
-        for name, data in (("real", real), ("generated", generated)):
-            if args.labels_key not in data.obs:
-                raise CLIError(
-                    f"--labels-key {args.labels_key!r} is not an obs column of the {name} data "
-                    f"(columns: {list(data.obs.columns)})."
-                )
-    genes_r, genes_g = set(map(str, real.var_names)), set(map(str, generated.var_names))
-    if genes_r != genes_g:
-        shared = genes_r & genes_g
-        if not shared:
-            raise CLIError("the real and generated data share no genes (var_names).")
-        if not args.align_genes:
-            raise CLIError(
-                f"gene mismatch: real has {len(genes_r)} genes, generated {len(genes_g)}, "
-                f"{len(shared)} shared; pass --align-genes to compare the shared ones."
-            )
-    table = evaluate(
-        real,
-        generated,
-        labels_key=args.labels_key,
-        layer=args.layer,
-        align_genes=args.align_genes,
-        **_method_kwargs(args, evaluate, "evaluate", _EVALUATE_OPTIONS),
-    )
+    try:  # sdd.tl.evaluate checks genes, layer and labels; its message, with flag names
+        table = evaluate(
+            real,
+            generated,
+            labels_key=args.labels_key,
+            layer=args.layer,
+            align_genes=args.align_genes,
+            **_method_kwargs(args, evaluate, "evaluate", _EVALUATE_OPTIONS),
+        )
+    except (TypeError, ValueError) as err:
+        raise CLIError(_with_flags(str(err))) from err
     print(_format_table(_wide(table)))
     if args.csv is not None:
         write_csv(table, args.csv, overwrite=args.overwrite, index=False)
         _log(f"wrote {args.csv} (one row per group and metric)", quiet=args.quiet)
     return 0
+
+
+#: Python argument names in messages of the API, as the command line spells them.
+_FLAGS = {
+    r"\balign_genes=True\b": "--align-genes",
+    r"\blabels_key\b": "--labels-key",
+    r"\bn_cells\b": "--n-cells",
+}
+
+
+def _with_flags(message: str) -> str:
+    """An API error message with its argument names written as command-line flags."""
+    import re
+
+    for pattern, flag in _FLAGS.items():
+        message = re.sub(pattern, flag, message)
+    return message
 
 
 def _wide(table):
