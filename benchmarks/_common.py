@@ -6,6 +6,7 @@ beside the repository). The package itself never reads them.
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -93,3 +94,29 @@ def run_scvi(train, n_cells, args):
     sc.pp.normalize_total(gen, target_sum=1e4)
     sc.pp.log1p(gen)
     return gen, train_s, time.perf_counter() - t0
+
+
+def one_model_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments of the scripts that study one trained default model
+    (``fidelity.py --model-dir`` saved it): the data set, its preprocessing and split, the
+    model's training steps and seed, threads and the model folder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", default="pbmc4k_top2000")
+    parser.add_argument("--genes", type=int, default=1000)
+    parser.add_argument("--max-cells", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0, help="training seed and split")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
+    parser.add_argument("--csv", type=Path)
+    return parser
+
+
+def default_model(args: argparse.Namespace):
+    """The training and held-out halves and the saved default model trained on the first."""
+    import sdd
+
+    torch.set_num_threads(args.threads)
+    train, held = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
+    path = Path(args.model_dir) / f"{args.dataset}-default-{args.steps}-seed{args.seed}"
+    return train, held, sdd.SDD.load(path, train)

@@ -12,15 +12,11 @@ different seeds give the noise floor of both numbers.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import pandas as pd
-import torch
-from _common import load, split
-
-import sdd
+from _common import default_model, one_model_parser
 
 SETTINGS = (  # (cells, sampler, steps)
     (2000, "ddim", 250), (500, "ddim", 250), (2000, "ddim", 50), (2000, "dpm++2m", 25),
@@ -44,21 +40,9 @@ def distance(cal, ref) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="pbmc4k_top2000")
-    parser.add_argument("--genes", type=int, default=1000)
-    parser.add_argument("--max-cells", type=int, default=3000)
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
-    parser.add_argument("--csv")
+    parser = one_model_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    train, _ = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
-    model = sdd.SDD.load(
-        f"{args.model_dir}/{args.dataset}-default-{args.steps}-seed{args.seed}", train
-    )
+    _, _, model = default_model(args)
     reference, ref_s = fitted(model, *SETTINGS[0], args.seed)
     rows = []
     for cells, sampler, steps in SETTINGS:

@@ -31,15 +31,13 @@ they are measured to find the cause, on the tuning set only.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scanpy as sc
-import torch
-from _common import load, split
+from _common import default_model, one_model_parser
 
 import sdd
 
@@ -136,21 +134,10 @@ def mean_value_by_depth(real: np.ndarray, gen: np.ndarray) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="pbmc4k_top2000")
-    parser.add_argument("--genes", type=int, default=1000)
-    parser.add_argument("--max-cells", type=int, default=3000)
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
-    parser.add_argument("--csv", type=Path)
+    parser = one_model_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also write both tables here (markdown)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    train, held = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
-    path = f"{args.model_dir}/{args.dataset}-default-{args.steps}-seed{args.seed}"
-    model = sdd.SDD.load(path, train)
+    train, held, model = default_model(args)
     t0 = time.perf_counter()
     model.calibrate(progress=False)
     gen = model.generate(held.n_obs, random_state=args.seed, progress=False)

@@ -13,12 +13,10 @@ the held-out number of cells.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import pandas as pd
-import torch
-from _common import load, split
+from _common import default_model, one_model_parser
 
 import sdd
 
@@ -28,21 +26,10 @@ COLUMNS = ("SCC", "zero_fraction_mae", "gene_corr", "AUC_logistic", "AUC_rf", "A
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="pbmc4k_top2000")
-    parser.add_argument("--genes", type=int, default=1000)
-    parser.add_argument("--max-cells", type=int, default=3000)
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0, help="training seed and split")
+    parser = one_model_parser(__doc__.splitlines()[0])
     parser.add_argument("--sampling-seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
-    parser.add_argument("--csv")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    train, held = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
-    path = f"{args.model_dir}/{args.dataset}-default-{args.steps}-seed{args.seed}"
-    model = sdd.SDD.load(path, train)
+    train, held, model = default_model(args)
     records = []
     for sampler, n_steps in SETTINGS:
         for seed in args.sampling_seeds:
