@@ -1,10 +1,11 @@
 """Model classes users touch."""
 
+from ..data.annotate import mark_source
 from ..data.generated import GeneratedImages
 from ._anndata import SDD
 from ._blackout import SDDBlackout
 from ._calibration import Calibration, DetectionTargets
-from ._depth import CellDraw, DepthCondition
+from ._depth import DepthCondition
 from ._image import SDDImage
 
 __all__ = [
@@ -15,5 +16,5 @@ __all__ = [
     "Calibration",
     "DetectionTargets",
     "DepthCondition",
-    "CellDraw",
+    "mark_source",
 ]
