@@ -62,6 +62,9 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # network's depth), and the same model with no calibration at all
     "default-genes": ({}, {"calibrate": {"per_cell": False}}),
     "default-nototals": ({}, {"calibrate": {"match_totals": False}}),
+    # the value half of a zero holds the gene's mean expressed value ("how much, if
+    # expressed"), so bits the calibration turns on decode to a plausible value
+    "default-fill": ({"zero_fill": "nonzero_mean"}, {"calibrate": True}),
     "uncalibrated": ({}, {}),
     # few-step samplers: calibrate and generate with DPM-Solver++(2M) in 10 / 25 steps
     "default-dpm10": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 10}, "n_steps": 10}),

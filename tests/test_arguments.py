@@ -287,3 +287,36 @@ def test_full_disk_during_model_save_is_named_and_keeps_the_old_model(tmp_path, 
     assert info.value.errno == errno.ENOSPC
     assert (tmp_path / "m" / "model.pt").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.tmp")] == []
+
+
+FAILING_WRITE = """
+import resource, signal, sys
+import sdd.cli
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (120_000, 120_000))
+sys.exit(sdd.cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX file-size limit")
+def test_generate_whose_file_writes_fail_exits_cleanly_and_keeps_the_old_file(tmp_path):
+    """Writes that fail half-way (here: a file-size limit; on a full disk: ENOSPC) give one
+    error line and exit code 1: no HDF5 tracebacks, no crash, the old output intact."""
+    import subprocess
+    import sys
+
+    adata = make_counts_adata(n_cells=200, n_genes=300)
+    sdd.SDD.setup_anndata(adata)
+    sdd.SDD(adata, hidden=(16,), emb_dim=8).train(2, progress=False).save(tmp_path / "m")
+    out = tmp_path / "out.h5ad"
+    out.write_text("old")
+    argv = ["generate", str(tmp_path / "m"), "-n", "3000", "--n-steps", "2", "-o", str(out),
+            "--overwrite"]  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", FAILING_WRITE, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("sdd generate: error:")
+    assert out.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "out.h5ad"]

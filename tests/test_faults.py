@@ -180,16 +180,15 @@ def test_two_processes_saving_to_one_new_path(saved, tmp_path):
 SLOW_H5AD = """
 import sys, time
 from pathlib import Path
-import anndata as ad
+import sdd.io.atomic
 from sdd.cli import main
 marker = Path(sys.argv[3])
-real = ad.AnnData.write_h5ad
-def slow(self, filename, *a, **k):
-    with open(filename, "wb") as f:
-        f.write(b"partial")
+def slow(path, image):  # the file's bytes half written, then killed
+    with open(path, "wb") as f:
+        f.write(image.getbuffer()[: len(image.getbuffer()) // 2])
     marker.touch()
     time.sleep(60)
-ad.AnnData.write_h5ad = slow
+sdd.io.atomic._write_image = slow
 sys.exit(main(["generate", sys.argv[1], "-n", "8", "--n-steps", "2", "-o", sys.argv[2], "--overwrite"]))
 """
 

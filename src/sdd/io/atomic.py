@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -151,10 +152,39 @@ def _umask() -> int:
 
 
 def write_h5ad(adata: Any, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """``adata.write_h5ad`` atomically (see :func:`atomic_path`)."""
+    """``adata.write_h5ad`` atomically (see :func:`atomic_path`).
+
+    An in-memory AnnData is encoded in memory first (an HDF5 image of the file) and then
+    written with plain file I/O, so a full disk is one ``OSError(ENOSPC)`` naming ``path``
+    and HDF5 never holds a file whose writes failed (h5py can crash the interpreter when
+    such a file is released). This needs memory for one copy of the file; a backed AnnData
+    is written by anndata directly.
+    """
+    check_output_path(path, overwrite=overwrite)
+    image = None if getattr(adata, "isbacked", False) else h5ad_image(adata)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        adata.write_h5ad(tmp)
+        if image is None:
+            adata.write_h5ad(tmp)
+        else:
+            _write_image(tmp, image)
     return Path(os.path.expanduser(path))
+
+
+def _write_image(path: Path, image: io.BytesIO) -> None:
+    with open(path, "wb") as f:
+        f.write(image.getbuffer())
+
+
+def h5ad_image(adata: Any) -> io.BytesIO:
+    """The bytes of ``adata`` as an ``.h5ad`` file, encoded in memory."""
+    import anndata.io
+    import h5py
+
+    adata.strings_to_categoricals()
+    image = io.BytesIO()
+    with h5py.File(image, "w") as f:
+        anndata.io.write_elem(f, "/", adata)
+    return image
 
 
 def write_csv(
