@@ -19,7 +19,8 @@ import pandas as pd
 from _common import default_model, one_model_parser
 
 SETTINGS = (  # (cells, sampler, steps)
-    (2000, "ddim", 250), (500, "ddim", 250), (2000, "ddim", 50), (2000, "dpm++2m", 25),
+    (2000, "ddim", 250), (500, "ddim", 250), (2000, "ddim", 50), (500, "ddim", 50),
+    (2000, "ddim", 25), (2000, "dpm++2m", 25),
     (1000, "dpm++2m", 25), (500, "dpm++2m", 25), (2000, "dpm++2m", 10),
 )  # fmt: skip
 

@@ -70,6 +70,7 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     "default-dpm10": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 10}, "n_steps": 10}),
     "default-dpm25": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 25}, "n_steps": 25}),
     "default-ddim50": ({}, {"calibrate": {"sampler": "ddim", "n_steps": 50}, "n_steps": 50}),
+    "default-ddim25": ({}, {"calibrate": {"sampler": "ddim", "n_steps": 25}, "n_steps": 25}),
     "default-values1": ({}, {"calibrate": {"value_weight": 1.0}}),
     # the previous default: calibrate and generate with DDPM-250, half the value map
     "default-ddpm": ({}, {"calibrate": {"sampler": "ddpm", "value_weight": 0.5}}),

@@ -20,7 +20,7 @@ from _common import default_model, one_model_parser
 
 import sdd
 
-SETTINGS = (("ddim", 250), ("ddim", 50), ("dpm++2m", 25))
+SETTINGS = (("ddim", 250), ("ddim", 50), ("ddim", 25), ("dpm++2m", 25))
 COLUMNS = ("SCC", "zero_fraction_mae", "gene_corr", "AUC_logistic", "AUC_rf", "AUC", "LISI",
            "detected_w1", "total_w1", "below_real_p1", "AUC_rf_qc")  # fmt: skip
 

@@ -493,3 +493,19 @@ def test_model_saved_without_depths_gets_them_from_its_training_data(tmp_path) -
     assert old.generate(10, n_steps=3, progress=False).n_obs == 10
     attached = sdd.SDD.load(tmp_path / "old", adata)
     np.testing.assert_array_equal(attached.depth_.depths, (adata.X != 0).sum(axis=1).A1)
+
+
+@pytest.mark.parametrize("per_cell", [False, True])
+def test_stored_thresholds_are_the_ones_the_bits_were_compared_with(trained, per_cell) -> None:
+    """``layers["sb_thresholds"]`` (what ``sdd.pl.sparsity_bits`` draws against): an entry
+    is expressed exactly where its SB value exceeds its threshold and its value is
+    positive, per gene and per cell alike."""
+    trained.calibrate(200, n_steps=5, random_state=1, progress=False, per_cell=per_cell)
+    gen = trained.generate(200, random_state=2, progress=False, store_dense=True)
+    above = gen.layers["sb_logits"] > gen.layers["sb_thresholds"]
+    expressed = gen.X.toarray() != 0
+    np.testing.assert_array_equal(expressed, above & (gen.layers["dense"] > 0))
+    per_gene = np.ptp(gen.layers["sb_thresholds"], axis=0).max()
+    assert (per_gene > 0) == per_cell  # per-cell cuts move a gene's threshold between cells
+    raw = trained.generate(20, random_state=2, progress=False, store_dense=True, calibrated=False)
+    assert "sb_thresholds" not in raw.layers

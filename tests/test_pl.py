@@ -225,6 +225,25 @@ def test_sparsity_bits_histogram(tmp_path):
         sdd.pl.sparsity_bits(ad.AnnData(np.zeros((3, 2), dtype=np.float32)))
 
 
+def test_sparsity_bits_against_calibrated_thresholds():
+    """With ``layers["sb_thresholds"]`` each value is drawn minus its own threshold: the
+    bars left of the dashed line at 0 are exactly the entries that were turned off."""
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-1.0, 1.0, (40, 10)).astype(np.float32)
+    thresholds = np.tile(rng.uniform(-0.5, 0.5, 10), (40, 1)).astype(np.float32)
+    gen = ad.AnnData(
+        np.zeros((40, 10), dtype=np.float32),
+        layers={"sb_logits": values, "sb_thresholds": thresholds},
+    )
+    ax = sdd.pl.sparsity_bits(gen, bins=2, log=False, show=False)
+    assert ax.lines[0].get_xdata()[0] == 0.0 and "calibrated threshold" in ax.get_xlabel()
+    below, above = (p.get_height() for p in ax.patches)
+    margin = values - thresholds
+    assert margin.min() < 0 < margin.max()
+    left = np.mean([margin.min(), margin.max()])  # two bins split at the range's middle
+    assert (below, above) == ((margin < left).sum(), (margin >= left).sum())
+
+
 # ------------------------------------------------------------------ joint embedding
 def test_joint_embedding_is_stored(halves, joint):
     real, other = halves

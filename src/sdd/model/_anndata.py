@@ -388,25 +388,30 @@ class SDD(AnnDataModel):
         depths: np.ndarray | None = None,
         totals: np.ndarray | None = None,
         dense: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Values (exact zeros), dense values and SB values of a sampled batch: the one
-        place where the calibration is applied."""
-        if calibration is None or not self.init_args_["sparsity_bits"]:
-            return decode_bits(z, self.scaler_.inverse, bits=self.init_args_["sparsity_bits"], dense=dense)  # fmt: skip
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Values (exact zeros) of a sampled batch and, with ``dense``, its dense layers
+        (values before masking, SB values, and the threshold each SB value was compared
+        with): the one place where the calibration is applied."""
+        sb = self.init_args_["sparsity_bits"]
+        if calibration is None or not sb:
+            values, dense_values, logits = decode_bits(z, self.scaler_.inverse, bits=sb, dense=dense)  # fmt: skip
+            layers = {"dense": dense_values, "sb_logits": logits}
+            return values, {k: v for k, v in layers.items() if dense and v is not None}
         half, logits = sparsity.split(z)
         expressed = self.scaler_.inverse(half, torch.ones_like(half, dtype=torch.bool))
-        on = calibration.bits(torch.where(expressed > 0, logits, NEVER), rows, depths)
+        scored = torch.where(expressed > 0, logits, NEVER)
+        on = calibration.bits(scored, rows, depths)
         values = torch.where(on, expressed, torch.zeros_like(expressed)).float().cpu().numpy()
         values = calibration.map_values(values, rows, self.targets_)
         if totals is not None and calibration.settings.get("match_totals"):
             values = calibration.match_totals(values, totals)
         if not dense:
-            return values, None, None
-        return (
-            values,
-            self.scaler_.inverse(half).float().cpu().numpy(),
-            logits.float().cpu().numpy(),
-        )
+            return values, {}
+        return values, {
+            "dense": self.scaler_.inverse(half).float().cpu().numpy(),
+            "sb_logits": logits.float().cpu().numpy(),
+            "sb_thresholds": calibration.entry_thresholds(scored, rows, depths).float().cpu().numpy(),
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -557,8 +562,9 @@ class SDD(AnnDataModel):
         use_ema
             Sample with the EMA weights (recommended).
         store_dense
-            Also store ``layers["dense"]`` and ``layers["sb_logits"]`` (dense arrays: 1.1 GB
-            for 10,000 cells x 14,000 genes, so off by default).
+            Also store ``layers["dense"]``, ``layers["sb_logits"]`` and, when calibrated,
+            ``layers["sb_thresholds"]`` (dense arrays: 0.56 GB each for 10,000 cells x
+            14,000 genes, so off by default).
         calibrated
             Threshold the sparsity bits at the per-gene thresholds of :meth:`calibrate`
             and map the expressed values onto the training quantiles, when the model has
@@ -576,7 +582,9 @@ class SDD(AnnDataModel):
         AnnData with ``X`` (CSR float32, exact zeros), ``layers["sparsity_bits"]``
         (1 where the cell expresses the gene: equals ``X != 0``), ``layers["dense"]``
         (values before masking), ``layers["sb_logits"]`` (analog SB values in [-1, 1]
-        before thresholding at 0; only with sparsity bits), ``obs["source"]``
+        before thresholding; only with sparsity bits), ``layers["sb_thresholds"]`` (the
+        threshold each SB value was compared with: 0 uncalibrated, else the gene's
+        calibrated offset plus the cell's cut; only when calibrated), ``obs["source"]``
         (categorical, ``"generated"``), requested labels in ``obs``, the training ``var``
         columns, ``uns["log1p"]`` when the training data had it, and the settings in
         ``uns["sdd"]``. With ``counts``:
@@ -595,35 +603,36 @@ class SDD(AnnDataModel):
             )
         sb = self.init_args_["sparsity_bits"]
         fill = self.density_ if self.density_ is not None else 1.0
-        dense_bytes = 4 * self.n_genes * ((2 if sb else 1) if store_dense else 0)
+        calibration = self._active_calibration(calibrated)
+        n_dense = 1 + sb + (sb and calibration is not None)
+        dense_bytes = 4 * self.n_genes * (n_dense if store_dense else 0)
         check_output_memory(n_cells, dense_bytes + 24 * self.n_genes * fill, "cells")
         guidance_scale = check_guidance(guidance_scale)
-        calibration = self._active_calibration(calibrated)
         draw = self.depth_.draw(
             codes, n_cells, self.categories_, np.random.default_rng([random_state, 1])
         )
         cond = self.depth_.condition(codes, draw.bins, n_cells, self.categories_)
         rows = None if calibration is None else calibration.rows(self.targets_.group_index(codes))
-        parts: dict[str, list] = {"X": [], "dense": [], "sb_logits": []}
+        parts: dict[str, list] = {"X": []}
         for start, stop, z in self._sample_batches(
             n_cells, codes=cond, batch_size=batch_size,
             guidance_scale=0.0 if codes is None else guidance_scale,  # no labels: no guidance
             random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
             fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
-            values, dense, logits = self._decode(
+            values, dense = self._decode(
                 z, calibration, dense=store_dense,
                 rows=None if rows is None else rows[start:stop],
                 depths=None if draw.depths is None else draw.depths[start:stop],
                 totals=None if draw.totals is None else draw.totals[start:stop],
             )  # fmt: skip
             parts["X"].append(sp.csr_matrix(values))
-            parts["dense"].append(dense)
-            parts["sb_logits"].append(logits)
+            for key, layer in dense.items():
+                parts.setdefault(key, []).append(layer)
         layers = {
-            key: np.concatenate(parts[key]).astype(np.float32)
-            for key in ("dense", "sb_logits")
-            if parts[key][0] is not None
+            key: np.concatenate(chunks).astype(np.float32)
+            for key, chunks in parts.items()
+            if key != "X"
         }
         out = self._cells(
             sp.vstack(parts["X"], format="csr"), layers=layers, labels=label_values,

@@ -332,11 +332,7 @@ class Calibration:
     ) -> torch.Tensor:
         """Which entries are on: the ``depths[c]`` largest ``logits - t`` of each cell (per
         cell; entries at :data:`NEVER` stay off), else ``logits > t``."""
-        table = torch.as_tensor(self.thresholds, device=logits.device, dtype=logits.dtype)
-        if rows is not None:
-            groups = torch.as_tensor(self.group_thresholds, device=logits.device).to(table)
-            table = torch.cat([groups, table[None]])[torch.as_tensor(rows, device=logits.device)]
-        scores = logits - table
+        scores = logits - self._gene_offsets(logits, rows)
         if depths is None or not self.settings.get("per_cell"):
             return scores > 0
         order = scores.argsort(dim=1, descending=True, stable=True)
@@ -345,6 +341,30 @@ class Calibration:
         rank.scatter_(1, order, positions)
         wanted = torch.as_tensor(depths, device=scores.device)[:, None]
         return (rank < wanted) & (logits > NEVER / 2)
+
+    def entry_thresholds(
+        self, logits: torch.Tensor, rows: np.ndarray | None, depths: np.ndarray | None
+    ) -> torch.Tensor:
+        """The threshold each entry's sparsity bit was compared with (same shape as
+        ``logits``): the gene's offset, plus with ``per_cell`` the cell's cut halfway
+        between its last entry on and its first entry off, so that ``logits > threshold``
+        are the entries :meth:`bits` turns on (up to ties)."""
+        offsets = self._gene_offsets(logits, rows).expand_as(logits)
+        if depths is None or not self.settings.get("per_cell"):
+            return offsets.clone()
+        ranked = (logits - offsets).sort(dim=1, descending=True).values
+        padded = torch.cat([ranked[:, :1] + 1.0, ranked, ranked[:, -1:] - 1.0], dim=1)
+        k = torch.as_tensor(depths, device=logits.device).clamp(0, logits.shape[1])[:, None]
+        cut = (padded.gather(1, k) + padded.gather(1, k + 1)) / 2
+        return offsets + cut
+
+    def _gene_offsets(self, logits: torch.Tensor, rows: np.ndarray | None) -> torch.Tensor:
+        """Each cell's row of per-gene offsets (its label group's, else the global one)."""
+        table = torch.as_tensor(self.thresholds, device=logits.device, dtype=logits.dtype)
+        if rows is None:
+            return table[None]
+        groups = torch.as_tensor(self.group_thresholds, device=logits.device).to(table)
+        return torch.cat([groups, table[None]])[torch.as_tensor(rows, device=logits.device)]
 
     @staticmethod
     def match_totals(values: np.ndarray, totals: np.ndarray) -> np.ndarray:

@@ -146,6 +146,11 @@ def sparsity_bits(
     matters. The title gives the share of values within 0.1 of an end (of the [-1, 1]
     range; 0.05 of [0, 1] with ``rescale``).
 
+    A calibrated model compares each value with its own threshold (the gene's offset plus
+    the cell's cut, ``layers["sb_thresholds"]``): then the histogram shows each value
+    minus the threshold it was compared with, so the dashed line at 0 is the decision
+    actually made, for every entry.
+
     Parameters
     ----------
     generated
@@ -192,14 +197,20 @@ def sparsity_bits(
                 "generate with a model trained with sparsity_bits=True and store_dense=True."
             )
         values = matrix(generated, layer, "generated")
+        thresholds = generated.layers.get(THRESHOLDS) if layer == "sb_logits" else None
     else:
-        values = matrix(generated, None, "generated")
-    values = np.asarray(values.toarray() if hasattr(values, "toarray") else values).ravel()
+        values, thresholds = matrix(generated, None, "generated"), None
+    values = _flat(values)
     bins = check_int(bins, "bins", 1)
     lo, hi, threshold = (0.0, 1.0, 0.5) if rescale else (-1.0, 1.0, 0.0)
     if rescale:
         values = (values + 1.0) / 2.0
     near = np.mean(np.minimum(np.abs(values - lo), np.abs(values - hi)) <= 0.05 * (hi - lo))
+    xlabel = "sparsity-bit value before thresholding"
+    if thresholds is not None:
+        values = values - (_flat(thresholds) + 1.0) / 2.0 if rescale else values - _flat(thresholds)
+        lo, hi, threshold = values.min(), values.max(), 0.0
+        xlabel = "sparsity-bit value minus its calibrated threshold"
     new_figure = ax is None
     ax = new_axes(ax, figsize=(5.0, 3.5))
     ax.hist(
@@ -213,9 +224,16 @@ def sparsity_bits(
         },
     )
     ax.axvline(threshold, linestyle="--", color="0.3", linewidth=1, label="threshold")
-    ax.set_xlabel("sparsity-bit value before thresholding")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.legend(frameon=False, fontsize="small")
     stats = f"{near:.1%} of values within {0.05 * (hi - lo):g} of {lo:g} or {hi:g}"
     ax.set_title(f"{title}\n{stats}" if title else stats)
     return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)
+
+
+THRESHOLDS = "sb_thresholds"  # the layer of the thresholds a calibrated model compared with
+
+
+def _flat(values: Any) -> np.ndarray:
+    return np.asarray(values.toarray() if hasattr(values, "toarray") else values).ravel()
