@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .chunks import row_blocks
 from .validate import check_matrix, get_matrix
 
 RELATIVE_TOLERANCE = 1e-3  # allowed spread of per-cell normalisation factors
@@ -187,8 +188,7 @@ def gene_mean(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
     [0.5, 1.0]
     """
     total = np.zeros(matrix.shape[1], dtype=np.float64)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
+    for _, block in row_blocks(matrix, chunk_rows):
         total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
     return total / matrix.shape[0]
 

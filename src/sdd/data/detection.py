@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .chunks import row_blocks
+
 __all__ = [
     "row_sums",
     "nonzero_counts",
@@ -36,8 +38,7 @@ def nonzero_counts(matrix: Any, chunk_rows: int = 1024) -> tuple[np.ndarray, np.
     n_rows, n_cols = matrix.shape
     per_row = np.zeros(n_rows, dtype=np.int64)
     per_column = np.zeros(n_cols, dtype=np.int64)
-    for start in range(0, n_rows, chunk_rows):
-        block = matrix[start : start + chunk_rows]
+    for start, block in row_blocks(matrix, chunk_rows):
         nonzero = (block != 0) if sp.issparse(block) else (np.asarray(block) != 0)
         per_row[start : start + chunk_rows] = np.asarray(nonzero.sum(axis=1)).ravel()
         per_column += np.asarray(nonzero.sum(axis=0)).ravel()
@@ -53,8 +54,7 @@ def row_sums(matrix: Any, chunk_rows: int = 1024) -> np.ndarray:
     [1.5, 5.0]
     """
     out = np.zeros(matrix.shape[0], dtype=np.float64)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
+    for start, block in row_blocks(matrix, chunk_rows):
         out[start : start + chunk_rows] = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
     return out
 
@@ -77,8 +77,7 @@ def nonzero_counts_by_group(
     if groups.shape != (matrix.shape[0],):
         raise ValueError(f"groups has shape {groups.shape}, expected ({matrix.shape[0]},).")
     counts = np.zeros((n_groups, matrix.shape[1]), dtype=np.int64)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
+    for start, block in row_blocks(matrix, chunk_rows):
         nonzero = sp.csr_matrix((block != 0) if sp.issparse(block) else (np.asarray(block) != 0))
         rows = groups[start : start + chunk_rows]
         member = sp.csr_matrix(

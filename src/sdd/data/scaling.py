@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .chunks import row_blocks
+
 __all__ = ["gene_max", "gene_stats", "Scaler", "RANGE_TOLERANCE", "ZERO_FILLS"]
 
 #: How the value half encodes a zero entry (see :class:`Scaler`).
@@ -29,8 +31,7 @@ def gene_max(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
     [1.0, 2.0]
     """
     out = np.zeros(matrix.shape[1], dtype=np.float64)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
+    for _, block in row_blocks(matrix, chunk_rows):
         block_max = block.max(axis=0)
         block_max = block_max.toarray() if sp.issparse(block_max) else np.asarray(block_max)
         out = np.maximum(out, block_max.ravel())
@@ -51,8 +52,7 @@ def gene_stats(matrix: Any, chunk_rows: int = 4096) -> dict[str, np.ndarray]:
     n_genes = matrix.shape[1]
     high, total = np.zeros(n_genes), np.zeros(n_genes)
     count, low = np.zeros(n_genes), np.full(n_genes, np.inf)
-    for start in range(0, matrix.shape[0], chunk_rows):
-        block = matrix[start : start + chunk_rows]
+    for _, block in row_blocks(matrix, chunk_rows):
         block = sp.csc_matrix(block) if sp.issparse(block) else sp.csc_matrix(np.asarray(block))
         block.eliminate_zeros()
         high = np.maximum(high, block.max(axis=0).toarray().ravel())
