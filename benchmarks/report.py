@@ -38,6 +38,13 @@ ABLATIONS = {  # CSV in DATA: (title, what it asks)
         "The default model, calibrated and sampled with DPM-Solver++(2M) in 25 or 10 "
         "steps, or DDIM in 50, against the default DDIM-250.",
     ),
+    "zero_fill.csv": (
+        "The value half of a zero entry",
+        'The default recipe with `SDD(zero_fill="nonzero_mean")`: the value half of a '
+        "zero holds the gene's mean expressed value instead of the bottom of the range, so "
+        "it models *how much, if expressed* and bits that calibration turns on decode to "
+        "a plausible value.",
+    ),
     "scale_condition.csv": (
         "A second per-cell condition (negative result)",
         "The network also conditioned on bins of each cell's mean expressed value "
@@ -82,7 +89,10 @@ ROW_NAMES = {
     "default-dpm25": "SDD, DPM-Solver++ 25 steps",
     "default-dpm10": "SDD, DPM-Solver++ 10 steps",
     "default-ddim50": "SDD, DDIM 50 steps",
+    "default-ddim25": "SDD, DDIM 25 steps",
+    "default-fill": "SDD, zero_fill='nonzero_mean'",
 }
+NOISE = "sampler_noise.csv"  # benchmarks/samplers.py --csv: one row per sampler and seed
 
 
 def _frame(path: Path) -> pd.DataFrame:
@@ -170,7 +180,41 @@ def ablations(frame: pd.DataFrame) -> str:
             ]
             lines += ["", f"### {dataset}", ""]
             lines += _table(pd.concat([reference, part]), list(COLUMNS), ROW_NAMES)
+    if (DATA / NOISE).exists():
+        lines += noise(pd.read_csv(DATA / NOISE), (DATA / NOISE).with_suffix(".cmd"))
     return "\n".join(lines) + "\n"
+
+
+def noise(frame: pd.DataFrame, command: Path) -> list[str]:
+    """Mean and half-range over sampling seeds of each sampler (``samplers.py``)."""
+    frame = frame.assign(below_real_p1=100 * frame["below_real_p1"])
+    columns = [c for c in COLUMNS if c in frame.columns]
+    lines = [
+        "", "## Sampling noise: few-step samplers against DDIM-250", "",
+        "One trained default model, calibrated and sampled with each sampler and seed "
+        "(calibration and generation both with that seed), scored against the same "
+        "held-out half. Each cell: mean over the seeds ± half their range, the noise a "
+        "difference between samplers must exceed; `generate s` is the time of the "
+        "held-out number of cells on the same machine in the same run.",
+        "", "```text", command.read_text().strip(), "```",
+    ]  # fmt: skip
+    for dataset, part in frame.groupby("dataset", sort=False):
+        grouped = part.groupby("sampler", sort=False)
+        seeds = ", ".join(str(s) for s in sorted(part["seed"].unique()))
+        lines += ["", f"### {dataset} (seeds {seeds})", ""]
+        lines.append(
+            "| sampler | generate s | " + " | ".join(COLUMNS[c][0] for c in columns) + " |"
+        )
+        lines.append("|---|---:" + "|---:" * len(columns) + "|")
+        lines.append("| *best* | | " + " | ".join(COLUMNS[c][1] for c in columns) + " |")
+        for sampler, rows in grouped:
+            cells = [f"{rows['generate_s'].mean():.1f}"]
+            for c in columns:
+                fmt = COLUMNS[c][2].replace("+", "")
+                half = (rows[c].max() - rows[c].min()) / 2
+                cells.append(f"{fmt.format(rows[c].mean())} ± {fmt.format(half)}")
+            lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> int:
