@@ -72,9 +72,10 @@ nb_execution_raise_on_error = True
 nb_merge_streams = True
 nb_output_stderr = "remove"  # progress bars and warnings stay out of the pages
 
-#: Executed notebooks written by tests/test_notebooks.py, rendered in place of the
-#: stripped ones (see _use_executed_notebook).
-EXECUTED = HERE / "_build" / "executed"
+#: Executed notebooks, rendered in place of the stripped ones (see
+#: _use_executed_notebook): the test session's copies (``SDD_EXECUTED_NOTEBOOKS``, set by
+#: tests/test_docs.py), else docs/_build/executed/ for a local build.
+EXECUTED = Path(os.environ.get("SDD_EXECUTED_NOTEBOOKS") or HERE / "_build" / "executed")
 
 # autodoc / autosummary / napoleon (numpydoc-style docstrings)
 autosummary_generate = True
@@ -158,7 +159,7 @@ def _source(cell: dict) -> str:
 
 
 def _use_executed_notebook(app: Sphinx, docname: str, source: list[str]) -> None:
-    """Show the outputs of ``docs/_build/executed/NAME.ipynb`` on page ``tutorials/NAME``.
+    """Show the outputs of ``EXECUTED/NAME.ipynb`` on page ``tutorials/NAME``.
 
     The committed notebook is rendered with the outputs of the executed copy, taken only
     when the code cells of both are the same (the text may have changed since), so an

@@ -56,6 +56,10 @@ def trained_model() -> sdd.SDD:
     return model
 
 
-def pytest_collection_modifyitems(config, items):
-    """Run the docs tests last: they render the notebooks the notebook tests executed."""
-    items.sort(key=lambda item: item.get_closest_marker("docs") is not None)
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory):
+    """The tutorial notebooks, each executed at most once per session on first request
+    (:class:`_notebooks.ExecutedNotebooks`); the notebook and docs tests share them."""
+    from _notebooks import ExecutedNotebooks
+
+    return ExecutedNotebooks(tmp_path_factory.mktemp("executed_notebooks"))
