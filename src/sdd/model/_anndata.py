@@ -583,8 +583,8 @@ class SDD(AnnDataModel):
         (1 where the cell expresses the gene: equals ``X != 0``), ``layers["dense"]``
         (values before masking), ``layers["sb_logits"]`` (analog SB values in [-1, 1]
         before thresholding; only with sparsity bits), ``layers["sb_thresholds"]`` (the
-        threshold each SB value was compared with: 0 uncalibrated, else the gene's
-        calibrated offset plus the cell's cut; only when calibrated), ``obs["source"]``
+        threshold each SB value was compared with: the gene's calibrated offset plus the
+        cell's cut; only when calibrated, an uncalibrated model thresholds at 0), ``obs["source"]``
         (categorical, ``"generated"``), requested labels in ``obs``, the training ``var``
         columns, ``uns["log1p"]`` when the training data had it, and the settings in
         ``uns["sdd"]``. With ``counts``:

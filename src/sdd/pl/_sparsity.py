@@ -206,6 +206,7 @@ def sparsity_bits(
     if rescale:
         values = (values + 1.0) / 2.0
     near = np.mean(np.minimum(np.abs(values - lo), np.abs(values - hi)) <= 0.05 * (hi - lo))
+    stats = f"{near:.1%} of values within {0.05 * (hi - lo):g} of {lo:g} or {hi:g}"
     xlabel = "sparsity-bit value before thresholding"
     if thresholds is not None:
         values = values - (_flat(thresholds) + 1.0) / 2.0 if rescale else values - _flat(thresholds)
@@ -227,7 +228,6 @@ def sparsity_bits(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.legend(frameon=False, fontsize="small")
-    stats = f"{near:.1%} of values within {0.05 * (hi - lo):g} of {lo:g} or {hi:g}"
     ax.set_title(f"{title}\n{stats}" if title else stats)
     return finish(ax, new_figure=new_figure, show=show, save=save_path, return_fig=return_fig)
 
