@@ -108,15 +108,19 @@ def one_model_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="training seed and split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", required=True, help="fidelity.py --model-dir")
+    parser.add_argument(
+        "--recipe", default="default", help="the fidelity.py recipe the model was trained by"
+    )
     parser.add_argument("--csv", type=Path)
     return parser
 
 
 def default_model(args: argparse.Namespace):
-    """The training and held-out halves and the saved default model trained on the first."""
+    """The training and held-out halves and the saved model (``--recipe``, default: the
+    package's defaults) trained on the first."""
     import sdd
 
     torch.set_num_threads(args.threads)
     train, held = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)
-    path = Path(args.model_dir) / f"{args.dataset}-default-{args.steps}-seed{args.seed}"
+    path = Path(args.model_dir) / f"{args.dataset}-{args.recipe}-{args.steps}-seed{args.seed}"
     return train, held, sdd.SDD.load(path, train)

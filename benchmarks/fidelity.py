@@ -65,6 +65,14 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # the value half of a zero holds the gene's mean expressed value ("how much, if
     # expressed"), so bits the calibration turns on decode to a plausible value
     "default-fill": ({"zero_fill": "nonzero_mean"}, {"calibrate": True}),
+    "default-fill-ddim50": (
+        {"zero_fill": "nonzero_mean"},
+        {"calibrate": {"sampler": "ddim", "n_steps": 50}, "n_steps": 50},
+    ),
+    "default-fill-ddim25": (
+        {"zero_fill": "nonzero_mean"},
+        {"calibrate": {"sampler": "ddim", "n_steps": 25}, "n_steps": 25},
+    ),
     "uncalibrated": ({}, {}),
     # few-step samplers: calibrate and generate with DPM-Solver++(2M) in 10 / 25 steps
     "default-dpm10": ({}, {"calibrate": {"sampler": "dpm++2m", "n_steps": 10}, "n_steps": 10}),

@@ -91,6 +91,8 @@ ROW_NAMES = {
     "default-ddim50": "SDD, DDIM 50 steps",
     "default-ddim25": "SDD, DDIM 25 steps",
     "default-fill": "SDD, zero_fill='nonzero_mean'",
+    "default-fill-ddim50": "SDD, zero_fill='nonzero_mean', DDIM 50 steps",
+    "default-fill-ddim25": "SDD, zero_fill='nonzero_mean', DDIM 25 steps",
 }
 NOISE = "sampler_noise.csv"  # benchmarks/samplers.py --csv: one row per sampler and seed
 
