@@ -15,6 +15,8 @@ import sdd
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 TINY = {"hidden": (64, 32), "emb_dim": 32}
+#: No progress bars: the execution options of the suite's training and generation calls.
+QUIET = sdd.Execution(progress=False)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -52,7 +54,7 @@ def trained_model() -> sdd.SDD:
     data = make_counts_adata()
     sdd.SDD.setup_anndata(data)
     model = sdd.SDD(data, **TINY)
-    model.train(max_steps=30, batch_size=32, progress=False)
+    model.train(max_steps=30, batch_size=32, execution=QUIET)
     return model
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 import pytest
-from conftest import make_counts_adata
+from conftest import QUIET, make_counts_adata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +49,7 @@ def data() -> ad.AnnData:
 
 @pytest.fixture(scope="module")
 def model(data) -> sdd.SDD:
-    return sdd.SDD(data, hidden=(8,), emb_dim=4).train(2, batch_size=16, progress=False)
+    return sdd.SDD(data, hidden=(8,), emb_dim=4).train(2, batch_size=16, execution=QUIET)
 
 
 def assert_names(call, name: str) -> None:
@@ -79,9 +79,16 @@ CASES = {  # entry point -> {argument: strategy of invalid values}
 }  # fmt: skip
 
 
+def train_kwargs(kw: dict) -> dict:
+    """``tl.fit`` takes training options such as ``batch_size`` in ``train_kwargs``."""
+    moved = {k: kw[k] for k in kw if k == "batch_size"}
+    rest = {k: v for k, v in kw.items() if k not in moved}
+    return {**rest, "train_kwargs": moved} if moved else rest
+
+
 def entry(name: str, data: ad.AnnData, model: sdd.SDD):
     """A call of entry point ``name`` with one argument replaced."""
-    fast = {"progress": False}
+    fast = {"execution": QUIET}
     images = np.random.default_rng(0).integers(0, 3, (8, 1, 8, 8))
     blackout_data = make_counts_adata(n_cells=20, n_genes=6)
     return {
@@ -93,7 +100,8 @@ def entry(name: str, data: ad.AnnData, model: sdd.SDD):
             data[:3].copy(), [data.var_names[0]], **{"n_steps": 1, **fast, **kw}
         ),
         "tl.fit": lambda **kw: sdd.tl.fit(data.copy(), **{"max_steps": 1, "hidden": (8,),
-                                                         "calibrate": False, **fast, **kw}),
+                                                         "calibrate": False, **fast,
+                                                         **train_kwargs(kw)}),
         "tl.generate": lambda **kw: sdd.tl.generate(**{"n_cells": 2, "n_steps": 1, "model": model,
                                                        **fast, **kw}),
         "tl.evaluate": lambda **kw: sdd.tl.evaluate(data, data, **kw),

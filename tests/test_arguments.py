@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_counts_adata
+from conftest import QUIET, make_counts_adata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -84,13 +84,13 @@ def test_schema_accepts_or_names_the_argument(name, value):
 @given(value=ANYTHING)
 def test_generate_random_state_is_checked(trained_model, value):
     try:
-        trained_model.generate(2, random_state=value, n_steps=1, progress=False)
+        trained_model.generate(2, random_state=value, n_steps=1, execution=QUIET)
     except (TypeError, ValueError) as err:
         assert "random_state" in str(err)
 
 
 def test_tampered_config_meets_the_same_checks(tmp_path, adata):
-    model = sdd.SDD(adata, hidden=(8,), emb_dim=4).train(2, progress=False)
+    model = sdd.SDD(adata, hidden=(8,), emb_dim=4).train(2, execution=QUIET)
     model.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     config["init_args"]["hidden"] = [64.7, 32]
@@ -126,14 +126,14 @@ def test_covariate_keys_as_a_string_is_a_type_error(adata):
 def test_diverging_training_warns(adata):
     model = sdd.SDD(adata, hidden=(16,), emb_dim=8)
     with pytest.warns(UserWarning, match="diverged"):
-        model.train(60, lr=1e3, progress=False)
+        model.train(60, lr=1e3, execution=QUIET)
 
 
 def test_normal_training_does_not_warn(adata):
     model = sdd.SDD(adata, hidden=(16,), emb_dim=8)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        model.train(30, progress=False)
+        model.train(30, execution=QUIET)
 
 
 # ---------------------------------------------------------------- the command line
@@ -307,7 +307,7 @@ def test_generate_whose_file_writes_fail_exits_cleanly_and_keeps_the_old_file(tm
 
     adata = make_counts_adata(n_cells=200, n_genes=300)
     sdd.SDD.setup_anndata(adata)
-    sdd.SDD(adata, hidden=(16,), emb_dim=8).train(2, progress=False).save(tmp_path / "m")
+    sdd.SDD(adata, hidden=(16,), emb_dim=8).train(2, execution=QUIET).save(tmp_path / "m")
     out = tmp_path / "out.h5ad"
     out.write_text("old")
     argv = ["generate", str(tmp_path / "m"), "-n", "3000", "--n-steps", "2", "-o", str(out),

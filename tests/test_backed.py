@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.data.loader import MinibatchSampler
@@ -42,14 +42,14 @@ def test_backed_training_matches_in_memory(tmp_path, dense):
         sdd.SDD.setup_anndata(data, labels_key="cell_type")
         torch.manual_seed(0)
         model = sdd.SDD(data, **TINY)
-        model.train(max_steps=8, batch_size=16, progress=False, accelerator="cpu")
+        model.train(max_steps=8, batch_size=16, execution=QUIET.replace(accelerator="cpu"))
         histories.append(model.history_["loss"].to_numpy())
         weights.append(next(model.ema_.model.parameters()).detach().clone())
     # same rows in the same batches, read from disk in chunks
     np.testing.assert_array_equal(histories[0], histories[1])
     assert torch.equal(weights[0], weights[1])
     gen = model.generate(
-        5, sampler="ddim", n_steps=3, progress=False, store_dense=False, accelerator="cpu"
+        5, sampler="ddim", n_steps=3, execution=QUIET.replace(accelerator="cpu"), store_dense=False
     )
     assert gen.shape == (5, 16)
     backed.file.close()
@@ -91,7 +91,7 @@ def test_kang_full_gene_space_backed_without_densifying():
     try:
         sdd.SDD.setup_anndata(backed)
         model = sdd.SDD(backed, hidden=(16, 8), emb_dim=8)
-        model.train(max_steps=2, batch_size=32, progress=False, accelerator="cpu")
+        model.train(max_steps=2, batch_size=32, execution=QUIET.replace(accelerator="cpu"))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

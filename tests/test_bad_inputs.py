@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.data.images import ImageScaler
@@ -60,13 +60,13 @@ def test_label_like_columns_stay_accepted():
     adata.obs["dose"] = adata.obs["dose"].astype("category")  # declared categorical: fine
     keys = ["batch_int", "batch_float", "flag", "dose"]
     sdd.SDD.setup_anndata(adata, labels_key="cell_type", categorical_covariate_keys=keys)
-    model = sdd.SDD(adata, **TINY).train(2, batch_size=8, progress=False)
+    model = sdd.SDD(adata, **TINY).train(2, batch_size=8, execution=QUIET)
     assert model.categories_["batch_float"] == ["0.0", "1.0"]
     assert model.categories_["dose"] == ["0.5", "1.5"]
-    out = model.generate(4, labels={"batch_float": 1.0, "dose": 0.5}, n_steps=2, progress=False)
+    out = model.generate(4, labels={"batch_float": 1.0, "dose": 0.5}, n_steps=2, execution=QUIET)
     assert list(out.obs["batch_float"].astype(str)) == ["1.0"] * 4
     with pytest.raises(ValueError, match="Unknown label"):
-        model.generate(4, labels={"batch_float": 2.0}, n_steps=2, progress=False)
+        model.generate(4, labels={"batch_float": 2.0}, n_steps=2, execution=QUIET)
 
 
 # ------------------------------------------------------------ devices that are not there
@@ -89,11 +89,11 @@ CUDA_MISSING = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a mac
 def test_a_gpu_asked_for_on_a_cpu_machine_is_an_error(where, match):
     for model in _models():
         with pytest.raises(ValueError, match=match):
-            model.train(2, batch_size=8, progress=False, **where)
+            model.train(2, batch_size=8, execution=QUIET.replace(**where))
         assert not model.is_trained_
-        model.train(1, batch_size=8, progress=False)
+        model.train(1, batch_size=8, execution=QUIET)
         with pytest.raises(ValueError, match=match):
-            model.generate(2, n_steps=2, progress=False, **where)
+            model.generate(2, n_steps=2, execution=QUIET.replace(**where))
 
 
 @pytest.mark.skipif(
@@ -104,7 +104,7 @@ def test_mps_asked_for_without_mps_is_an_error():
     for model in _models():
         for where in ({"accelerator": "mps"}, {"device": "mps"}):
             with pytest.raises(ValueError, match="MPS .* is not available"):
-                model.train(2, batch_size=8, progress=False, **where)
+                model.train(2, batch_size=8, execution=QUIET.replace(**where))
     from sdd.train._device import resolve_devices
 
     assert resolve_devices("auto", "cpu") == [CPU]
@@ -119,12 +119,12 @@ def test_data_changed_in_place_after_setup_is_an_error_not_a_clip():
     column = adata.X[:, 3].toarray().ravel()
     adata.X[int(np.argmax(column)), 3] = 10 * column.max()  # e.g. un-logged in place
     with pytest.raises(ValueError, match=r"changed after.*gene 'g3'.*[Ss]et up the model again"):
-        model.train(50, batch_size=8, progress=False)
+        model.train(50, batch_size=8, execution=QUIET)
     assert not model.is_trained_  # rolled back
     after = list(model.module.state_dict().values())
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     # a fresh model on the changed data trains
-    sdd.SDD(adata, **TINY).train(2, batch_size=8, progress=False)
+    sdd.SDD(adata, **TINY).train(2, batch_size=8, execution=QUIET)
 
 
 def test_images_changed_in_place_are_an_error():
@@ -132,7 +132,7 @@ def test_images_changed_in_place_are_an_error():
     model = sdd.SDDImage(images, **IMAGE, intensity_transform="log1p")
     model._images[0, 0, 0, 0] = 1e3  # the array the model trains on, changed in place
     with pytest.raises(ValueError, match="changed after"):
-        model.train(20, batch_size=8, progress=False)
+        model.train(20, batch_size=8, execution=QUIET)
 
 
 @pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import SHARED_DATA, TINY, make_counts_adata
+from conftest import QUIET, SHARED_DATA, TINY, make_counts_adata
 
 import sdd
 from sdd.diffusion import blackout
@@ -156,7 +156,7 @@ def _blackout_model(adata=None, **kw) -> sdd.SDDBlackout:
 @pytest.fixture(scope="module")
 def trained_blackout() -> sdd.SDDBlackout:
     model = _blackout_model()
-    model.train(max_steps=40, batch_size=32, progress=False)
+    model.train(max_steps=40, batch_size=32, execution=QUIET)
     return model
 
 
@@ -164,7 +164,7 @@ def test_tiny_model_trains_and_generates_integer_counts(trained_blackout):
     model = trained_blackout
     assert model.is_trained_ and len(model.history_) == 40
     assert np.all(np.isfinite(model.history_["loss"]))
-    gen = model.generate(33, n_steps=10, progress=False)
+    gen = model.generate(33, n_steps=10, execution=QUIET)
     assert gen.shape == (33, model.n_genes) and list(gen.var_names) == model.var_names_
     assert sp.isspmatrix_csr(gen.X) and gen.X.dtype == np.float32
     x = gen.X.toarray()
@@ -193,14 +193,14 @@ def test_training_lowers_the_loss():
     model = _blackout_model()
     x0 = torch.as_tensor(model.adata.layers["counts"].toarray()).repeat(10, 1)
     before = _eval_loss(model, x0)
-    model.train(max_steps=40, batch_size=32, lr=1e-3, progress=False)
+    model.train(max_steps=40, batch_size=32, lr=1e-3, execution=QUIET)
     assert _eval_loss(model, x0) < 0.93 * before
 
 
 def test_generation_is_seeded(trained_blackout):
-    a = trained_blackout.generate(20, n_steps=8, random_state=5, progress=False).X.toarray()
-    b = trained_blackout.generate(20, n_steps=8, random_state=5, progress=False).X.toarray()
-    c = trained_blackout.generate(20, n_steps=8, random_state=6, progress=False).X.toarray()
+    a = trained_blackout.generate(20, n_steps=8, random_state=5, execution=QUIET).X.toarray()
+    b = trained_blackout.generate(20, n_steps=8, random_state=5, execution=QUIET).X.toarray()
+    c = trained_blackout.generate(20, n_steps=8, random_state=6, execution=QUIET).X.toarray()
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -261,7 +261,7 @@ def test_save_load_round_trip(trained_blackout, tmp_path):
     config = json.loads((path / "config.json").read_text())
     assert config["model_class"] == "SDDBlackout"
     loaded = sdd.SDDBlackout.load(path)
-    kw = {"n_steps": 6, "random_state": 1, "progress": False}
+    kw = {"n_steps": 6, "random_state": 1, "execution": QUIET}
     assert np.array_equal(
         loaded.generate(15, **kw).X.toarray(), trained_blackout.generate(15, **kw).X.toarray()
     )
@@ -274,15 +274,15 @@ def test_save_load_round_trip(trained_blackout, tmp_path):
 
 def test_conditional_generation():
     model = _blackout_model(labels_key="cell_type")
-    model.train(max_steps=10, batch_size=32, progress=False)
-    gen = model.generate(12, n_steps=5, labels="B", guidance_scale=1.0, progress=False)
+    model.train(max_steps=10, batch_size=32, execution=QUIET)
+    gen = model.generate(12, n_steps=5, labels="B", guidance_scale=1.0, execution=QUIET)
     assert (gen.obs["cell_type"] == "B").all()
     assert np.all(gen.X.toarray() >= 0)
 
 
 def test_sparse_weights_with_blackout_survive_training_and_save(tmp_path):
     model = _blackout_model(weight_sparsity=0.75, sparse_method="magran", sparse_update_interval=5)
-    model.train(max_steps=16, batch_size=32, progress=False)
+    model.train(max_steps=16, batch_size=32, execution=QUIET)
     masks = model.weight_masks_  # updates at steps 5 and 10 (they stop at 75% = step 12)
     assert (
         masks.n_updates == 2
@@ -303,8 +303,8 @@ def test_image_route_from_integer_arrays():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 6, 6)) * (rng.random((40, 6, 6)) < 0.3)
     model = sdd.SDDBlackout.from_array(images, labels=rng.integers(0, 2, 40), n_times=TIMES, **TINY)
-    model.train(max_steps=5, batch_size=16, progress=False)
-    out = model.generate_images(4, n_steps=5, labels="1", progress=False)
+    model.train(max_steps=5, batch_size=16, execution=QUIET)
+    out = model.generate_images(4, n_steps=5, labels="1", execution=QUIET)
     assert out.shape == (4, 6, 6) and out.dtype == np.int64
     assert out.min() >= 0 and out.max() <= images.max()
     assert "image (6, 6)" in repr(model)
@@ -322,23 +322,23 @@ def test_real_counts_are_accepted():
     data = ad.read_h5ad(path)[:150, :30].copy()
     data.layers["counts"] = data.X.copy()
     model = _blackout_model(data)
-    model.train(max_steps=3, batch_size=32, progress=False)
-    gen = model.generate(10, n_steps=4, progress=False)
+    model.train(max_steps=3, batch_size=32, execution=QUIET)
+    gen = model.generate(10, n_steps=4, execution=QUIET)
     assert gen.shape == (10, 30) and gen.X.min() >= 0
 
 
 def test_conditional_blackout_generates_the_training_mix(tmp_path):
     adata = make_counts_adata(n_cells=50, n_genes=10, seed=3)
     sdd.SDDBlackout.setup_anndata(adata, layer="counts", labels_key="cell_type")
-    model = sdd.SDDBlackout(adata, **TINY, n_times=10).train(2, batch_size=16, progress=False)
+    model = sdd.SDDBlackout(adata, **TINY, n_times=10).train(2, batch_size=16, execution=QUIET)
     model.save(tmp_path / "b")
     loaded = sdd.SDDBlackout.load(tmp_path / "b")
     real = adata.obs["cell_type"].value_counts()
     for m in (model, loaded):
-        gen = m.generate(labels="training", n_steps=2, progress=False)
+        gen = m.generate(labels="training", n_steps=2, execution=QUIET)
         assert gen.obs["cell_type"].value_counts().to_dict() == real.to_dict()
         x = gen.X.toarray()
         assert np.array_equal(x, np.round(x)) and x.min() >= 0
-    twenty = loaded.generate(20, labels="training", n_steps=2, progress=False)
+    twenty = loaded.generate(20, labels="training", n_steps=2, execution=QUIET)
     share = twenty.obs["cell_type"].value_counts()
     assert share.sum() == 20 and all(abs(share[k] - 20 * real[k] / 50) < 1 for k in real.index)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import QUIET
 
 import sdd
 from sdd.data.detection import bin_codes, depth_bins, nonzero_counts, nonzero_counts_by_group
@@ -34,7 +35,7 @@ def trained() -> sdd.SDD:
     torch.manual_seed(0)
     adata = make_adata()
     sdd.SDD.setup_anndata(adata)
-    return sdd.SDD(adata, hidden=(32, 16), depth_bins=4).train(60, random_state=0, progress=False)
+    return sdd.SDD(adata, hidden=(32, 16), depth_bins=4).train(60, random_state=0, execution=QUIET)
 
 
 # ---------------------------------------------------------------- pure functions
@@ -125,14 +126,14 @@ def test_deeper_bins_give_cells_with_more_genes() -> None:
     torch.manual_seed(0)
     adata = make_adata(400, seed=1)
     model = sdd.SDD(adata, hidden=(64, 32), depth_bins=2).train(
-        300, random_state=0, progress=False, lr=2e-3
+        300, random_state=0, execution=QUIET, lr=2e-3
     )
     detected = []
     for code in (0, 1):
         codes = np.full((200, 1), code)
         [(_, _, z)] = model._sample_batches(
             200, codes=codes, batch_size=200, guidance_scale=0.0, random_state=0, use_ema=True,
-            accelerator="cpu", device=None, fast=False, progress=False, n_steps=50,
+            execution=QUIET.replace(accelerator="cpu", fast=False), n_steps=50,
         )  # fmt: skip
         detected.append((z[:, model.n_genes :] > 0).float().sum(dim=1).mean().item())
     assert detected[1] > detected[0] + 1.0  # the deep bin detects more genes per cell
@@ -140,12 +141,12 @@ def test_deeper_bins_give_cells_with_more_genes() -> None:
 
 # ---------------------------------------------------------------- calibration
 def test_calibration_matches_training_detection_rates(trained: sdd.SDD) -> None:
-    trained.calibrate(400, n_steps=20, random_state=3, progress=False, per_cell=False)
-    again = trained.generate(400, n_steps=20, random_state=3, progress=False)  # same sample
+    trained.calibrate(400, n_steps=20, random_state=3, execution=QUIET, per_cell=False)
+    again = trained.generate(400, n_steps=20, random_state=3, execution=QUIET)  # same sample
     rates = np.asarray((again.X != 0).mean(axis=0)).ravel()
     np.testing.assert_allclose(rates, trained.targets_.detection_rate, atol=1.5 / 400)
     assert again.uns["sdd"]["calibrated"] is True
-    raw = trained.generate(400, n_steps=20, random_state=3, progress=False, calibrated=False)
+    raw = trained.generate(400, n_steps=20, random_state=3, execution=QUIET, calibrated=False)
     assert raw.uns["sdd"]["calibrated"] is False
     raw_error = np.abs(
         np.asarray((raw.X != 0).mean(axis=0)).ravel() - trained.targets_.detection_rate
@@ -155,11 +156,11 @@ def test_calibration_matches_training_detection_rates(trained: sdd.SDD) -> None:
 
 def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD) -> None:
     trained.calibrate(
-        400, n_steps=20, random_state=3, progress=False, value_weight=1.0, match_totals=False
+        400, n_steps=20, random_state=3, execution=QUIET, value_weight=1.0, match_totals=False
     )
-    mapped = trained.generate(400, n_steps=20, random_state=3, progress=False)
+    mapped = trained.generate(400, n_steps=20, random_state=3, execution=QUIET)
     raw_values = trained.generate(
-        400, n_steps=20, random_state=3, progress=False, store_dense=True
+        400, n_steps=20, random_state=3, execution=QUIET, store_dense=True
     )  # the same sample: calibrated thresholds, unmapped values in layers["dense"]
     assert ((mapped.X != 0) != (raw_values.X != 0)).nnz == 0  # the zero pattern is untouched
     real = make_adata()  # the fixture's training cells
@@ -174,21 +175,21 @@ def test_value_calibration_gives_each_gene_the_training_values(trained: sdd.SDD)
     for weight in (0.5, None):  # None: the default, 0.75 of the way to the mapped values
         kwargs = {} if weight is None else {"value_weight": weight}
         part = trained.calibrate(
-            400, n_steps=20, random_state=3, progress=False, match_totals=False, **kwargs
+            400, n_steps=20, random_state=3, execution=QUIET, match_totals=False, **kwargs
         )
-        part = part.generate(400, n_steps=20, random_state=3, progress=False)
+        part = part.generate(400, n_steps=20, random_state=3, execution=QUIET)
         w = 0.75 if weight is None else weight
         np.testing.assert_allclose(
             part.X.toarray(), (1 - w) * unmapped + w * X, rtol=1e-5, atol=1e-6
         )
     trained.calibrate(
-        400, n_steps=20, random_state=3, progress=False, value_weight=0, match_totals=False
+        400, n_steps=20, random_state=3, execution=QUIET, value_weight=0, match_totals=False
     )
     assert (
         trained.calibration_.value_map is None
         and trained.calibration_.settings["value_weight"] == 0
     )
-    plain = trained.generate(400, n_steps=20, random_state=3, progress=False)
+    plain = trained.generate(400, n_steps=20, random_state=3, execution=QUIET)
     np.testing.assert_allclose(plain.X.toarray(), unmapped, rtol=1e-6)
 
 
@@ -196,24 +197,24 @@ def test_generate_samples_as_the_calibration_did(trained: sdd.SDD) -> None:
     """Thresholds hold for the sampler they were matched on: a calibrated model generates
     with the calibration's sampler and steps unless told otherwise; an uncalibrated one
     (or ``calibrated=False``) with DDPM-250."""
-    trained.calibrate(100, n_steps=7, random_state=3, progress=False, per_cell=False)
+    trained.calibrate(100, n_steps=7, random_state=3, execution=QUIET, per_cell=False)
     assert trained.calibration_.settings["sampler"] == "ddim"
-    own = trained.generate(100, random_state=3, progress=False, store_dense=True)
+    own = trained.generate(100, random_state=3, execution=QUIET, store_dense=True)
     assert (own.uns["sdd"]["sampler"], own.uns["sdd"]["n_steps"]) == ("ddim", 7)
     # the calibration sample again: its thresholds give exactly the training rates
     rates = np.asarray((own.X != 0).mean(axis=0)).ravel()
     np.testing.assert_allclose(rates, trained.targets_.detection_rate, atol=1.5 / 100)
-    told = trained.generate(10, sampler="ddpm", n_steps=3, progress=False)
+    told = trained.generate(10, sampler="ddpm", n_steps=3, execution=QUIET)
     assert (told.uns["sdd"]["sampler"], told.uns["sdd"]["n_steps"]) == ("ddpm", 3)
-    raw = trained.generate(10, calibrated=False, n_steps=3, progress=False)
+    raw = trained.generate(10, calibrated=False, n_steps=3, execution=QUIET)
     assert raw.uns["sdd"]["sampler"] == "ddpm"
-    trained.calibrate(100, sampler="ddpm", n_steps=4, random_state=3, progress=False)
-    again = trained.generate(10, progress=False)
+    trained.calibrate(100, sampler="ddpm", n_steps=4, random_state=3, execution=QUIET)
+    again = trained.generate(10, execution=QUIET)
     assert (again.uns["sdd"]["sampler"], again.uns["sdd"]["n_steps"]) == ("ddpm", 4)
 
 
 def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:
-    trained.calibrate(200, n_steps=10, progress=False)
+    trained.calibrate(200, n_steps=10, execution=QUIET)
     trained.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.calibration_.thresholds, trained.calibration_.thresholds)
@@ -221,8 +222,8 @@ def test_calibration_survives_save_and_load(trained: sdd.SDD, tmp_path) -> None:
     np.testing.assert_array_equal(loaded.targets_.value_quantiles, trained.targets_.value_quantiles)
     assert loaded.calibration_.group_thresholds is None and loaded.targets_.group_codes is None
     np.testing.assert_array_equal(loaded.depth_.depths, trained.depth_.depths)
-    a = trained.generate(50, n_steps=10, progress=False)
-    b = loaded.generate(50, n_steps=10, progress=False)
+    a = trained.generate(50, n_steps=10, execution=QUIET)
+    b = loaded.generate(50, n_steps=10, execution=QUIET)
     assert (a.X != b.X).nnz == 0
 
 
@@ -231,8 +232,8 @@ def test_group_calibration_survives_save_and_load(tmp_path) -> None:
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
     model = (
         sdd.SDD(adata, hidden=(16,))
-        .train(5, progress=False)
-        .calibrate(200, n_steps=5, progress=False)
+        .train(5, execution=QUIET)
+        .calibrate(200, n_steps=5, execution=QUIET)
     )
     assert model.calibration_.group_thresholds.shape == (2, 30)
     model.save(tmp_path / "m")
@@ -252,8 +253,8 @@ def test_group_calibration_survives_save_and_load(tmp_path) -> None:
         loaded.targets_.group_value_quantiles, model.targets_.group_value_quantiles
     )
     np.testing.assert_array_equal(loaded.targets_.group_rates, model.targets_.group_rates)
-    a = model.generate(60, labels="training", n_steps=5, progress=False)
-    b = loaded.generate(60, labels="training", n_steps=5, progress=False)
+    a = model.generate(60, labels="training", n_steps=5, execution=QUIET)
+    b = loaded.generate(60, labels="training", n_steps=5, execution=QUIET)
     assert (a.X != b.X).nnz == 0
 
 
@@ -267,7 +268,7 @@ def test_group_calibration_matches_each_label_group() -> None:
     adata.obs["cell_type"] = types
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
     torch.manual_seed(0)
-    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(60, random_state=0, progress=False)
+    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(60, random_state=0, execution=QUIET)
     expected = {t: (X[types == t] != 0).mean(axis=0) for t in ("A", "B")}
     np.testing.assert_allclose(
         model.targets_.group_rates, np.vstack([expected["A"], expected["B"]]), atol=1e-6
@@ -275,11 +276,11 @@ def test_group_calibration_matches_each_label_group() -> None:
     errors = {}
     for per_group in (True, False):
         model.calibrate(
-            400, n_steps=20, random_state=3, progress=False, per_group=per_group, per_cell=False
+            400, n_steps=20, random_state=3, execution=QUIET, per_group=per_group, per_cell=False
         )
         assert model.calibration_.settings["per_group"] is per_group
         gen = model.generate(
-            400, labels="training", n_steps=20, random_state=3, progress=False, store_dense=True
+            400, labels="training", n_steps=20, random_state=3, execution=QUIET, store_dense=True
         )
         errors[per_group] = 0.0
         for t in ("A", "B"):
@@ -307,7 +308,7 @@ def test_group_value_maps_give_each_group_its_training_values() -> None:
     adata.obs["cell_type"] = types
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
     torch.manual_seed(0)
-    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(40, random_state=0, progress=False)
+    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(40, random_state=0, execution=QUIET)
     levels = [0.25, 0.5, 0.75]
     errors = {}
     for per_group in (True, False):
@@ -315,13 +316,13 @@ def test_group_value_maps_give_each_group_its_training_values() -> None:
             400,
             n_steps=20,
             random_state=3,
-            progress=False,
+            execution=QUIET,
             per_group=per_group,
             value_weight=1.0,
             match_totals=False,
         )
         assert (model.calibration_.group_value_map is not None) is per_group
-        gen = model.generate(400, labels="training", n_steps=20, random_state=3, progress=False)
+        gen = model.generate(400, labels="training", n_steps=20, random_state=3, execution=QUIET)
         errors[per_group] = []
         for t in ("A", "B"):
             G, R = gen[gen.obs["cell_type"] == t].X.toarray(), X[types == t]
@@ -342,7 +343,7 @@ def test_too_many_groups_fall_back_to_the_global_value_map(monkeypatch) -> None:
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
     with pytest.warns(UserWarning, match="too many for value maps per group"):
         model = sdd.SDD(adata, hidden=(16,), depth_bins=0)
-    model.train(5, progress=False).calibrate(200, n_steps=5, progress=False)
+    model.train(5, execution=QUIET).calibrate(200, n_steps=5, execution=QUIET)
     assert (
         model.targets_.group_value_quantiles is None and model.calibration_.group_value_map is None
     )
@@ -350,14 +351,14 @@ def test_too_many_groups_fall_back_to_the_global_value_map(monkeypatch) -> None:
         model.calibration_.group_thresholds.shape == (2, 30)
         and model.calibration_.value_map is not None
     )
-    assert model.generate(20, labels="training", n_steps=5, progress=False).n_obs == 20
+    assert model.generate(20, labels="training", n_steps=5, execution=QUIET).n_obs == 20
 
 
 def test_unconditional_cells_of_a_group_model_use_the_global_thresholds() -> None:
     adata = make_adata(240)
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
-    model = sdd.SDD(adata, hidden=(16,), depth_bins=0).train(5, progress=False)
-    model.calibrate(200, n_steps=5, progress=False)
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=0).train(5, execution=QUIET)
+    model.calibrate(200, n_steps=5, execution=QUIET)
     calibration = model.calibration_
     assert calibration.rows(model.targets_.group_index(None)) is None
     codes = np.array([[0], [1], [2]])  # A, B, the null token
@@ -368,23 +369,23 @@ def test_unconditional_cells_of_a_group_model_use_the_global_thresholds() -> Non
 def test_stale_calibration_is_ignored_with_a_warning() -> None:
     torch.manual_seed(0)
     adata = make_adata(60)
-    model = sdd.SDD(adata, hidden=(16,), depth_bins=2).train(5, progress=False)
-    model.calibrate(50, n_steps=5, progress=False)
-    model.train(3, progress=False)
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=2).train(5, execution=QUIET)
+    model.calibrate(50, n_steps=5, execution=QUIET)
+    model.train(3, execution=QUIET)
     with pytest.warns(UserWarning, match="calibrate"):
-        stale = model.generate(30, n_steps=5, progress=False)
+        stale = model.generate(30, n_steps=5, execution=QUIET)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        plain = model.generate(30, n_steps=5, progress=False, calibrated=False)
+        plain = model.generate(30, n_steps=5, execution=QUIET, calibrated=False)
     assert (stale.X != plain.X).nnz == 0
 
 
 def test_calibrate_rejects_bad_calls() -> None:
     adata = make_adata(40)
-    baseline = sdd.SDD(adata, hidden=(16,), sparsity_bits=False).train(2, progress=False)
+    baseline = sdd.SDD(adata, hidden=(16,), sparsity_bits=False).train(2, execution=QUIET)
     with pytest.raises(ValueError, match="sparsity bits"):
         baseline.calibrate(10)
-    model = sdd.SDD(adata, hidden=(16,)).train(2, progress=False)
+    model = sdd.SDD(adata, hidden=(16,)).train(2, execution=QUIET)
     with pytest.raises(TypeError, match="unexpected"):
         model.calibrate(10, labels="A")
     with pytest.raises(ValueError, match="n_cells"):
@@ -410,10 +411,10 @@ def test_cli_fit_calibrates_unless_told_not_to(tmp_path, calibrate: bool) -> Non
 
 def test_tl_fit_calibrates_by_default() -> None:
     adata = make_adata(60)
-    model = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False)
+    model = sdd.tl.fit(adata, max_steps=3, hidden=(16,), execution=QUIET)
     assert model.calibration_ is not None
     assert model.calibration_.settings["n_cells"] == 2000
-    baseline = sdd.tl.fit(adata, max_steps=3, hidden=(16,), progress=False, sparsity_bits=False)
+    baseline = sdd.tl.fit(adata, max_steps=3, hidden=(16,), execution=QUIET, sparsity_bits=False)
     assert baseline.calibration_ is None
 
 
@@ -444,9 +445,9 @@ def test_two_way_offsets_match_both_margins() -> None:
 
 
 def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
-    trained.calibrate(300, n_steps=10, random_state=3, progress=False, match_totals=True)
+    trained.calibrate(300, n_steps=10, random_state=3, execution=QUIET, match_totals=True)
     assert trained.calibration_.settings["per_cell"] is True
-    gen = trained.generate(300, n_steps=10, random_state=5, progress=False)
+    gen = trained.generate(300, n_steps=10, random_state=5, execution=QUIET)
     assert gen.uns["sdd"]["per_cell"] is True
     detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
     depths, totals, _ = trained.depth_.draw(
@@ -457,7 +458,7 @@ def test_generated_cells_have_their_drawn_depths(trained: sdd.SDD) -> None:
     np.testing.assert_allclose(np.asarray(gen.X.sum(axis=1)).ravel(), totals, rtol=1e-4)
     rates = np.asarray((gen.X != 0).mean(axis=0)).ravel()
     assert np.abs(rates - trained.targets_.detection_rate).mean() < 0.06
-    again = trained.generate(300, n_steps=10, random_state=5, progress=False)
+    again = trained.generate(300, n_steps=10, random_state=5, execution=QUIET)
     assert (again.X != gen.X).nnz == 0  # same seed, same cells
 
 
@@ -466,12 +467,12 @@ def test_per_cell_calibration_spreads_depth_like_the_training_cells() -> None:
     the two-way one gives the training spread (the statistic it copies)."""
     torch.manual_seed(0)
     adata = make_adata(300, seed=2)
-    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(30, random_state=0, progress=False)
+    model = sdd.SDD(adata, hidden=(32, 16), depth_bins=0).train(30, random_state=0, execution=QUIET)
     real = np.asarray((adata.X != 0).sum(axis=1)).ravel()
     spread = {}
     for per_cell in (False, True):
-        model.calibrate(300, n_steps=10, random_state=3, progress=False, per_cell=per_cell)
-        gen = model.generate(300, n_steps=10, random_state=4, progress=False)
+        model.calibrate(300, n_steps=10, random_state=3, execution=QUIET, per_cell=per_cell)
+        gen = model.generate(300, n_steps=10, random_state=4, execution=QUIET)
         detected = np.asarray((gen.X != 0).sum(axis=1)).ravel()
         spread[per_cell] = abs(np.quantile(detected, [0.1, 0.9]) - np.quantile(real, [0.1, 0.9]))
     assert spread[True].max() <= 2 and spread[True].sum() < spread[False].sum()
@@ -479,7 +480,7 @@ def test_per_cell_calibration_spreads_depth_like_the_training_cells() -> None:
 
 def test_model_saved_without_depths_gets_them_from_its_training_data(tmp_path) -> None:
     adata = make_adata(80)
-    model = sdd.SDD(adata, hidden=(16,), depth_bins=2).train(3, progress=False)
+    model = sdd.SDD(adata, hidden=(16,), depth_bins=2).train(3, execution=QUIET)
     model.save(tmp_path / "m")
     state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     assert "depths" in state["depth"]
@@ -488,9 +489,9 @@ def test_model_saved_without_depths_gets_them_from_its_training_data(tmp_path) -
     old = sdd.SDD.load(tmp_path / "old")
     assert old.depth_.depths is None
     with pytest.raises(ValueError, match="per_cell=False"):
-        old.calibrate(20, n_steps=3, progress=False)
-    old.calibrate(20, n_steps=3, progress=False, per_cell=False)  # thresholds only: fine
-    assert old.generate(10, n_steps=3, progress=False).n_obs == 10
+        old.calibrate(20, n_steps=3, execution=QUIET)
+    old.calibrate(20, n_steps=3, execution=QUIET, per_cell=False)  # thresholds only: fine
+    assert old.generate(10, n_steps=3, execution=QUIET).n_obs == 10
     attached = sdd.SDD.load(tmp_path / "old", adata)
     np.testing.assert_array_equal(attached.depth_.depths, (adata.X != 0).sum(axis=1).A1)
 
@@ -500,12 +501,12 @@ def test_stored_thresholds_are_the_ones_the_bits_were_compared_with(trained, per
     """``layers["sb_thresholds"]`` (what ``sdd.pl.sparsity_bits`` draws against): an entry
     is expressed exactly where its SB value exceeds its threshold and its value is
     positive, per gene and per cell alike."""
-    trained.calibrate(200, n_steps=5, random_state=1, progress=False, per_cell=per_cell)
-    gen = trained.generate(200, random_state=2, progress=False, store_dense=True)
+    trained.calibrate(200, n_steps=5, random_state=1, execution=QUIET, per_cell=per_cell)
+    gen = trained.generate(200, random_state=2, execution=QUIET, store_dense=True)
     above = gen.layers["sb_logits"] > gen.layers["sb_thresholds"]
     expressed = gen.X.toarray() != 0
     np.testing.assert_array_equal(expressed, above & (gen.layers["dense"] > 0))
     per_gene = np.ptp(gen.layers["sb_thresholds"], axis=0).max()
     assert (per_gene > 0) == per_cell  # per-cell cuts move a gene's threshold between cells
-    raw = trained.generate(20, random_state=2, progress=False, store_dense=True, calibrated=False)
+    raw = trained.generate(20, random_state=2, execution=QUIET, store_dense=True, calibrated=False)
     assert "sb_thresholds" not in raw.layers

@@ -14,8 +14,8 @@ import pytest
 import scanpy as sc
 import scipy.sparse as sp
 import torch
+from conftest import QUIET, make_counts_adata
 from conftest import TINY as _TINY
-from conftest import make_counts_adata
 from sklearn.neighbors import NearestCentroid
 
 import sdd
@@ -24,7 +24,7 @@ from sdd.diffusion import sample, sparsity
 
 TINY = {**_TINY, "depth_bins": 0}  # the label mechanics, without the depth condition
 TYPES = ["type_0", "type_1", "type_2"]
-FAST = {"sampler": "ddim", "n_steps": 8, "progress": False}
+FAST = {"sampler": "ddim", "n_steps": 8, "execution": QUIET}
 
 
 def make_labelled(n_cells: int = 240, genes_per_type: int = 10, seed: int = 0) -> ad.AnnData:
@@ -57,7 +57,7 @@ def labelled() -> ad.AnnData:
 def model(labelled) -> sdd.SDD:
     data = labelled.copy()
     sdd.SDD.setup_anndata(data, labels_key="cell_type", counts_layer="counts")
-    return sdd.SDD(data, **TINY).train(max_steps=200, batch_size=64, lr=3e-3, progress=False)
+    return sdd.SDD(data, **TINY).train(max_steps=200, batch_size=64, lr=3e-3, execution=QUIET)
 
 
 def untrained(adata: ad.AnnData, **setup) -> sdd.SDD:

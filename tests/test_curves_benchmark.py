@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import QUIET
 
 from sdd.nn import SkipMLP
 
@@ -48,7 +49,7 @@ def test_step_clock_finds_steps_and_self_conditioning_branches(curves):
 @pytest.mark.parametrize("kind", ["SDD", "SDDBlackout"])
 def test_bare_loop_trains_a_copy_and_runs_the_package_branches(curves, kind):
     model, data = curves.build_model(kind, 40, 64)
-    model.train(1, batch_size=16, progress=False)
+    model.train(1, batch_size=16, execution=QUIET)
     before = [p.detach().clone() for p in model.module.parameters()]
     bare = curves.BareLoop(model, data, 16, torch.device("cpu"))
     clock = curves.StepClock(bare.net)

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import sdd
+from conftest import QUIET
 from sdd.diffusion import CosineSchedule, diffusion_loss
 from sdd.train._distributed import distributed_info
 
@@ -37,7 +38,7 @@ rank = int(__import__("os").environ["RANK"])
 torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
 model = sdd.SDD(adata, hidden=(16, 8), emb_dim=8)
 initial = next(model.module.parameters()).detach().clone()
-model.train(max_steps=5, batch_size=8, accelerator="cpu", progress=False)
+model.train(max_steps=5, batch_size=8, execution=QUIET.replace(accelerator="cpu"))
 rank, world, _ = distributed_info()
 
 # gradients through DDP are the mean of the processes' own gradients
@@ -58,7 +59,7 @@ dist.all_gather(gathered, local_grad)
 # validation with early stopping: every rank evaluates, all stop at the same step
 held = sdd.SDD(adata, hidden=(16, 8), emb_dim=8)
 held.train(
-    max_steps=8, batch_size=8, lr=1e-12, accelerator="cpu", progress=False,
+    max_steps=8, batch_size=8, lr=1e-12, execution=QUIET.replace(accelerator="cpu"),
     validation_size=0.25, validation_every=2, early_stopping=True, early_stopping_patience=1,
 )
 torch.save(

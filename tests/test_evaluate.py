@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from conftest import SHARED_DATA
+from conftest import QUIET, SHARED_DATA
 
 import sdd
 from sdd.tl._evaluate import METRICS
@@ -188,8 +188,8 @@ def test_not_anndata(halves):
 def test_generated_cells_from_a_model(adata):
     sdd.SDD.setup_anndata(adata)
     model = sdd.SDD(adata, hidden=(32,), emb_dim=16)  # untrained-quality: only the plumbing
-    model.train(max_steps=3, batch_size=32, progress=False)
-    gen = model.generate(100, sampler="ddim", n_steps=3, progress=False)
+    model.train(max_steps=3, batch_size=32, execution=QUIET)
+    gen = model.generate(100, sampler="ddim", n_steps=3, execution=QUIET)
     table = sdd.tl.evaluate(adata, gen)
     m = _wide(table)
     assert m["sparsity_generated"] == pytest.approx(sdd.metrics.zero_fraction(gen.X))

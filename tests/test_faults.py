@@ -16,7 +16,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.io.atomic import atomic_path, write_h5ad
@@ -59,15 +59,15 @@ def saved(tmp_path_factory):
     torch.manual_seed(0)
     adata = make_counts_adata(n_cells=60, n_genes=10)
     sdd.SDD.setup_anndata(adata)
-    model = sdd.SDD(adata, **TINY).train(3, batch_size=16, progress=False)
+    model = sdd.SDD(adata, **TINY).train(3, batch_size=16, execution=QUIET)
     path = tmp_path_factory.mktemp("faults") / "model"
     model.save(path)
-    return path, model.generate(8, n_steps=2, progress=False).X.toarray()
+    return path, model.generate(8, n_steps=2, execution=QUIET).X.toarray()
 
 
 def _same_model(path: Path, cells: np.ndarray) -> None:
     loaded = sdd.SDD.load(path)
-    np.testing.assert_array_equal(loaded.generate(8, n_steps=2, progress=False).X.toarray(), cells)
+    np.testing.assert_array_equal(loaded.generate(8, n_steps=2, execution=QUIET).X.toarray(), cells)
 
 
 SLOW_SAVE = """
@@ -263,7 +263,7 @@ adata = make_counts_adata(n_cells=60, n_genes=10)
 sdd.SDD.setup_anndata(adata)
 model = sdd.SDD.load(path, adata)
 real_save = torch.save
-model.train(3, batch_size=16, progress=False)
+model.train(3, batch_size=16, execution=QUIET)
 real_save(model.module.state_dict(), side / "0.pt")
 model.save(path, overwrite=True, with_optimizer=True)  # a complete checkpoint
 if phase == "train":  # killed while training towards the next checkpoint
@@ -274,14 +274,14 @@ if phase == "train":  # killed while training towards the next checkpoint
             marker.touch()
         return real_call(self)
     Sampler.__call__ = call
-    model.train(10**6, batch_size=16, progress=False)
+    model.train(10**6, batch_size=16, execution=QUIET)
 else:  # killed while writing the next checkpoint
     def slow_save(obj, f, *a, **k):
         real_save(obj, f, *a, **k)
         marker.touch()
         time.sleep(60)
     torch.save = slow_save
-    model.train(3, batch_size=16, progress=False)
+    model.train(3, batch_size=16, execution=QUIET)
     model.save(path, overwrite=True, with_optimizer=True)
 """
 
@@ -308,7 +308,7 @@ def test_killed_training_leaves_the_last_complete_checkpoint(saved, tmp_path, ph
             sdd.SDD.load(partial)
     adata = make_counts_adata(n_cells=60, n_genes=10)
     sdd.SDD.setup_anndata(adata)
-    sdd.SDD.load(path, adata).train(2, batch_size=16, progress=False).save(path, overwrite=True)
+    sdd.SDD.load(path, adata).train(2, batch_size=16, execution=QUIET).save(path, overwrite=True)
     assert not list(tmp_path.glob(".model.*"))  # lock and leftovers gone
 
 
@@ -333,7 +333,7 @@ def test_ctrl_c_during_training_rolls_back(saved, tmp_path):
         return real_call(self)
     Sampler.__call__ = call
     try:
-        model.train(10**6, batch_size=16, progress=False)
+        model.train(10**6, batch_size=16, execution=QUIET)
     except KeyboardInterrupt:
         after = [*model.module.state_dict().values(), *model.ema_.model.state_dict().values()]
         same = all(torch.equal(a, b) for a, b in zip(before, after))

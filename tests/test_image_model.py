@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import QUIET, SHARED_DATA
 
 import sdd
 import sdd.metrics
@@ -24,7 +24,7 @@ MNIST = SHARED_DATA / "images" / "mnist"
 
 
 def _gen(model, n=12, **kw):
-    return model.generate(n, **{"sampler": "ddim", "n_steps": 4, "progress": False, **kw})
+    return model.generate(n, **{"sampler": "ddim", "n_steps": 4, "execution": QUIET, **kw})
 
 
 def synthetic_images(n=96, channels=None, size=12, seed=0):
@@ -55,13 +55,13 @@ def mnist_subset():
 def mnist_model(mnist_subset):
     x, y = mnist_subset
     model = sdd.SDDImage(x, y, **TINY)
-    return model.train(max_steps=12, batch_size=32, progress=False)
+    return model.train(max_steps=12, batch_size=32, execution=QUIET)
 
 
 @pytest.fixture(scope="module")
 def synth_model():
     x, y = synthetic_images()
-    return sdd.SDDImage(x, y, **TINY).train(max_steps=8, batch_size=32, progress=False)
+    return sdd.SDDImage(x, y, **TINY).train(max_steps=8, batch_size=32, execution=QUIET)
 
 
 # ------------------------------------------------------------------ model on MNIST
@@ -99,7 +99,7 @@ def test_channel_axis_layout_and_scaling():
     model = sdd.SDDImage(x, **TINY)
     assert model.image_shape == (2, 12, 12) and model.data_channels == 4
     np.testing.assert_allclose(model.scaler_.scale, x.max(axis=(0, 2, 3)), rtol=1e-6)
-    model.train(max_steps=3, batch_size=16, progress=False)
+    model.train(max_steps=3, batch_size=16, execution=QUIET)
     out = _gen(model, 5)
     assert out.images.shape == (5, 2, 12, 12) and out.sb_logits.shape == (5, 2, 12, 12)
     assert out.labels is None
@@ -126,7 +126,7 @@ def test_guidance_and_label_broadcast(synth_model):
 def test_plain_baseline_has_no_sb_channels():
     x, _ = synthetic_images(48)
     model = sdd.SDDImage(x, sparsity_bits=False, **TINY).train(
-        max_steps=2, batch_size=16, progress=False
+        max_steps=2, batch_size=16, execution=QUIET
     )
     assert model.module.channels == 1
     out = _gen(model, 4)
@@ -151,7 +151,7 @@ def test_log1p_scaler_round_trip():
 def test_log1p_model_output_in_range():
     x, _ = synthetic_images(48)
     model = sdd.SDDImage(x, intensity_transform="log1p", **TINY)
-    model.train(max_steps=2, batch_size=16, progress=False)
+    model.train(max_steps=2, batch_size=16, execution=QUIET)
     out = _gen(model, 4)
     assert out.images.min() >= 0 and out.images.max() <= x.max() * (1 + 1e-4)
     assert "log1p" in repr(model)
@@ -179,7 +179,7 @@ def test_load_and_continue_training(synth_model, tmp_path):
     x, y = synthetic_images(40, seed=1)
     x = np.minimum(x, synth_model.scaler_.maximum[0])  # brighter pixels: "data changed"
     loaded = sdd.SDDImage.load(tmp_path / "m", images=x, labels=y)
-    loaded.train(max_steps=2, batch_size=16, progress=False)
+    loaded.train(max_steps=2, batch_size=16, execution=QUIET)
     assert loaded.history_["step"].tolist()[-2:] == [9, 10]
     with pytest.raises(ValueError, match="Image shape mismatch"):
         sdd.SDDImage.load(tmp_path / "m", images=np.zeros((4, 10, 10)), labels=[0, 1, 0, 1])
@@ -188,7 +188,7 @@ def test_load_and_continue_training(synth_model, tmp_path):
     with pytest.raises(ValueError, match="Unknown label"):
         sdd.SDDImage.load(tmp_path / "m", images=x, labels=np.full(40, 5))
     with pytest.raises(ValueError, match="no training data"):
-        sdd.SDDImage.load(tmp_path / "m").train(max_steps=1, progress=False)
+        sdd.SDDImage.load(tmp_path / "m").train(max_steps=1, execution=QUIET)
 
 
 def test_load_rejects_other_model_class(tmp_path, trained_model):
@@ -236,7 +236,7 @@ def test_bad_labels_and_arguments(synth_model):
         _gen(synth_model, 2, labels=7)
     with pytest.raises(ValueError, match="2 entries for 3 images"):
         _gen(synth_model, 3, labels=[0, 1])
-    unconditional = sdd.SDDImage(x, **TINY).train(max_steps=1, batch_size=8, progress=False)
+    unconditional = sdd.SDDImage(x, **TINY).train(max_steps=1, batch_size=8, execution=QUIET)
     with pytest.raises(ValueError, match="trained without labels"):
         _gen(unconditional, 2, labels=0)
 
@@ -244,7 +244,7 @@ def test_bad_labels_and_arguments(synth_model):
 def test_string_labels():
     x, y = synthetic_images(32)
     names = np.array(["left", "right"])[y]
-    model = sdd.SDDImage(x, names, **TINY).train(max_steps=1, batch_size=8, progress=False)
+    model = sdd.SDDImage(x, names, **TINY).train(max_steps=1, batch_size=8, execution=QUIET)
     assert model.categories_ == {"label": ["left", "right"]}
     assert _gen(model, 3, labels="right").labels.tolist() == ["right"] * 3
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 
 
 def _gen(model, n=40, **kw):
-    kw = {"sampler": "ddim", "n_steps": 5, "progress": False, "store_dense": True, **kw}
+    kw = {"sampler": "ddim", "n_steps": 5, "execution": QUIET, "store_dense": True, **kw}
     return model.generate(n, **kw)
 
 
@@ -47,19 +47,22 @@ def test_exact_zeros_match_sparsity_bits(trained_model):
 
 
 def test_bf16_sampling_on_cpu_keeps_the_output_contract(trained_model):
-    plain, fast = _gen(trained_model, 30, fast=False), _gen(trained_model, 30, fast=True)
+    plain, fast = (
+        _gen(trained_model, 30, execution=QUIET.replace(fast=False)),
+        _gen(trained_model, 30, execution=QUIET.replace(fast=True)),
+    )
     x = fast.X.toarray()
     assert np.array_equal(fast.layers["sparsity_bits"].toarray(), (x != 0).astype(np.float32))
     assert not np.array_equal(plain.layers["dense"], fast.layers["dense"])  # bf16 did run
     # the same noise through a bf16 network: the same cells, up to bf16 rounding
     assert np.corrcoef(plain.layers["dense"].ravel(), fast.layers["dense"].ravel())[0, 1] > 0.99
     with pytest.raises(TypeError, match="fast"):
-        _gen(trained_model, 5, fast="yes")
+        sdd.Execution(fast="yes")
 
 
 def test_default_sampler_is_ddpm_250_without_calibration(trained_model):
     assert trained_model.calibration_ is None
-    gen = trained_model.generate(3, progress=False)
+    gen = trained_model.generate(3, execution=QUIET)
     assert gen.uns["sdd"]["sampler"] == "ddpm" and gen.uns["sdd"]["n_steps"] == 250
 
 
@@ -133,7 +136,7 @@ def test_load_with_adata_continues_training(trained_model, tmp_path):
     data = make_counts_adata()
     loaded = sdd.SDD.load(tmp_path / "m", adata=data)
     steps = len(loaded.history_)
-    loaded.train(max_steps=3, batch_size=16, progress=False)
+    loaded.train(max_steps=3, batch_size=16, execution=QUIET)
     assert len(loaded.history_) == steps + 3
     assert loaded.history_["step"].is_monotonic_increasing
 
@@ -247,7 +250,7 @@ def test_baseline_mode_runs_without_sb_half():
     data = make_counts_adata(n_cells=60)
     model = sdd.SDD(data, sparsity_bits=False, **TINY)
     assert model.data_dim == data.n_vars
-    model.train(max_steps=5, batch_size=16, progress=False)
+    model.train(max_steps=5, batch_size=16, execution=QUIET)
     gen = _gen(model, 10)
     assert "sb_logits" not in gen.layers and gen.shape == (10, data.n_vars)
     assert np.array_equal(gen.layers["sparsity_bits"].toarray(), (gen.X.toarray() != 0) * 1.0)
@@ -255,10 +258,31 @@ def test_baseline_mode_runs_without_sb_half():
 
 
 def test_tl_fit_is_reproducible(adata):
-    a = sdd.tl.fit(adata.copy(), max_steps=3, batch_size=16, random_state=5, progress=False, **TINY)
+    a = sdd.tl.fit(
+        adata.copy(),
+        max_steps=3,
+        train_kwargs={"batch_size": 16},
+        random_state=5,
+        execution=QUIET,
+        **TINY,
+    )
     torch.rand(10)  # move the global RNG: the seed alone decides the model
-    b = sdd.tl.fit(adata.copy(), max_steps=3, batch_size=16, random_state=5, progress=False, **TINY)
-    c = sdd.tl.fit(adata.copy(), max_steps=3, batch_size=16, random_state=6, progress=False, **TINY)
+    b = sdd.tl.fit(
+        adata.copy(),
+        max_steps=3,
+        train_kwargs={"batch_size": 16},
+        random_state=5,
+        execution=QUIET,
+        **TINY,
+    )
+    c = sdd.tl.fit(
+        adata.copy(),
+        max_steps=3,
+        train_kwargs={"batch_size": 16},
+        random_state=6,
+        execution=QUIET,
+        **TINY,
+    )
     for key, value in a.module.state_dict().items():
         assert torch.equal(value, b.module.state_dict()[key]), key
     assert any(
@@ -271,24 +295,24 @@ def test_dense_input_and_layer(adata):
     sdd.SDD.setup_anndata(adata, layer="counts")
     model = sdd.SDD(adata, **TINY)
     assert model.setup_args_["layer"] == "counts"
-    model.train(max_steps=2, batch_size=16, progress=False)
+    model.train(max_steps=2, batch_size=16, execution=QUIET)
     assert model.history_.shape[0] == 2 and set(model.history_.columns) == {"step", "epoch", "loss"}
     assert _gen(model, 5).uns["sdd"]["layer"] == "counts"
 
 
 def test_tl_fit_and_generate(adata):
-    model = sdd.tl.fit(adata, max_steps=3, batch_size=16, progress=False, **TINY)
+    model = sdd.tl.fit(adata, max_steps=3, train_kwargs={"batch_size": 16}, execution=QUIET, **TINY)
     assert isinstance(model, sdd.SDD) and model.is_trained_
     assert model.train_args_["max_steps"] == 3 and list(model.init_args_["hidden"]) == [64, 32]
-    gen = sdd.tl.generate(n_cells=7, sampler="ddim", n_steps=3, progress=False)
+    gen = sdd.tl.generate(n_cells=7, sampler="ddim", n_steps=3, execution=QUIET)
     assert gen.n_obs == 7
-    other = sdd.tl.generate(n_cells=3, model=model, sampler="ddim", n_steps=3, progress=False)
+    other = sdd.tl.generate(n_cells=3, model=model, sampler="ddim", n_steps=3, execution=QUIET)
     assert other.n_obs == 3
 
 
 def test_conditional_labels_in_obs(adata):
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
-    model = sdd.SDD(adata, **TINY).train(max_steps=3, batch_size=16, progress=False)
+    model = sdd.SDD(adata, **TINY).train(max_steps=3, batch_size=16, execution=QUIET)
     gen = _gen(model, 6, labels="B")
     assert list(gen.obs["cell_type"]) == ["B"] * 6
     with pytest.raises(ValueError, match="known labels"):
@@ -380,4 +404,4 @@ def test_bad_training_arguments(adata):
     with pytest.raises(ValueError, match="max_steps"):
         model.train(max_steps=0)
     with pytest.raises(ValueError, match="accelerator"):
-        model.train(max_steps=1, accelerator="tpu")
+        model.train(max_steps=1, execution=QUIET.replace(accelerator="tpu"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 import sdd.model._base as base
@@ -57,9 +57,9 @@ def test_every_model_trains_and_samples_through_the_one_engine(monkeypatch):
     monkeypatch.setattr(base, "train_denoiser", train)
     monkeypatch.setattr(base, "sample_split", sample)
     for model in _models(weight_sparsity=0.5):
-        model.train(3, batch_size=16, progress=False, fast=False, distributed=False)
+        model.train(3, batch_size=16, execution=QUIET.replace(fast=False, distributed=False))
         assert model.weight_masks_.is_applied(model.module)
-        kwargs = {"n_steps": 2, "progress": False, "fast": False}
+        kwargs = {"n_steps": 2, "execution": QUIET.replace(fast=False)}
         out = model.generate(4, **kwargs)
         assert len(out) == 4 if isinstance(out, sdd.model.GeneratedImages) else out.n_obs == 4
     assert calls == {"train": 3, "sample": 3}
@@ -84,18 +84,18 @@ def test_train_rejects_bad_arguments_in_every_model(kwargs, error, match):
     for model in _models():
         before = _weights(model)
         with pytest.raises(error, match=match):
-            model.train(**{"max_steps": 1, "progress": False, **kwargs})
+            model.train(**{"max_steps": 1, "execution": QUIET, **kwargs})
         assert all(torch.equal(a, b) for a, b in zip(before, _weights(model), strict=True))
 
 
 def test_divergence_restores_the_model_and_it_generates_the_same_cells():
     for model in _models():
-        model.train(5, batch_size=16, progress=False)
-        kwargs = {"n_steps": 3, "progress": False}
+        model.train(5, batch_size=16, execution=QUIET)
+        kwargs = {"n_steps": 3, "execution": QUIET}
         first = model.generate(6, **kwargs)
         weights, updates = _weights(model), model.ema_.n_updates
         with pytest.raises(FloatingPointError, match="restored"):
-            model.train(20, batch_size=16, lr=1e30, progress=False)
+            model.train(20, batch_size=16, lr=1e30, execution=QUIET)
         assert all(torch.equal(a, b) for a, b in zip(weights, _weights(model), strict=True))
         assert model.ema_.n_updates == updates and len(model.history_) == 5
         again = model.generate(6, **kwargs)
@@ -105,7 +105,7 @@ def test_divergence_restores_the_model_and_it_generates_the_same_cells():
 
 
 def test_interrupted_training_leaves_the_model_as_it_was(monkeypatch):
-    model = _models()[0].train(4, batch_size=16, progress=False)
+    model = _models()[0].train(4, batch_size=16, execution=QUIET)
     weights = _weights(model)
 
     def interrupt(*args, **kwargs):
@@ -116,7 +116,7 @@ def test_interrupted_training_leaves_the_model_as_it_was(monkeypatch):
 
     monkeypatch.setattr(base, "train_denoiser", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        model.train(10, progress=False)
+        model.train(10, execution=QUIET)
     assert all(torch.equal(a, b) for a, b in zip(weights, _weights(model), strict=True))
     assert len(model.history_) == 4 and model.is_trained_
 
@@ -127,26 +127,26 @@ def test_two_calls_equal_one_long_run_and_resume_from_disk(which, tmp_path):
         return _models()[which]
 
     split, long = fresh(), fresh()
-    split.train(6, batch_size=16, progress=False).train(5, batch_size=16, progress=False)
-    long.train(11, batch_size=16, progress=False)
+    split.train(6, batch_size=16, execution=QUIET).train(5, batch_size=16, execution=QUIET)
+    long.train(11, batch_size=16, execution=QUIET)
     np.testing.assert_array_equal(split.history_["loss"], long.history_["loss"])
     assert all(torch.equal(a, b) for a, b in zip(_weights(split), _weights(long), strict=True))
 
-    resumed = fresh().train(6, batch_size=16, progress=False)
+    resumed = fresh().train(6, batch_size=16, execution=QUIET)
     resumed.save(tmp_path / "m", with_optimizer=True)
     data = {0: lambda m: (m.adata,), 1: lambda m: (m._images,), 2: lambda m: (m.adata,)}[which]
     loaded = type(resumed).load(tmp_path / "m", *data(resumed))
-    loaded.train(5, batch_size=16, progress=False)
+    loaded.train(5, batch_size=16, execution=QUIET)
     np.testing.assert_array_equal(loaded.history_["loss"], long.history_["loss"])
     assert all(torch.equal(a, b) for a, b in zip(_weights(loaded), _weights(long), strict=True))
 
 
 def test_new_seed_restarts_the_stream():
     a, b = _models()[0], _models()[0]
-    a.train(3, batch_size=16, progress=False)
-    b.train(3, batch_size=16, progress=False)
-    a.train(3, batch_size=16, progress=False)
-    b.train(3, batch_size=16, progress=False, random_state=0)
+    a.train(3, batch_size=16, execution=QUIET)
+    b.train(3, batch_size=16, execution=QUIET)
+    a.train(3, batch_size=16, execution=QUIET)
+    b.train(3, batch_size=16, execution=QUIET, random_state=0)
     assert not np.array_equal(a.history_["loss"], b.history_["loss"])
 
 
@@ -158,8 +158,8 @@ def test_all_zero_gene_stays_zero_and_warns():
     sdd.SDD.setup_anndata(adata)
     with pytest.warns(UserWarning, match="zero in every training cell"):
         model = sdd.SDD(adata, **TINY)
-    model.train(5, batch_size=16, progress=False)
-    gen = model.generate(200, n_steps=3, progress=False, store_dense=True)
+    model.train(5, batch_size=16, execution=QUIET)
+    gen = model.generate(200, n_steps=3, execution=QUIET, store_dense=True)
     assert gen.X[:, 3].nnz == 0
     assert np.all(gen.X.toarray() <= X.max(axis=0) + 1e-6)
     empty = ad.AnnData(sp.csr_matrix((20, 4), dtype=np.float32))
@@ -172,9 +172,9 @@ def test_generated_cells_fit_scanpy_conventions():
     adata.var["highly_variable"] = True
     adata.uns["log1p"] = {"base": None}
     sdd.SDD.setup_anndata(adata, labels_key="cell_type")
-    model = sdd.SDD(adata, **TINY).train(3, batch_size=16, progress=False)
-    one = model.generate(5, n_steps=2, progress=False, labels="A")
-    two = model.generate(5, n_steps=2, progress=False, labels="A")
+    model = sdd.SDD(adata, **TINY).train(3, batch_size=16, execution=QUIET)
+    one = model.generate(5, n_steps=2, execution=QUIET, labels="A")
+    two = model.generate(5, n_steps=2, execution=QUIET, labels="A")
     np.testing.assert_array_equal(one.X.toarray(), two.X.toarray())  # same seed, same cells
     both = ad.concat([one, two])
     assert both.obs_names.is_unique
@@ -185,14 +185,14 @@ def test_generated_cells_fit_scanpy_conventions():
 
 
 def test_generate_refuses_outputs_that_cannot_fit(monkeypatch):
-    model = _models()[0].train(2, batch_size=16, progress=False)
+    model = _models()[0].train(2, batch_size=16, execution=QUIET)
     monkeypatch.setattr(sdd.train._generate, "available_memory", lambda: 10**6)
     with pytest.raises(ValueError, match="GiB"):
-        model.generate(10**7, progress=False)
+        model.generate(10**7, execution=QUIET)
 
 
 def test_load_checks_config_against_weights_before_building(tmp_path):
-    model = _models()[0].train(2, batch_size=16, progress=False)
+    model = _models()[0].train(2, batch_size=16, execution=QUIET)
     model.save(tmp_path / "m")
     config_file = tmp_path / "m" / "config.json"
     config = json.loads(config_file.read_text())
@@ -210,28 +210,28 @@ def test_load_checks_config_against_weights_before_building(tmp_path):
 def test_image_categories_are_a_dict_like_the_cell_models():
     model = sdd.SDDImage(_images(), labels=np.arange(32) % 2, **IMAGE)
     assert model.categories_ == {"label": [0, 1]}
-    model.train(2, batch_size=16, progress=False)
-    out = model.generate(3, n_steps=2, labels=1, progress=False)
+    model.train(2, batch_size=16, execution=QUIET)
+    out = model.generate(3, n_steps=2, labels=1, execution=QUIET)
     assert out.labels.tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="Unknown"):
-        model.generate(3, n_steps=2, labels=5, progress=False)
+        model.generate(3, n_steps=2, labels=5, execution=QUIET)
 
 
 def test_load_takes_adata_and_accelerator_like_scvi(tmp_path):
     cells = make_counts_adata(n_cells=64, n_genes=12, seed=1)
     sdd.SDD.setup_anndata(cells, labels_key="cell_type")
-    model = sdd.SDD(cells, **TINY).train(2, batch_size=16, progress=False)
+    model = sdd.SDD(cells, **TINY).train(2, batch_size=16, execution=QUIET)
     model.save(tmp_path / "m", with_optimizer=True)
     loaded = sdd.SDD.load(tmp_path / "m", adata=cells, accelerator="cpu")
     assert loaded.device == torch.device("cpu") and loaded.adata is cells
-    loaded.train(2, progress=False)  # continues on the attached data, stays where it was put
+    loaded.train(2, execution=QUIET)  # continues on the attached data, stays where it was put
     assert loaded.device == torch.device("cpu") and loaded.history_["step"].tolist() == [1, 2, 3, 4]
     # the training label mix is saved with the model
-    mix = loaded.generate(labels="training", n_steps=2, progress=False).obs["cell_type"]
+    mix = loaded.generate(labels="training", n_steps=2, execution=QUIET).obs["cell_type"]
     assert mix.value_counts().to_dict() == cells.obs["cell_type"].value_counts().to_dict()
     with pytest.raises(ValueError, match="accelerator"):
         sdd.SDD.load(tmp_path / "m", accelerator="tpu")
-    blackout = _models()[2].train(2, batch_size=16, progress=False)
+    blackout = _models()[2].train(2, batch_size=16, execution=QUIET)
     blackout.save(tmp_path / "b")
     assert sdd.SDDBlackout.load(tmp_path / "b", accelerator="cpu").device.type == "cpu"
 

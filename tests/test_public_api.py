@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -103,3 +104,58 @@ def test_lazy_attributes_resolve():
     assert sdd.SDD.__name__ == "SDD" and hasattr(sdd.tl, "fit") and "pl" in dir(sdd)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         sdd.nope  # noqa: B018
+
+
+def test_execution_options_live_in_one_frozen_object():
+    quiet = sdd_module().Execution(progress=False)
+    with pytest.raises(AttributeError):
+        quiet.progress = True  # frozen: one instance is shared by many calls
+    assert quiet.replace(accelerator="cpu").accelerator == "cpu" and quiet.accelerator == "auto"
+    with pytest.raises(TypeError, match="no option 'speed'"):
+        quiet.replace(speed=2)
+    with pytest.raises(ValueError, match="accelerator"):
+        sdd_module().Execution(accelerator="tpu")
+    with pytest.raises(TypeError, match="progress"):
+        sdd_module().Execution(progress="yes")
+
+
+def sdd_module():
+    return importlib.import_module("sdd")
+
+
+def _named_parameters(func) -> list[str]:
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    params = inspect.signature(func).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.kind not in kinds]
+
+
+EXECUTION_METHODS = [
+    ("SDD", "train"), ("SDD", "generate"), ("SDD", "impute"), ("SDD", "calibrate"),
+    ("SDDBlackout", "generate"), ("SDDImage", "generate"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cls", "method"), EXECUTION_METHODS)
+def test_models_take_execution_options_only_through_the_options_object(cls, method):
+    names = _named_parameters(getattr(getattr(sdd_module(), cls), method))
+    assert "execution" in names
+    assert not {"accelerator", "device", "fast", "progress"} & set(names)
+
+
+def test_old_execution_keywords_still_work_with_a_future_warning():
+    from conftest import make_counts_adata
+
+    sdd = sdd_module()
+    adata = make_counts_adata(n_cells=40, n_genes=8)
+    sdd.SDD.setup_anndata(adata)
+    model = sdd.SDD(adata, hidden=(8,), emb_dim=4)
+    with pytest.warns(FutureWarning, match=r"execution=sdd.Execution\(progress=False\)"):
+        model.train(2, batch_size=16, progress=False)
+    new = model.generate(3, n_steps=2, execution=sdd.Execution(progress=False))
+    with pytest.warns(FutureWarning, match="accelerator='cpu'"):
+        old = model.generate(3, n_steps=2, progress=False, accelerator="cpu")
+    assert (new.X != old.X).nnz == 0  # the same call, spelled the old way
+    with pytest.raises(ValueError, match="execution.distributed applies to training only"):
+        model.generate(3, n_steps=2, execution=sdd.Execution(progress=False, distributed=True))
+    with pytest.raises(TypeError, match="execution must be an sdd.Execution"):
+        model.generate(3, n_steps=2, execution={"progress": False})

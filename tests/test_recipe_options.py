@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.diffusion import CosineSchedule, GaussianDiffusion
@@ -70,13 +70,13 @@ def test_unknown_prediction_is_refused():
 def test_v_model_trains_generates_exact_zeros_and_reloads(tmp_path):
     adata = make_counts_adata()
     model = sdd.SDD(adata, prediction="v", **TINY)
-    model.train(20, progress=False)
-    gen = model.generate(30, n_steps=5, progress=False)
+    model.train(20, execution=QUIET)
+    gen = model.generate(30, n_steps=5, execution=QUIET)
     assert (gen.X.toarray() == 0).any()
     model.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m", adata)
     assert loaded.process.prediction == "v"
-    again = loaded.generate(30, n_steps=5, progress=False)
+    again = loaded.generate(30, n_steps=5, execution=QUIET)
     assert np.array_equal(gen.X.toarray(), again.X.toarray())
 
 
@@ -99,7 +99,7 @@ def test_cosine_schedule_changes_training_and_ends_at_zero_lr():
     for schedule in ("constant", "cosine"):
         torch.manual_seed(0)
         model = sdd.SDD(adata, **TINY)
-        model.train(12, lr=1e-3, lr_schedule=schedule, warmup_steps=3, progress=False)
+        model.train(12, lr=1e-3, lr_schedule=schedule, warmup_steps=3, execution=QUIET)
         runs[schedule] = model
     const, cos = runs["constant"], runs["cosine"]
     assert const.history["loss"].iloc[0] == cos.history["loss"].iloc[0]  # same first batch
@@ -116,13 +116,13 @@ def test_recipe_sets_network_and_training_defaults():
     assert tuple(default.init_args_["hidden"]) == (1024, 512, 256)
     cpu = sdd.SDD(adata, recipe="cpu", emb_dim=16)
     assert tuple(cpu.init_args_["hidden"]) == (512, 256, 128)
-    cpu.train(2, progress=False)
+    cpu.train(2, execution=QUIET)
     assert (cpu.train_args_["lr"], cpu.train_args_["batch_size"]) == (1e-3, 128)
     paper = sdd.SDD(adata, recipe="paper", hidden=(32, 16), emb_dim=16)
     assert tuple(paper.init_args_["hidden"]) == (32, 16)  # explicit arguments win
-    paper.train(2, progress=False)
+    paper.train(2, execution=QUIET)
     assert (paper.train_args_["lr"], paper.train_args_["batch_size"]) == (2e-4, 256)
-    paper.train(2, lr=5e-4, batch_size=64, progress=False)
+    paper.train(2, lr=5e-4, batch_size=64, execution=QUIET)
     assert (paper.train_args_["lr"], paper.train_args_["batch_size"]) == (5e-4, 64)
     with pytest.raises(ValueError, match="recipe"):
         sdd.SDD(adata, recipe="gpu")
@@ -131,8 +131,8 @@ def test_recipe_sets_network_and_training_defaults():
 def test_recipe_survives_save_and_load(tmp_path):
     adata = make_counts_adata()
     model = sdd.SDD(adata, recipe="cpu", **TINY)
-    model.train(2, progress=False)
+    model.train(2, execution=QUIET)
     model.save(tmp_path / "m")
     loaded = sdd.SDD.load(tmp_path / "m", adata)
-    loaded.train(2, progress=False)
+    loaded.train(2, execution=QUIET)
     assert loaded.init_args_["recipe"] == "cpu" and loaded.train_args_["lr"] == 1e-3

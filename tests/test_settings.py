@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_counts_adata
+from conftest import QUIET, make_counts_adata
 
 import sdd
 from sdd.data.validate import looks_like_counts, warn_if_raw_counts
@@ -87,10 +87,10 @@ def test_messages_reach_stderr_without_logging_setup(capsys, monkeypatch):
 def test_generate_reports_through_the_logger(trained_model, caplog):
     caplog.set_level(logging.NOTSET)
     sdd.settings.verbosity = "warning"
-    sdd.tl.generate(4, model=trained_model, progress=False)
+    sdd.tl.generate(4, model=trained_model, execution=QUIET)
     assert not [r for r in caplog.records if r.name == "sdd" and r.levelno < logging.WARNING]
     sdd.settings.verbosity = "info"
-    sdd.tl.generate(4, model=trained_model, progress=False)
+    sdd.tl.generate(4, model=trained_model, execution=QUIET)
     assert any("generated 4 cells" in r.getMessage() for r in caplog.records)
 
 

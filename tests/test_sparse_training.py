@@ -6,7 +6,7 @@ import io
 
 import pytest
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 from torch import nn
 
 import sdd
@@ -246,7 +246,7 @@ def test_sdd_model_trains_sparse_and_keeps_masks_through_save_load(method, tmp_p
     model = sdd.SDD(
         data, weight_sparsity=0.9, sparse_method=method, sparse_update_interval=4, **TINY
     )
-    model.train(max_steps=12, batch_size=16, progress=False)
+    model.train(max_steps=12, batch_size=16, execution=QUIET)
     masks = model.weight_masks_
     assert masks.n_updates == (0 if method == "static" else 2)  # steps 4 and 8 (< 9 = 75%)
     assert masks.sparsity == pytest.approx(0.9, abs=0.005)
@@ -260,11 +260,11 @@ def test_sdd_model_trains_sparse_and_keeps_masks_through_save_load(method, tmp_p
     for name, mask in masks.masks.items():
         assert torch.equal(loaded.weight_masks_.masks[name].cpu(), mask.cpu())
     assert loaded.weight_masks_.is_applied(loaded.ema_.model)
-    kw = {"sampler": "ddim", "n_steps": 4, "progress": False}
+    kw = {"sampler": "ddim", "n_steps": 4, "execution": QUIET}
     assert (loaded.generate(8, **kw).X != model.generate(8, **kw).X).nnz == 0
     # continuing training keeps the sparsity
     loaded._attach(data)
-    loaded.train(max_steps=4, batch_size=16, progress=False)
+    loaded.train(max_steps=4, batch_size=16, execution=QUIET)
     assert loaded.weight_masks_.is_applied(loaded.module)
     assert loaded.weight_masks_.sparsity == pytest.approx(0.9, abs=0.005)
 

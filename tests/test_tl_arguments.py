@@ -5,7 +5,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 import pytest
-from conftest import make_counts_adata
+from conftest import QUIET, make_counts_adata
 
 import sdd
 
@@ -36,7 +36,7 @@ def fitted():
     adata = make_counts_adata(n_cells=60, n_genes=12)
     before = snapshot(adata)
     model = sdd.tl.fit(adata, max_steps=2, hidden=(16,), emb_dim=8, calibrate=False,
-                       progress=False)  # fmt: skip
+                       execution=QUIET)  # fmt: skip
     return adata, before, model
 
 
@@ -48,7 +48,7 @@ def test_fit_only_registers_the_setup(fitted):
 
 def test_generate_evaluate_and_embedding_leave_their_arguments(fitted):
     adata, _, model = fitted
-    gen = sdd.tl.generate(20, model=model, sampler="ddim", n_steps=2, progress=False)
+    gen = sdd.tl.generate(20, model=model, sampler="ddim", n_steps=2, execution=QUIET)
     real_before, gen_before = snapshot(adata), snapshot(gen)
     sdd.tl.evaluate(adata, gen, n_comps=5, random_state=0)
     sdd.tl.evaluate(adata, gen, n_comps=5, floor=True, random_state=0)

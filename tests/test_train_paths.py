@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.data.loader import RowBatches
@@ -272,15 +272,22 @@ def test_sdd_train_storage_and_fast_switch_on_cpu():
         torch.manual_seed(0)
         model = sdd.SDD(adata, **TINY)
         model.train(
-            max_steps=6, batch_size=16, progress=False, data_on_device=on_device, accelerator="cpu"
+            max_steps=6,
+            batch_size=16,
+            execution=QUIET.replace(data_on_device=on_device, accelerator="cpu"),
         )
         histories.append(model.history_["loss"].to_numpy())
     np.testing.assert_array_equal(*histories)
     assert model.train_args_["fast"] is False
     with pytest.raises(ValueError, match="CUDA"):
-        model.train(max_steps=1, fast=True, progress=False, accelerator="cpu")
+        model.train(
+            max_steps=1, execution=QUIET.replace(fast=True, progress=False, accelerator="cpu")
+        )
     with pytest.raises(ValueError, match="torchrun"):
-        model.train(max_steps=1, distributed=True, progress=False, accelerator="cpu")
+        model.train(
+            max_steps=1,
+            execution=QUIET.replace(distributed=True, progress=False, accelerator="cpu"),
+        )
 
 
 def test_sample_split_over_two_devices_is_reproducible():

@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.cli import main
@@ -21,7 +21,7 @@ from sdd.train._validation import train_validated
 pytestmark = pytest.mark.slow  # trains models or runs subprocesses; CI runs it
 
 IMAGE = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
-FAST = {"batch_size": 16, "progress": False}
+FAST = {"batch_size": 16, "execution": QUIET}
 
 
 def _sdd(n_cells: int = 64, seed: int = 0, **setup) -> sdd.SDD:
@@ -123,7 +123,7 @@ def test_default_every_is_an_epoch_capped_at_50_evaluations():
     assert model.history["validation_loss"].notna().sum() == 4
     assert model.train_args_["validation_every"] == 3
     long = _sdd()
-    long.train(200, validation_size=0.25, batch_size=16, lr=1e-3, progress=False)
+    long.train(200, validation_size=0.25, batch_size=16, lr=1e-3, execution=QUIET)
     assert long.train_args_["validation_every"] == 4  # ceil(200 / 50) > 3
     assert long.history["validation_loss"].notna().sum() == 50
 
@@ -332,7 +332,13 @@ def test_backed_data_with_a_validation_split(tmp_path):
         sdd.SDD.setup_anndata(data)
         torch.manual_seed(0)
         model = sdd.SDD(data, **TINY)
-        model.train(8, validation_size=0.25, validation_every=4, accelerator="cpu", **FAST)
+        model.train(
+            8,
+            validation_size=0.25,
+            validation_every=4,
+            execution=QUIET.replace(accelerator="cpu"),
+            **FAST,
+        )
         histories.append(model.history.to_numpy())
     np.testing.assert_array_equal(histories[0], histories[1])
     backed.file.close()
@@ -364,8 +370,8 @@ def test_cli_and_tl_pass_the_options(tmp_path, capsys):
     assert model.train_args_["early_stopping_patience"] == 1
     adata = make_counts_adata(n_cells=60, n_genes=12)
     fitted = sdd.tl.fit(
-        adata, max_steps=4, batch_size=16, validation_size=0.2, progress=False, hidden=(16,),
-        emb_dim=8,
+        adata, max_steps=4, train_kwargs={"batch_size": 16, "validation_size": 0.2},
+        execution=QUIET, hidden=(16,), emb_dim=8,
     )  # fmt: skip
     assert fitted.train_args_["validation_size"] == 0.2
     assert fitted.history["validation_loss"].notna().sum() >= 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import TINY, make_counts_adata
+from conftest import QUIET, TINY, make_counts_adata
 
 import sdd
 from sdd.data.scaling import Scaler, gene_stats
@@ -55,8 +55,8 @@ def test_nonzero_mean_model_zeros_are_the_bits_and_survive_save_load(tmp_path):
     adata = make_counts_adata(80, 16)
     sdd.SDD.setup_anndata(adata)
     model = sdd.SDD(adata, zero_fill="nonzero_mean", **TINY)
-    model.train(20, batch_size=16, progress=False)
-    kw = {"sampler": "ddim", "n_steps": 5, "progress": False, "store_dense": True}
+    model.train(20, batch_size=16, execution=QUIET)
+    kw = {"sampler": "ddim", "n_steps": 5, "execution": QUIET, "store_dense": True}
     gen = model.generate(50, random_state=1, **kw)
     x = gen.X.toarray()
     assert np.array_equal(x != 0, gen.layers["sb_logits"] > 0)  # zeros exactly where bits off

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._execution import Execution
 from ._settings import settings
 from ._version import __version__
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from .model import SDD, SDDBlackout, SDDImage
 
 __all__ = [
+    "Execution",
     "SDD",
     "SDDBlackout",
     "SDDImage",

@@ -65,7 +65,7 @@ _FIT_OPTIONS: dict[str, _Option] = {
     "emb_dim": ("--emb-dim", "__init__", "emb_dim", "time/label embedding size (auto: from the U-Net width)", {"type": int}),
     "sparsity_bits": ("--sparsity-bits", "__init__", "sparsity_bits", "model the zero pattern (off: the plain baseline)", {"action": argparse.BooleanOptionalAction}),
     "seed": ("--seed", "train", "random_state", "random seed of weights, batches and noise (auto: 0)", {"type": int}),
-    "accelerator": ("--accelerator", "train", "accelerator", "auto, cpu, cuda or mps", {}),
+    "accelerator": ("--accelerator", "execution", "accelerator", "auto, cpu, cuda or mps", {}),
 }  # fmt: skip
 _GENERATE_OPTIONS: dict[str, _Option] = {
     "n": ("-n", "generate", None, "number of cells or images (auto: the training mix's size, or 10000)", {"type": int}),
@@ -75,7 +75,7 @@ _GENERATE_OPTIONS: dict[str, _Option] = {
     "guidance_scale": ("--guidance-scale", "generate", "guidance_scale", "classifier-free guidance weight", {"type": float}),
     "batch_size": ("--batch-size", "generate", "batch_size", "examples sampled at once", {"type": int}),
     "store_dense": ("--dense", "generate", "store_dense", "also write the dense and sb_logits values", {"action": argparse.BooleanOptionalAction}),
-    "accelerator": ("--accelerator", "generate", "accelerator", "auto, cpu, cuda or mps", {}),
+    "accelerator": ("--accelerator", "execution", "accelerator", "auto, cpu, cuda or mps", {}),
 }  # fmt: skip
 _EVALUATE_OPTIONS: dict[str, _Option] = {
     "n_cells": ("--n-cells", "evaluate", "n_cells", "subsample each set to this size", {"type": int}),
@@ -97,7 +97,12 @@ def _target(cls: Any, method: str) -> Callable:
 
 
 def _parameter(cls: Any, method: str, name: str | None) -> inspect.Parameter | None:
-    """The parameter ``name`` of ``cls.method`` (following ``**kwargs`` up the classes)."""
+    """The parameter ``name`` of ``cls.method`` (following ``**kwargs`` up the classes);
+    ``method="execution"``: of :class:`sdd.Execution`, which every model takes."""
+    if method == "execution":
+        from ._execution import Execution
+
+        return inspect.signature(Execution).parameters.get(name)
     owners = [cls] if method == "evaluate" else [c for c in cls.__mro__ if method in vars(c)]
     for owner in owners:
         params = inspect.signature(_target(owner, method)).parameters
@@ -143,6 +148,17 @@ def _method_kwargs(
             continue
         out[param.name] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def _execution(args: argparse.Namespace, cls: Any, options: dict[str, _Option]) -> Any:
+    """The :class:`sdd.Execution` of the execution options given (progress bars unless
+    ``--quiet``)."""
+    from ._execution import Execution
+
+    given = {
+        k: v for k, v in _method_kwargs(args, cls, "execution", options).items() if v is not None
+    }
+    return Execution(progress=not args.quiet, **given)
 
 
 def _default_help(options: dict[str, _Option], dest: str) -> str:
@@ -386,6 +402,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     init = _method_kwargs(args, cls, "__init__", _FIT_OPTIONS)
     init.update(_model_args(args.model_arg, cls))
     train = _method_kwargs(args, cls, "train", _FIT_OPTIONS)
+    execution = _execution(args, cls, _FIT_OPTIONS)
     if args.model == "image":
         if args.layer or args.covariate_keys or args.normalize:
             raise CLIError("--layer, --covariate-keys and --normalize are for .h5ad data.")
@@ -401,7 +418,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         model = cls(*data, **init)
     _log(repr(model), quiet=args.quiet)
     start = time.perf_counter()
-    model.train(**train, progress=not args.quiet)
+    model.train(**train, execution=execution)
     final = float(model.history_["loss"].tail(100).mean())
     steps = model.train_args_.get("steps_trained", model.train_args_["max_steps"])
     validation = model.history_.get("validation_loss")
@@ -415,7 +432,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     if getattr(model, "calibrate", None) and model.init_args_["sparsity_bits"] and not args.no_calibrate:  # fmt: skip
         start = time.perf_counter()
-        model.calibrate(accelerator=train.get("accelerator") or "auto", progress=not args.quiet)
+        model.calibrate(execution=execution)
         settings = model.calibration_.settings
         _log(
             f"calibrated on {settings['n_cells']} generated cells ({settings['sampler']}, "
@@ -440,7 +457,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError(f"the model in {args.model_dir!r} is not trained.")
     kwargs["labels"] = _labels(args.label, model)
     start = time.perf_counter()
-    result = model.generate(**kwargs, progress=not args.quiet)
+    result = model.generate(**kwargs, execution=_execution(args, cls, _GENERATE_OPTIONS))
     out.parent.mkdir(parents=True, exist_ok=True)
     if image:
         import numpy as np

@@ -41,8 +41,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .._progress import tqdm
-
 __all__ = [
     "BlackoutSchedule",
     "q_sample",
@@ -327,7 +325,6 @@ def sample(
     max_value: torch.Tensor | float | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
-    progress: bool = False,
     step_callback: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Generate counts from the empty state with binomial-bridge (or Poisson) steps.
@@ -348,10 +345,8 @@ def sample(
         See :func:`bridge_step`.
     generator
         Random number generator on ``device``.
-    progress
-        Show a tqdm progress bar.
     step_callback
-        Called after every network evaluation.
+        Called after every network evaluation (e.g. ``bar.update`` of a progress bar).
 
     Returns
     -------
@@ -363,7 +358,7 @@ def sample(
     n = shape[0]
     x = torch.zeros(shape, device=device)
     survival = schedule.survival.tolist()
-    for j, k in enumerate(tqdm(indices, desc="Blackout sampling", disable=not progress)):
+    for j, k in enumerate(indices):
         births_hat = births_fn(x, torch.full((n,), k, device=device, dtype=torch.long))
         p_s = survival[indices[j + 1]] if j + 1 < len(indices) else 1.0
         x = bridge_step(

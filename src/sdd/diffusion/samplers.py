@@ -17,7 +17,6 @@ from typing import Literal
 
 import torch
 
-from .._progress import tqdm
 from .schedule import CosineSchedule
 
 __all__ = ["sample", "SAMPLERS"]
@@ -86,7 +85,6 @@ def sample(
     eta: float | torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
-    progress: bool = False,
     step_callback: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from pure noise and return the final x0 estimate.
@@ -118,11 +116,9 @@ def sample(
         (RePaint-style replacement), and the output keeps ``values`` there exactly.
     generator
         Random number generator (on ``device``) for reproducible samples.
-    progress
-        Show a tqdm progress bar.
     step_callback
-        Called after every network evaluation (e.g. to advance a progress bar that
-        spans several batches).
+        Called after every network evaluation (e.g. ``bar.update`` of a progress bar,
+        which may span several batches).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
@@ -139,14 +135,12 @@ def sample(
     times = time_grid(schedule, n_steps, sampler, device)
 
     previous = None  # DPM-Solver++(2M): the last clean estimate and log-SNR step
-    bar = tqdm(total=n_steps, desc=f"{sampler.upper()} sampling", disable=not progress)
     for i in range(n_steps):
         t, s = times[i], times[i + 1]
         self_cond = x0_hat if self_condition else torch.zeros_like(x0_hat)
         x0_hat = denoise(x, t.expand(n), self_cond)
         if clip:
             x0_hat = x0_hat.clamp(-1.0, 1.0)
-        bar.update(1)
         if step_callback is not None:
             step_callback()
         if i == n_steps - 1:
@@ -163,7 +157,6 @@ def sample(
             values, mask = known
             noise = torch.randn(shape, device=device, generator=generator)
             x = torch.where(mask, alpha_s * values + sigma_s * noise, x)
-    bar.close()
 
     if known is not None:
         values, mask = known

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
+from .._execution import Execution, as_execution, execution_keywords
 from ..data.counts import (
     check_library_setup,
     dense_rows,
@@ -212,6 +213,7 @@ class SDD(AnnDataModel):
         return matrix, bins if codes is None else np.hstack([codes, bins])
 
     # ------------------------------------------------------------------ calibration
+    @execution_keywords("accelerator", "device", "fast", "progress")
     def calibrate(
         self,
         n_cells: int = CALIBRATION_CELLS,
@@ -223,7 +225,9 @@ class SDD(AnnDataModel):
         per_cell: bool = True,
         match_totals: bool = False,
         value_weight: float = 0.75,
-        **generate_kwargs: Any,
+        batch_size: int = 2048,
+        use_ema: bool = True,
+        execution: Execution | None = None,
     ) -> SDD:
         """Fit the calibration that later :meth:`generate` calls apply.
 
@@ -274,9 +278,8 @@ class SDD(AnnDataModel):
         value_weight
             How far each gene's expressed values move towards the training quantiles: 0
             leaves them as generated, 1 maps them onto the training distribution.
-        **generate_kwargs
-            ``batch_size``, ``accelerator``, ``device``, ``fast``, ``progress``,
-            ``use_ema``, as in :meth:`generate`.
+        batch_size, use_ema, execution
+            As in :meth:`generate`.
 
         Returns
         -------
@@ -314,11 +317,7 @@ class SDD(AnnDataModel):
                 "This model was saved without its training depths; load it with its "
                 "training data (SDD.load(path, adata)) or call calibrate(per_cell=False)."
             )
-        unknown = set(generate_kwargs) - {
-            "batch_size", "accelerator", "device", "fast", "progress", "use_ema"
-        }  # fmt: skip
-        if unknown:
-            raise TypeError(f"calibrate() got unexpected arguments {sorted(unknown)}.")
+        execution = as_execution(execution, training=False)
         labels = TRAINING if self.composition_ is not None else None
         n, codes, _ = self._generation_labels(check_int(n_cells, "n_cells", 1), labels)
         draw = self.depth_.draw(
@@ -328,8 +327,7 @@ class SDD(AnnDataModel):
         for _, _, z in self._sample_batches(
             n, codes=self.depth_.condition(codes, draw.bins, n, self.categories_),
             guidance_scale=0.0, random_state=random_state, sampler=sampler, n_steps=n_steps,
-            **{"batch_size": 2048, "use_ema": True, "accelerator": "auto", "device": None,
-               "fast": None, "progress": True, **generate_kwargs},
+            batch_size=batch_size, use_ema=use_ema, execution=execution,
         ):  # fmt: skip
             half, bits = sparsity.split(z)
             expressed = self.scaler_.inverse(half, torch.ones_like(half, dtype=torch.bool))
@@ -484,6 +482,7 @@ class SDD(AnnDataModel):
         """Length of the vector the diffusion runs on (2 x genes with sparsity bits)."""
         return self.n_genes * (2 if self.init_args_["sparsity_bits"] else 1)
 
+    @execution_keywords("accelerator", "device", "fast", "progress")
     def generate(
         self,
         n_cells: int | None = None,
@@ -498,10 +497,7 @@ class SDD(AnnDataModel):
         use_ema: bool = True,
         store_dense: bool = False,
         calibrated: bool = True,
-        accelerator: str = "auto",
-        device: int | str | None = None,
-        fast: bool | None = None,
-        progress: bool = True,
+        execution: Execution | None = None,
     ) -> AnnData:
         """Generate cells.
 
@@ -570,12 +566,10 @@ class SDD(AnnDataModel):
             and map the expressed values onto the training quantiles, when the model has
             them (``False``, or an uncalibrated model: threshold 0 and raw values, the
             paper's).
-        fast
-            Run the network in bf16 (autocast): ``None`` on CUDA only (``SDD_FAST=0``
-            turns it off), ``True`` also on the CPU (about 1.8x faster there; see the
-            speed table in docs/benchmarks/history.md), ``False`` float32.
-        progress
-            Show a progress bar.
+        execution
+            Device, bf16 fast path and progress bar (:class:`sdd.Execution`; ``None``:
+            its defaults). ``fast=True`` also works on the CPU here (bf16 autocast);
+            ``device`` may list several GPUs (or be ``"all"``) to split each batch.
 
         Returns
         -------
@@ -591,6 +585,7 @@ class SDD(AnnDataModel):
         ``layers["counts"]`` (CSR float32 holding integers, non-zero exactly where ``X``
         is), ``obs["size_factor"]`` (the drawn ``s``) and ``obs["total_counts"]``.
         """
+        execution = as_execution(execution, training=False)
         self._require_trained()
         random_state = check_seed(random_state)
         sampler, n_steps = self._sampler_settings(sampler, n_steps, calibrated)
@@ -617,8 +612,7 @@ class SDD(AnnDataModel):
         for start, stop, z in self._sample_batches(
             n_cells, codes=cond, batch_size=batch_size,
             guidance_scale=0.0 if codes is None else guidance_scale,  # no labels: no guidance
-            random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
-            fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
+            random_state=random_state, use_ema=use_ema, execution=execution, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
             values, dense = self._decode(
                 z, calibration, dense=store_dense,
@@ -655,6 +649,7 @@ class SDD(AnnDataModel):
         return out
 
     # ----------------------------------------------------------------- impute
+    @execution_keywords("accelerator", "device", "fast", "progress")
     def impute(
         self,
         adata: AnnData,
@@ -667,10 +662,7 @@ class SDD(AnnDataModel):
         batch_size: int = 2048,
         random_state: int = 0,
         use_ema: bool = True,
-        accelerator: str = "auto",
-        device: int | str | None = None,
-        fast: bool | None = None,
-        progress: bool = True,
+        execution: Execution | None = None,
     ) -> AnnData:
         """Fill in missing genes (inpainting), conditioned on the observed genes.
 
@@ -698,7 +690,7 @@ class SDD(AnnDataModel):
         sampler, n_steps
             Sampler and reverse steps; ``None``: DDPM with 250 steps (imputation uses no
             calibrated thresholds).
-        batch_size, random_state, use_ema, accelerator, device, fast, progress
+        batch_size, random_state, use_ema, execution
             As in :meth:`generate`.
 
         Returns
@@ -714,6 +706,7 @@ class SDD(AnnDataModel):
         --------
         >>> filled = model.impute(adata, ["CD3E", "MS4A1"])  # doctest: +SKIP
         """
+        execution = as_execution(execution, training=False)
         self._require_trained()
         if not isinstance(adata, AnnData):
             raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
@@ -748,8 +741,7 @@ class SDD(AnnDataModel):
         parts, missing_parts = [], []
         for _, _, out in self._sample_batches(
             adata.n_obs, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,
-            random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
-            fast=fast, progress=progress, known=known, sampler=sampler, n_steps=n_steps,
+            random_state=random_state, use_ema=use_ema, execution=execution, known=known, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
             generated = decode_bits(out, self.scaler_.inverse, bits=sb)[0].astype(dtype)
             parts.append(sp.csr_matrix(np.where(batch["missing"], generated, batch["observed"])))

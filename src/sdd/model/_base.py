@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._execution import Execution, as_execution, execution_keywords
 from .._progress import tqdm
 from .._version import __version__
 from ..data.loader import MinibatchSampler
@@ -242,6 +243,9 @@ class DiffusionModel(CheckpointMixin):
         )
 
     # ------------------------------------------------------------------ training
+    @execution_keywords(
+        "accelerator", "device", "progress", "fast", "data_on_device", "distributed"
+    )
     def train(
         self,
         max_steps: int = 10_000,
@@ -255,13 +259,8 @@ class DiffusionModel(CheckpointMixin):
         validation_every: int | None = None,
         early_stopping: bool = False,
         early_stopping_patience: int = 5,
-        accelerator: str = "auto",
-        device: int | str | None = None,
         random_state: int | None = None,
-        progress: bool = True,
-        fast: bool | None = None,
-        data_on_device: bool | None = None,
-        distributed: bool | None = None,
+        execution: Execution | None = None,
     ) -> DiffusionModel:
         """Train the network (Adam, EMA of weights, the process's loss).
 
@@ -311,33 +310,19 @@ class DiffusionModel(CheckpointMixin):
             ``warmup_steps``, then cosine decay to 0 at the last step of this call.
         warmup_steps
             Warm-up steps of the ``"cosine"`` schedule.
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        device
-            GPU index when several are present.
         random_state
             Seed of batch order, times and noise; ``None``: 0 for the first call, the
             continued stream for later ones.
-        progress
-            Show a progress bar.
-        fast
-            GPU fast path: bf16 autocast, fused Adam and CUDA graphs of the whole step,
-            losses read back every 100 steps. ``None``: on CUDA (unless ``SDD_FAST=0``);
-            ``False``: the float32 path, as on the CPU.
-        data_on_device
-            Keep the whole (sparse) matrix on the GPU: ``None`` when it fits in half the
-            free GPU memory; otherwise minibatches are read (ahead, in a thread) from
-            host memory or a backed file and densified on the GPU.
-        distributed
-            Data-parallel training over the processes started by ``torchrun`` (each
-            process trains on its share of every epoch; the global batch is
-            ``batch_size`` x processes). ``None``: when launched by ``torchrun`` with
-            more than one process. Save on rank 0 only (``sdd.train.is_main_process()``).
+        execution
+            Device, fast path, progress bar, data placement and data parallelism
+            (:class:`sdd.Execution`; ``None``: its defaults). Save on rank 0 only
+            (``sdd.train.is_main_process()``) when training with ``torchrun``.
 
         Returns
         -------
         The model itself.
         """
+        ex = as_execution(execution)
         matrix, codes = self._training_data()
         home = self.device  # where the network goes back to afterwards
         max_steps = check_int(max_steps, "max_steps", 1)
@@ -350,7 +335,9 @@ class DiffusionModel(CheckpointMixin):
         validation_size, validation_every, patience = check_validation_options(
             validation_size, validation_every, early_stopping, early_stopping_patience
         )
-        dev, rank, world_size, is_distributed = join_distributed(accelerator, device, distributed)
+        dev, rank, world_size, is_distributed = join_distributed(
+            ex.accelerator, ex.device, ex.distributed
+        )
         resume = self._train_state if random_state is None else None
         seed = resume["seed"] if resume else (random_state or 0)
         held_out = held_out_rows(
@@ -369,7 +356,7 @@ class DiffusionModel(CheckpointMixin):
         rows = None if held_out is None else np.setdiff1d(np.arange(matrix.shape[0]), held_out)
         batches = MinibatchSampler(
             matrix, self.scaler_, batch_size=batch_size, device=dev, codes=codes,
-            random_state=seed, start_batch=start_batch, data_on_device=data_on_device,
+            random_state=seed, start_batch=start_batch, data_on_device=ex.data_on_device,
             rank=rank, world_size=world_size, rows=rows,
             feature_names=getattr(self, "var_names_", None),
         )  # fmt: skip
@@ -392,11 +379,11 @@ class DiffusionModel(CheckpointMixin):
             "steps_per_epoch": batches.steps_per_epoch, "lr": lr, "generator": generator,
             "lr_schedule": lr_multiplier(lr_schedule, start=start, total=max_steps, warmup=warmup_steps),
             "after_step": None if masks is None else masks.hook(self.module, self.ema_),
-            "fast": fast, "distributed": is_distributed,
+            "fast": ex.fast, "distributed": is_distributed,
         }  # fmt: skip
         optimizer_state = resume["optimizer"] if resume else None
         every = validation_every or default_validation_every(batches.steps_per_epoch, max_steps)
-        show = progress and rank == 0
+        show = ex.progress and rank == 0
         try:
             if held_out is None:  # one call: the stream of a model without validation
                 history, optimizer_state = train_denoiser(
@@ -452,7 +439,7 @@ class DiffusionModel(CheckpointMixin):
         self.train_args_ = {
             "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
             "lr_schedule": lr_schedule, "warmup_steps": int(warmup_steps),
-            "random_state": int(seed), "fast": resolve_fast(fast, dev), "world_size": int(world_size),
+            "random_state": int(seed), "fast": resolve_fast(ex.fast, dev), "world_size": int(world_size),
         }  # fmt: skip
         if held_out is not None:
             self.validation_indices_ = held_out
@@ -480,10 +467,7 @@ class DiffusionModel(CheckpointMixin):
         guidance_scale: float,
         random_state: int,
         use_ema: bool,
-        accelerator: str,
-        device: int | str | None,
-        fast: bool | None,
-        progress: bool,
+        execution: Execution,
         known: Callable[[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] | None = None,
         **options: Any,
     ) -> Iterator[tuple[int, int, torch.Tensor]]:
@@ -497,7 +481,7 @@ class DiffusionModel(CheckpointMixin):
         random_state = check_seed(random_state)
         guidance_scale = check_guidance(guidance_scale)
         options = self.process.check_options(**options)
-        devices = resolve_devices(accelerator, device)
+        devices = resolve_devices(execution.accelerator, execution.device)
         dev = devices[0]
         home = self.device
         net = (self.ema_.model if use_ema else self.module).to(dev).eval()
@@ -505,7 +489,7 @@ class DiffusionModel(CheckpointMixin):
         n_batches = -(-n // batch_size)
         bar = tqdm(
             total=n_batches * self.process.n_evaluations(**options),
-            desc=f"Generating {n:,}", disable=not progress, unit="step",
+            desc=f"Generating {n:,}", disable=not execution.progress, unit="step",
         )  # fmt: skip
         try:
             for start in range(0, n, batch_size):
@@ -513,7 +497,7 @@ class DiffusionModel(CheckpointMixin):
                 cond = None if codes is None else torch.as_tensor(codes[start:stop], device=dev)
                 z = sample_split(
                     net, self.process, (stop - start, *self._sample_shape()), devices=devices,
-                    cond=cond, guidance_scale=guidance_scale, generator=generator, fast=fast,
+                    cond=cond, guidance_scale=guidance_scale, generator=generator, fast=execution.fast,
                     known=None if known is None else known(start, stop, dev),
                     step_callback=bar.update, **options,
                 )  # fmt: skip

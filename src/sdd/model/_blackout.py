@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
+from .._execution import Execution, as_execution, execution_keywords
 from ..data.arrays import array_to_anndata
 from ..data.counts import check_integer_counts, gene_mean
 from ..data.registry import Setup
@@ -174,6 +175,7 @@ class SDDBlackout(AnnDataModel):
         Setup.register(adata, cls._model_class, {**setup.args, "image_shape": shape})
         return cls(adata, **kwargs)
 
+    @execution_keywords("accelerator", "device", "fast", "progress")
     def generate(
         self,
         n_cells: int | None = None,
@@ -187,10 +189,7 @@ class SDDBlackout(AnnDataModel):
         guidance_scale: float = 0.0,
         random_state: int = 0,
         use_ema: bool = True,
-        accelerator: str = "auto",
-        device: int | str | None = None,
-        fast: bool | None = None,
-        progress: bool = True,
+        execution: Execution | None = None,
     ) -> AnnData:
         """Generate cells (integer counts with exact zeros) from the empty state.
 
@@ -224,12 +223,10 @@ class SDDBlackout(AnnDataModel):
             Seed; the same seed, model and settings give identical cells on the CPU.
         use_ema
             Sample with the EMA weights.
-        accelerator, device
-            Where to sample (``device="all"``: every GPU).
-        fast
-            Run the network in bf16 (autocast; CUDA graphs on CUDA): ``None`` on CUDA only.
-        progress
-            Show a progress bar.
+        execution
+            Device, bf16 fast path and progress bar (:class:`sdd.Execution`; ``None``:
+            its defaults). ``fast=True`` also works on the CPU here (bf16 autocast);
+            ``device`` may list several GPUs (or be ``"all"``) to split each batch.
 
         Returns
         -------
@@ -238,6 +235,7 @@ class SDDBlackout(AnnDataModel):
         requested labels in ``obs``, the training genes as ``var`` and the settings in
         ``uns["sdd"]``.
         """
+        execution = as_execution(execution, training=False)
         self._require_trained()
         n_cells, codes, label_values = self._generation_labels(n_cells, labels)
         check_output_memory(n_cells, 24 * self.n_genes, "cells")
@@ -245,8 +243,7 @@ class SDDBlackout(AnnDataModel):
             sp.csr_matrix(x.cpu().numpy())
             for _, _, x in self._sample_batches(
                 n_cells, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,
-                random_state=random_state, use_ema=use_ema, accelerator=accelerator,
-                device=device, fast=fast, progress=progress, n_steps=n_steps, method=method,
+                random_state=random_state, use_ema=use_ema, execution=execution, n_steps=n_steps, method=method,
                 rounding=rounding, clip=clip,
             )
         ]  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .._execution import Execution, as_execution, execution_keywords
 from ..data.generated import GeneratedImages
 from ..data.images import TRANSFORMS, ImageScaler, check_images, check_labels
 from ..data.registry import label_codes
@@ -183,6 +184,7 @@ class SDDImage(DiffusionModel):
         return super().train(max_steps, batch_size=batch_size, **kwargs)
 
     # --------------------------------------------------------------- generate
+    @execution_keywords("accelerator", "device", "fast", "progress")
     def generate(
         self,
         n_images: int = 64,
@@ -195,10 +197,7 @@ class SDDImage(DiffusionModel):
         random_state: int = 0,
         use_ema: bool = True,
         store_dense: bool = True,
-        accelerator: str = "auto",
-        device: int | str | None = None,
-        fast: bool | None = None,
-        progress: bool = True,
+        execution: Execution | None = None,
     ) -> GeneratedImages:
         """Generate images.
 
@@ -223,19 +222,17 @@ class SDDImage(DiffusionModel):
             Sample with the EMA weights (recommended).
         store_dense
             Also return ``dense`` and ``sb_logits``.
-        accelerator, device
-            Where to sample, as in :meth:`train`; ``device="all"`` splits each batch
-            across every GPU.
-        fast
-            Run the network in bf16 (autocast; CUDA graphs on CUDA): ``None`` on CUDA only.
-        progress
-            Show a progress bar.
+        execution
+            Device, bf16 fast path and progress bar (:class:`sdd.Execution`; ``None``:
+            its defaults). ``fast=True`` also works on the CPU here (bf16 autocast);
+            ``device`` may list several GPUs (or be ``"all"``) to split each batch.
 
         Returns
         -------
         :class:`GeneratedImages` with ``images`` (exact zeros), ``sparsity_bits``,
         ``dense``, ``sb_logits``, ``labels`` and ``settings``, in the training layout.
         """
+        execution = as_execution(execution, training=False)
         self._require_trained()
         n_images = check_int(n_images, "n_images", 1)
         with_bits = self.init_args_["sparsity_bits"]
@@ -247,8 +244,7 @@ class SDDImage(DiffusionModel):
         parts: dict[str, list[np.ndarray]] = {"images": [], "dense": [], "sb_logits": []}
         for _, _, z in self._sample_batches(
             n_images, codes=codes, batch_size=batch_size, guidance_scale=guidance_scale,
-            random_state=random_state, use_ema=use_ema, accelerator=accelerator, device=device,
-            fast=fast, progress=progress, sampler=sampler, n_steps=n_steps,
+            random_state=random_state, use_ema=use_ema, execution=execution, sampler=sampler, n_steps=n_steps,
         ):  # fmt: skip
             decoded = decode_bits(z, self._inverse, bits=with_bits, dense=store_dense)
             for key, value in zip(parts, decoded, strict=True):

@@ -1,6 +1,6 @@
 """Denoising networks: ``forward(x_t, t, self_cond, cond=None) -> x0_hat``."""
 
-from .embeddings import LabelEmbedding, TimeEmbedding, sinusoidal_embedding
+from .embeddings import LabelEmbedding, TimeEmbedding
 from .mlp import SkipMLP
 from .unet import PAPER_UNET, UNet
 
@@ -10,5 +10,4 @@ __all__ = [
     "PAPER_UNET",
     "TimeEmbedding",
     "LabelEmbedding",
-    "sinusoidal_embedding",
 ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from anndata import AnnData
 
+from .._execution import Execution, as_execution, execution_keywords, moved_keywords
 from ..data.validate import check_seed
 from ..model import SDD
 
@@ -56,26 +57,44 @@ class FittedModels:
 fitted = FittedModels()
 
 
+SETUP_OPTIONS = frozenset({"counts_layer", "library_size_key", "target_sum"})
+TRAIN_OPTIONS = frozenset({
+    "batch_size", "lr", "ema_decay", "lr_schedule", "warmup_steps", "validation_size",
+    "validation_every", "early_stopping", "early_stopping_patience",
+})  # fmt: skip
+
+
+def _options(value: Mapping[str, Any] | None, allowed: frozenset[str], name: str) -> dict:
+    """``value`` as a dict of options, each one of ``allowed``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of options, got {type(value).__name__}.")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise TypeError(f"{name} has unknown option {unknown[0]!r}; choose from {sorted(allowed)}.")
+    return dict(value)
+
+
+@moved_keywords("setup_kwargs", SETUP_OPTIONS)
+@moved_keywords(
+    "train_kwargs", frozenset({"batch_size", "lr", "validation_size", "early_stopping"})
+)
+@execution_keywords("accelerator", "progress")
 def fit(
     adata: AnnData,
     *,
     layer: str | None = None,
     labels_key: str | None = None,
     categorical_covariate_keys: Sequence[str] | None = None,
-    counts_layer: str | None = None,
-    library_size_key: str | None = None,
-    target_sum: float | None = None,
-    sparsity_bits: bool = True,
     recipe: str = "paper",
+    sparsity_bits: bool = True,
     max_steps: int = 10_000,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    validation_size: float | None = None,
-    early_stopping: bool = False,
     calibrate: bool = True,
-    accelerator: str = "auto",
     random_state: int = 0,
-    progress: bool = True,
+    setup_kwargs: Mapping[str, Any] | None = None,
+    train_kwargs: Mapping[str, Any] | None = None,
+    execution: Execution | None = None,
     **model_kwargs: Any,
 ) -> SDD:
     """Train an :class:`~sdd.SDD` model on ``adata`` and remember it for :func:`generate`.
@@ -93,27 +112,34 @@ def fit(
         Layer to train on instead of ``adata.X``.
     labels_key, categorical_covariate_keys
         ``obs`` columns to condition on (optional).
-    counts_layer, library_size_key, target_sum
-        Where the training library sizes come from, for ``generate(counts=True)``
-        (optional; see :meth:`sdd.SDD.setup_anndata`).
-    sparsity_bits
-        ``False`` trains the plain diffusion baseline.
     recipe
         ``"paper"`` (the SDD paper's network and optimiser settings) or ``"cpu"`` (a
-        smaller, cheaper network); see :class:`~sdd.SDD`. ``batch_size`` and ``lr`` of ``None`` take it.
-    max_steps, batch_size, lr, validation_size, early_stopping, accelerator, progress
-        Passed to :meth:`sdd.SDD.train` (``validation_size``: hold that fraction of the
-        cells out and record a ``validation_loss`` in ``model.history``;
-        ``early_stopping``: stop when it stops improving).
+        smaller, cheaper network); see :class:`~sdd.SDD`. It also sets the training's
+        ``batch_size`` and ``lr`` unless ``train_kwargs`` does.
+    sparsity_bits
+        ``False`` trains the plain diffusion baseline.
+    max_steps
+        Optimiser steps (:meth:`sdd.SDD.train`).
     calibrate
         After training, fit the calibration (:meth:`sdd.SDD.calibrate` with its
-        defaults, 2,000 generated cells; only with sparsity bits): every generated cell
-        gets the depth of a training cell with the same labels, every gene the training
-        detection rate, and expressed values move three quarters of the way onto the
-        training quantiles. These copy training statistics into the output.
+        defaults; only with sparsity bits): every generated cell gets the depth of a
+        training cell with the same labels, every gene the training detection rate,
+        and expressed values move three quarters of the way onto the training
+        quantiles. These copy training statistics into the output.
     random_state
         Seed of the initial weights and of training: the same seed and data give the
         same model.
+    setup_kwargs
+        More of :meth:`sdd.SDD.setup_anndata`: ``counts_layer``, ``library_size_key``,
+        ``target_sum`` (where the training library sizes come from, for
+        ``generate(counts=True)``).
+    train_kwargs
+        More of :meth:`sdd.SDD.train`: ``batch_size``, ``lr``, ``validation_size`` (hold
+        that fraction of the cells out and record a ``validation_loss`` in
+        ``model.history``), ``early_stopping``, ``ema_decay``, ...
+    execution
+        Device, fast path and progress bar of training and calibration
+        (:class:`sdd.Execution`).
     **model_kwargs
         Architecture arguments of :class:`~sdd.SDD` (``hidden``, ``emb_dim``, ...).
 
@@ -125,39 +151,31 @@ def fit(
     --------
     >>> import scanpy as sc, sdd
     >>> adata = sc.datasets.pbmc68k_reduced().raw.to_adata()
-    >>> model = sdd.tl.fit(adata, max_steps=500)  # doctest: +SKIP
+    >>> model = sdd.tl.fit(adata, max_steps=500, train_kwargs={"batch_size": 256})  # doctest: +SKIP
     >>> gen = sdd.tl.generate(n_cells=1000)  # doctest: +SKIP
     """
+    setup = _options(setup_kwargs, SETUP_OPTIONS, "setup_kwargs")
+    train = _options(train_kwargs, TRAIN_OPTIONS, "train_kwargs")
+    execution = as_execution(execution)
     SDD.setup_anndata(
         adata,
         layer=layer,
         labels_key=labels_key,
         categorical_covariate_keys=categorical_covariate_keys,
-        counts_layer=counts_layer,
-        library_size_key=library_size_key,
-        target_sum=target_sum,
+        **setup,
     )
     random_state = check_seed(random_state)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched
         torch.manual_seed(random_state)
         model = SDD(adata, sparsity_bits=sparsity_bits, recipe=recipe, **model_kwargs)
     start = time.perf_counter()
-    model.train(
-        max_steps=max_steps,
-        batch_size=batch_size,
-        lr=lr,
-        validation_size=validation_size,
-        early_stopping=early_stopping,
-        accelerator=accelerator,
-        random_state=random_state,
-        progress=progress,
-    )
+    model.train(max_steps=max_steps, random_state=random_state, execution=execution, **train)
     logger.info(
         "trained %d steps in %.1f s", model.train_args_["max_steps"], time.perf_counter() - start
     )
     if calibrate and sparsity_bits:
         start = time.perf_counter()
-        model.calibrate(accelerator=accelerator, progress=progress)
+        model.calibrate(execution=execution.replace(data_on_device=None, distributed=None))
         logger.info(
             "calibrated in %.1f s (a step of its own: SDD.calibrate)", time.perf_counter() - start
         )
