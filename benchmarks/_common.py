@@ -16,6 +16,8 @@ import scanpy as sc
 import torch
 from scipy import sparse
 
+import sdd
+
 DATA = Path(
     os.environ.get(
         "SDD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -75,7 +77,11 @@ def run_scvi(train, n_cells, args):
     scvi.model.SCVI.setup_anndata(counts)
     model = scvi.model.SCVI(counts)
     t0 = time.perf_counter()
-    model.train(accelerator="cpu", enable_progress_bar=False, max_epochs=args.scvi_epochs)
+    model.train(
+        execution=sdd.Execution(accelerator="cpu"),
+        enable_progress_bar=False,
+        max_epochs=args.scvi_epochs,
+    )
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     rng = torch.Generator().manual_seed(args.seed)
@@ -118,7 +124,6 @@ def one_model_parser(description: str) -> argparse.ArgumentParser:
 def default_model(args: argparse.Namespace):
     """The training and held-out halves and the saved model (``--recipe``, default: the
     package's defaults) trained on the first."""
-    import sdd
 
     torch.set_num_threads(args.threads)
     train, held = split(load(args.dataset, args.genes, args.max_cells, args.seed), args.seed)

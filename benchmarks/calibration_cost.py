@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from _common import default_model, one_model_parser
 
+import sdd
+
 SETTINGS = (  # (cells, sampler, steps)
     (2000, "ddim", 250), (500, "ddim", 250), (2000, "ddim", 50), (500, "ddim", 50),
     (2000, "ddim", 25), (2000, "dpm++2m", 25),
@@ -27,7 +29,13 @@ SETTINGS = (  # (cells, sampler, steps)
 
 def fitted(model, n_cells, sampler, n_steps, seed):
     t0 = time.perf_counter()
-    model.calibrate(n_cells, sampler=sampler, n_steps=n_steps, random_state=seed, progress=False)
+    model.calibrate(
+        n_cells,
+        sampler=sampler,
+        n_steps=n_steps,
+        random_state=seed,
+        execution=sdd.Execution(progress=False),
+    )
     return model.calibration_, time.perf_counter() - t0
 
 

@@ -125,16 +125,15 @@ def main() -> None:
     for name, bits in (("SDD", True), ("baseline", False)):
         torch.manual_seed(args.seed)  # same initial weights in every run
         model = sdd.SDDImage(
-            x_fit, y_fit, sparsity_bits=bits, intensity_transform=args.transform, **unet
+            x_fit, y_fit, sparsity_bits=bits, intensity_transform=args.transform, unet_kwargs=unet
         )
         t0 = time.time()
         model.train(
             args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
-            accelerator=args.accelerator,
+            execution=sdd.Execution(accelerator=args.accelerator, progress=False),
             random_state=args.seed,
-            progress=False,
         )
         train_s = time.time() - t0
         t0 = time.time()
@@ -144,9 +143,8 @@ def main() -> None:
             sampler=args.sampler,
             n_steps=args.sample_steps,
             guidance_scale=args.guidance_scale,
-            accelerator=args.accelerator,
+            execution=sdd.Execution(accelerator=args.accelerator, progress=False),
             random_state=args.seed,
-            progress=False,
         )
         gen_s = time.time() - t0
         rows.append(

@@ -139,8 +139,10 @@ def main() -> None:
     args = parser.parse_args()
     train, held, model = default_model(args)
     t0 = time.perf_counter()
-    model.calibrate(progress=False)
-    gen = model.generate(held.n_obs, random_state=args.seed, progress=False)
+    model.calibrate(execution=sdd.Execution(progress=False))
+    gen = model.generate(
+        held.n_obs, random_state=args.seed, execution=sdd.Execution(progress=False)
+    )
     print(f"{args.dataset}: calibrated and generated {gen.n_obs} cells in "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     x_train, x_gen = train.X.toarray(), np.asarray(gen.X.toarray())

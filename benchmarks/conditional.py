@@ -194,9 +194,8 @@ def imputation_table(args, model, train, held_out) -> None:
                 labels=labels,
                 sampler=args.sampler,
                 n_steps=args.sampling_steps,
-                accelerator=args.accelerator,
+                execution=sdd.Execution(accelerator=args.accelerator, progress=False),
                 random_state=args.seed + k,
-                progress=False,
             )
             observed = np.setdiff1d(np.arange(held_out.n_vars), hidden)
             assert (out.X[:, observed] != held_out.X[:, observed]).nnz == 0  # untouched
@@ -272,9 +271,8 @@ def main() -> None:
         args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
-        accelerator=args.accelerator,
+        execution=sdd.Execution(accelerator=args.accelerator, progress=False),
         random_state=args.seed,
-        progress=False,
     )
     print(
         f"trained {model.n_params / 1e6:.2f}M parameters in {time.perf_counter() - t0:.0f} s, "
@@ -290,9 +288,8 @@ def main() -> None:
             sampler=args.sampler,
             n_steps=args.sampling_steps,
             store_dense=False,
-            accelerator=args.accelerator,
+            execution=sdd.Execution(accelerator=args.accelerator, progress=False),
             random_state=args.seed,
-            progress=False,
         )
         print(f"guidance {w:g}: {held_out.n_obs} cells in {time.perf_counter() - t0:.1f} s")
     generation_tables(args, train, held_out, generated)

@@ -57,6 +57,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+import sdd
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(HERE) not in sys.path:
@@ -101,7 +103,6 @@ def cell_adata(counts: sp.csr_matrix):
 
 def build_model(kind: str, size: int, n: int, seed: int = 0):
     """The model of one row, with its training data (default architecture)."""
-    import sdd
 
     torch.manual_seed(seed)
     if kind == "SDDImage":
@@ -282,15 +283,25 @@ def generate_row(spec: dict) -> dict:
         warnings.simplefilter("ignore")
         # one step: generate() needs a trained model; the time does not depend on the
         # weights, the output's non-zeros do (hence the memory model per non-zero)
-        model.train(1, batch_size=16, progress=False, accelerator=device.type)
+        model.train(
+            1,
+            batch_size=16,
+            execution=sdd.Execution(progress=False, accelerator=device.type),
+        )
         options = {"n_steps": spec["sample_steps"]}
         if kind != "SDDBlackout":
             options["sampler"] = "ddim"
-        model.generate(16, progress=False, accelerator=device.type, **options)  # warm-up
+        model.generate(
+            16, execution=sdd.Execution(progress=False, accelerator=device.type), **options
+        )  # warm-up
         before = _rss()
         with PeakRSS() as peak:
             t0 = time.perf_counter()
-            out = model.generate(spec["cells"], progress=False, accelerator=device.type, **options)
+            out = model.generate(
+                spec["cells"],
+                execution=sdd.Execution(progress=False, accelerator=device.type),
+                **options,
+            )
             seconds = time.perf_counter() - t0
     if kind == "SDDImage":
         nnz = int(np.count_nonzero(out.images))
@@ -332,7 +343,7 @@ def adam_row(spec: dict) -> dict:
 
 
 def _timed_steps(model, clock: StepClock, steps: int, **train_kwargs) -> float:
-    model.train(steps, progress=False, **train_kwargs)
+    model.train(steps, execution=sdd.Execution(progress=False), **train_kwargs)
     starts, _ = clock.steps()
     return _per_step(starts)
 
@@ -342,8 +353,6 @@ def backed_row(spec: dict) -> dict:
     import tempfile
 
     import anndata as ad
-
-    import sdd
 
     counts = synthetic_counts(spec["cells"], spec["size"])
     adata = cell_adata(counts)
@@ -362,7 +371,9 @@ def backed_row(spec: dict) -> dict:
             sdd.SDD.setup_anndata(data)
             torch.manual_seed(0)
             models[name] = sdd.SDD(data)
-            models[name].train(1, batch_size=spec["batch"], progress=False)  # warm-up
+            models[name].train(
+                1, batch_size=spec["batch"], execution=sdd.Execution(progress=False)
+            )  # warm-up
             clocks[name] = StepClock(models[name].module)
         times: dict = {k: [] for k in models}
         for _ in range(spec["repeats"]):  # alternate
@@ -380,12 +391,13 @@ def backed_row(spec: dict) -> dict:
 
 def ddp_row(spec: dict) -> dict | None:
     """SDD under ``torchrun`` (DDP, gloo on the CPU): seconds per step on rank 0."""
-    import sdd
 
     model, _ = build_model("SDD", spec["size"], max(2 * spec["batch"] * spec["world"], 1024))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.train(1, batch_size=spec["batch"], progress=False)  # warm-up (and DDP setup)
+        model.train(
+            1, batch_size=spec["batch"], execution=sdd.Execution(progress=False)
+        )  # warm-up (and DDP setup)
         clock = StepClock(model.module)
         times = [
             _timed_steps(model, clock, spec["steps"], batch_size=spec["batch"])

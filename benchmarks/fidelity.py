@@ -180,11 +180,13 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     for suffix, calibration in sweep if calibrate and sweep else [("", options)]:
         t0 = time.perf_counter()
         if calibrate:
-            model.calibrate(progress=False, accelerator=args.accelerator, **calibration)
+            model.calibrate(
+                execution=sdd.Execution(progress=False, accelerator=args.accelerator), **calibration
+            )
         calibrated = time.perf_counter() - t0
         t0 = time.perf_counter()
         gen = model.generate(
-            n_cells, random_state=args.seed, progress=False, accelerator=args.accelerator,
+            n_cells, random_state=args.seed, execution=sdd.Execution(progress=False, accelerator=args.accelerator),
             **sampler,
         )  # fmt: skip
         yield suffix, gen, trained + calibrated, time.perf_counter() - t0
@@ -217,7 +219,10 @@ def trained_model(train, init, fit, name, args):
     model = sdd.SDD(train, **init)
     t0 = time.perf_counter()
     model.train(
-        args.steps, random_state=args.seed, progress=False, accelerator=args.accelerator, **fit
+        args.steps,
+        random_state=args.seed,
+        execution=sdd.Execution(progress=False, accelerator=args.accelerator),
+        **fit,
     )
     trained = time.perf_counter() - t0
     if path is not None:

@@ -187,15 +187,14 @@ def main() -> None:
     rows = [row("real (test images)", x_real)]
     for name, bits in (("SDD", True), ("baseline", False)):
         torch.manual_seed(args.seed)  # same initial weights in every run
-        model = sdd.SDDImage(x_fit, sparsity_bits=bits, **unet)
+        model = sdd.SDDImage(x_fit, sparsity_bits=bits, unet_kwargs=unet)
         t0 = time.time()
         model.train(
             args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
-            accelerator=args.accelerator,
+            execution=sdd.Execution(accelerator=args.accelerator, progress=False),
             random_state=args.seed,
-            progress=False,
         )
         train_s = time.time() - t0
         t0 = time.time()
@@ -203,9 +202,8 @@ def main() -> None:
             n,
             sampler=args.sampler,
             n_steps=args.sample_steps,
-            accelerator=args.accelerator,
+            execution=sdd.Execution(accelerator=args.accelerator, progress=False),
             random_state=args.seed,
-            progress=False,
         )
         gen_s = time.time() - t0
         loss = model.history_["loss"].tail(50).mean()

@@ -134,14 +134,22 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, varian
     )  # fmt: skip
     t0 = time.perf_counter()
     model.train(
-        args.steps, batch_size=args.batch_size, lr=args.lr, random_state=args.seed, progress=False
+        args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        random_state=args.seed,
+        execution=sdd.Execution(progress=False),
     )
     trained = time.perf_counter() - t0
     for calibration in calibrations if sparsity_bits else (None,):
         t1 = time.perf_counter()
         if calibration is not None:
             per_group = calibration.startswith("per-group")
-            model.calibrate(n_steps=args.sampling_steps, progress=False, per_group=per_group)
+            model.calibrate(
+                n_steps=args.sampling_steps,
+                execution=sdd.Execution(progress=False),
+                per_group=per_group,
+            )
             if calibration == "per-group thresholds":
                 model.calibration_ = replace(model.calibration_, group_value_map=None)
         calibrated = time.perf_counter() - t1
@@ -152,7 +160,7 @@ def sdd_rows(train, args, *, sparsity_bits: bool, zero_fill: str, scales, varian
                 n_steps=args.sampling_steps,
                 guidance_scale=w,
                 random_state=args.seed,
-                progress=False,
+                execution=sdd.Execution(progress=False),
             )
             yield calibration, w, gen, trained + calibrated + time.perf_counter() - t2
 
@@ -167,7 +175,11 @@ def scvi_row(train, args):
     scvi.model.SCVI.setup_anndata(data)
     model = scvi.model.SCVI(data)
     t0 = time.perf_counter()
-    model.train(max_epochs=args.scvi_epochs, accelerator="cpu", enable_progress_bar=False)
+    model.train(
+        max_epochs=args.scvi_epochs,
+        execution=sdd.Execution(accelerator="cpu"),
+        enable_progress_bar=False,
+    )
     mean, var = model.get_latent_representation(return_dist=True)
     library = np.asarray(data.X.sum(1)).ravel()
     rng = np.random.default_rng(args.seed)

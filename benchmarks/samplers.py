@@ -33,9 +33,16 @@ def main() -> None:
     records = []
     for sampler, n_steps in SETTINGS:
         for seed in args.sampling_seeds:
-            model.calibrate(sampler=sampler, n_steps=n_steps, random_state=seed, progress=False)
+            model.calibrate(
+                sampler=sampler,
+                n_steps=n_steps,
+                random_state=seed,
+                execution=sdd.Execution(progress=False),
+            )
             t0 = time.perf_counter()
-            cells = model.generate(held.n_obs, random_state=seed, progress=False)
+            cells = model.generate(
+                held.n_obs, random_state=seed, execution=sdd.Execution(progress=False)
+            )
             seconds = time.perf_counter() - t0
             table = sdd.tl.evaluate(held, cells, floor=True, random_state=args.seed)
             table = table[table["group"] == "all"].set_index("metric")["value"]

@@ -140,19 +140,17 @@ def run_sdd(adata, args, seed, n_gen, **sparse):
         batch_size=args.batch_size,
         lr=args.lr,
         ema_decay=args.ema_decay,
-        accelerator=args.accelerator,
+        execution=sdd.Execution(accelerator=args.accelerator, progress=False),
         random_state=seed,
-        progress=False,
     )
     t1 = time.perf_counter()
     gen = model.generate(
         n_gen,
         sampler=args.sdd_sampler,
         n_steps=args.sdd_steps,
-        accelerator=args.accelerator,
+        execution=sdd.Execution(accelerator=args.accelerator, progress=False),
         random_state=seed,
         store_dense=False,
-        progress=False,
     )
     t2 = time.perf_counter()
     return model, gen, t1 - t0, t2 - t1
@@ -167,18 +165,16 @@ def run_blackout(adata, args, seed, n_gen):
         batch_size=args.batch_size,
         lr=args.lr,
         ema_decay=args.ema_decay,
-        accelerator=args.accelerator,
+        execution=sdd.Execution(accelerator=args.accelerator, progress=False),
         random_state=seed,
-        progress=False,
     )
     t1 = time.perf_counter()
     gen = model.generate(
         n_gen,
         n_steps=args.blackout_steps,
         rounding=args.blackout_rounding,
-        accelerator=args.accelerator,
+        execution=sdd.Execution(accelerator=args.accelerator, progress=False),
         random_state=seed,
-        progress=False,
     )
     t2 = time.perf_counter()
     return model, gen, t1 - t0, t2 - t1

@@ -98,9 +98,8 @@ def main() -> None:
         model.train(
             args.steps,
             batch_size=args.batch_size,
-            accelerator=args.accelerator,
+            execution=sdd.Execution(accelerator=args.accelerator, progress=False),
             random_state=args.seed,
-            progress=False,
         )
         print(
             f"{label}: {model.n_params / 1e6:.2f}M params, trained in "
@@ -113,9 +112,8 @@ def main() -> None:
                 sampler=sampler,
                 n_steps=steps,
                 store_dense=False,
-                accelerator=args.accelerator,
+                execution=sdd.Execution(accelerator=args.accelerator, progress=False),
                 random_state=args.seed,
-                progress=False,
             )
             rows.append(
                 row(f"{label}-{sampler.upper()}-{steps}", real, gen.X, time.perf_counter() - t0)

@@ -46,7 +46,9 @@ def trained(train, args):
         return sdd.SDD.load(path, train)
     except (OSError, ValueError, TypeError):
         torch.manual_seed(args.seed)
-        model = sdd.SDD(train).train(args.steps, random_state=args.seed, progress=False)
+        model = sdd.SDD(train).train(
+            args.steps, random_state=args.seed, execution=sdd.Execution(progress=False)
+        )
         if path is not None:
             model.save(path, overwrite=True)
         return model
@@ -58,7 +60,9 @@ def figure(model, held_out, args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gen = model.generate(held_out.n_obs, random_state=args.seed, progress=False)
+    gen = model.generate(
+        held_out.n_obs, random_state=args.seed, execution=sdd.Execution(progress=False)
+    )
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     sdd.pl.qc_violin(held_out, gen, ax=list(axes[:2]), show=False)
     joint = sdd.tl.joint_embedding(held_out, gen, random_state=args.seed)
@@ -85,9 +89,9 @@ def main() -> None:
     sdd.SDD.setup_anndata(train)
     model = trained(train, args)
     t0 = time.perf_counter()
-    model.calibrate(progress=False, per_cell=False)
+    model.calibrate(execution=sdd.Execution(progress=False), per_cell=False)
     genes_only = model.calibration_
-    model.calibrate(progress=False)
+    model.calibrate(execution=sdd.Execution(progress=False))
     per_cell = model.calibration_
     if args.figure:
         figure(model, held_out, args)
@@ -112,8 +116,9 @@ def main() -> None:
         cond = np.full((args.cells, 1), b)
         [(_, _, z)] = model._sample_batches(
             args.cells, codes=cond, batch_size=args.cells, guidance_scale=0.0,
-            random_state=args.seed + b, use_ema=True, accelerator="cpu", device=None,
-            fast=None, progress=False, sampler=per_cell.settings["sampler"],
+            random_state=args.seed + b, use_ema=True,
+            execution=sdd.Execution(accelerator="cpu", progress=False),
+            sampler=per_cell.settings["sampler"],
             n_steps=args.sampling_steps,
         )  # fmt: skip
         half, bits = sparsity.split(z)

@@ -79,11 +79,12 @@ CASES = {  # entry point -> {argument: strategy of invalid values}
 }  # fmt: skip
 
 
-def train_kwargs(kw: dict) -> dict:
-    """``tl.fit`` takes training options such as ``batch_size`` in ``train_kwargs``."""
-    moved = {k: kw[k] for k in kw if k == "batch_size"}
-    rest = {k: v for k, v in kw.items() if k not in moved}
-    return {**rest, "train_kwargs": moved} if moved else rest
+def moved(kw: dict, names: set[str], target: str) -> dict:
+    """``kw`` with the options ``names`` inside the dict argument ``target`` (tl.fit's
+    ``train_kwargs``, tl.evaluate's ``metric_kwargs``)."""
+    inner = {k: v for k, v in kw.items() if k in names}
+    rest = {k: v for k, v in kw.items() if k not in names}
+    return {**rest, target: inner} if inner else rest
 
 
 def entry(name: str, data: ad.AnnData, model: sdd.SDD):
@@ -101,12 +102,14 @@ def entry(name: str, data: ad.AnnData, model: sdd.SDD):
         ),
         "tl.fit": lambda **kw: sdd.tl.fit(data.copy(), **{"max_steps": 1, "hidden": (8,),
                                                          "calibrate": False, **fast,
-                                                         **train_kwargs(kw)}),
+                                                         **moved(kw, {"batch_size"}, "train_kwargs")}),
         "tl.generate": lambda **kw: sdd.tl.generate(**{"n_cells": 2, "n_steps": 1, "model": model,
                                                        **fast, **kw}),
-        "tl.evaluate": lambda **kw: sdd.tl.evaluate(data, data, **kw),
+        "tl.evaluate": lambda **kw: sdd.tl.evaluate(
+            data, data, **moved(kw, {"n_comps", "min_cells", "classifier"}, "metric_kwargs")
+        ),
         "SDDBlackout": lambda **kw: sdd.SDDBlackout(blackout_data, **{"hidden": (8,), **kw}),
-        "SDDImage": lambda **kw: sdd.SDDImage(images, **{"base_channels": 4, **kw}),
+        "SDDImage": lambda **kw: sdd.SDDImage(images, unet_kwargs={"base_channels": 4, **kw}),
     }[name]  # fmt: skip
 
 

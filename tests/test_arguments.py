@@ -58,8 +58,9 @@ def test_lock_never_follows_a_symlink(tmp_path, adata):
         ({"dropout": 1.5}, ValueError, "dropout"),
         ({"sparsity_bits": "no"}, TypeError, "sparsity_bits"),
         ({"self_condition": 1}, TypeError, "self_condition"),
-        ({"logsnr_min": 5.0, "logsnr_max": 1.0}, ValueError, "logsnr_min"),
-        ({"prediction": "eps"}, ValueError, "prediction"),
+        ({"diffusion_kwargs": {"logsnr_min": 5.0, "logsnr_max": 1.0}}, ValueError, "logsnr_min"),
+        ({"diffusion_kwargs": {"prediction": "eps"}}, ValueError, "prediction"),
+        ({"diffusion_kwargs": {"logsnr": 1.0}}, TypeError, "diffusion_kwargs has unknown option"),
     ],
 )
 def test_bad_model_arguments_name_themselves(adata, kwargs, error, name):

@@ -33,7 +33,7 @@ def _models():
     sdd.SDDBlackout.setup_anndata(counts, layer="counts")
     return [
         sdd.SDD(cells, **TINY),
-        sdd.SDDImage(_images(), **IMAGE),
+        sdd.SDDImage(_images(), unet_kwargs=IMAGE),
         sdd.SDDBlackout(counts, **TINY, n_times=20),
     ]
 
@@ -129,7 +129,7 @@ def test_data_changed_in_place_after_setup_is_an_error_not_a_clip():
 
 def test_images_changed_in_place_are_an_error():
     images = _images()
-    model = sdd.SDDImage(images, **IMAGE, intensity_transform="log1p")
+    model = sdd.SDDImage(images, unet_kwargs=IMAGE, intensity_transform="log1p")
     model._images[0, 0, 0, 0] = 1e3  # the array the model trains on, changed in place
     with pytest.raises(ValueError, match="changed after"):
         model.train(20, batch_size=8, execution=QUIET)

@@ -171,7 +171,15 @@ def test_fit_normalize_layer_and_baseline(workdir: Path):
 
 def test_image_model_generates_npz(tmp_path: Path):
     images = np.random.default_rng(0).poisson(0.3, size=(16, 8, 8)).astype(np.float32)
-    model = sdd.SDDImage(images, base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4)
+    model = sdd.SDDImage(
+        images,
+        unet_kwargs={
+            "base_channels": 8,
+            "channel_mult": (1,),
+            "num_res_blocks": 1,
+            "num_groups": 4,
+        },
+    )
     model.train(max_steps=1, batch_size=8, execution=QUIET)
     model.save(tmp_path / "img")
     out = tmp_path / "imgs.npz"
@@ -355,7 +363,7 @@ def test_fit_image_model_end_to_end(tmp_path: Path):
         and model.init_args_["base_channels"] == 8
     )
     assert model.categories_ == {"label": ["a", "b"]} and model.train_args_["max_steps"] == 2
-    default_dropout = inspect.signature(sdd.SDDImage.__init__).parameters["dropout"].default
+    default_dropout = sdd.SDDImage(images, unet_kwargs={"num_groups": 4}).init_args_["dropout"]
     assert model.init_args_["dropout"] == default_dropout
     gen = tmp_path / "gen.npz"
     argv = ["generate", str(out), "-n", "3", "-o", str(gen), "--label", "b", *FAST_GEN]

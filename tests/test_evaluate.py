@@ -135,7 +135,9 @@ def test_per_label_rows_and_unequal_sizes(halves):
     real, other = halves
     small = other[: N_CELLS + 50].copy()
     with pytest.warns(UserWarning, match="Skipped labels"):
-        table = sdd.tl.evaluate(real, small, labels_key="bulk_labels", min_cells=50)
+        table = sdd.tl.evaluate(
+            real, small, labels_key="bulk_labels", metric_kwargs={"min_cells": 50}
+        )
     groups = table["group"].unique().tolist()
     assert groups[0] == "all" and len(groups) > 1
     counts_r = real.obs["bulk_labels"].value_counts()
@@ -170,8 +172,9 @@ def test_gene_mismatch(halves):
         ({"labels_key": "nope"}, ValueError, "nope"),
         ({"layer": "nope"}, ValueError, "Layer 'nope'"),
         ({"n_cells": 3}, ValueError, "n_cells"),
-        ({"min_cells": 2}, ValueError, "min_cells"),
-        ({"classifier": "svm"}, ValueError, "classifier"),
+        ({"metric_kwargs": {"min_cells": 2}}, ValueError, "min_cells"),
+        ({"metric_kwargs": {"classifier": "svm"}}, ValueError, "classifier"),
+        ({"metric_kwargs": {"k": 5}}, TypeError, "metric_kwargs has unknown setting"),
     ],
 )
 def test_bad_arguments(halves, kwargs, error, match):
@@ -235,8 +238,12 @@ def test_floor_rows_and_de(halves):
         a.obs["cond"] = np.where(a.obs["bulk_labels"].astype(str).str.contains("CD4"), "x", "y")
     shuffled = other.copy()
     shuffled.X = shuffled.X[:, np.random.default_rng(1).permutation(shuffled.n_vars)]
-    good = sdd.tl.evaluate(real, other.copy(), condition_key="cond", n_cells=100, min_cells=10)
-    bad = sdd.tl.evaluate(real, shuffled, condition_key="cond", n_cells=100, min_cells=10)
+    good = sdd.tl.evaluate(
+        real, other.copy(), condition_key="cond", n_cells=100, metric_kwargs={"min_cells": 10}
+    )
+    bad = sdd.tl.evaluate(
+        real, shuffled, condition_key="cond", n_cells=100, metric_kwargs={"min_cells": 10}
+    )
     assert list(good.columns[:4]) == ["group", "metric", "value", "floor"]
     g = good.set_index(["group", "metric"])
     b = bad.set_index(["group", "metric"])

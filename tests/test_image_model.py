@@ -54,14 +54,14 @@ def mnist_subset():
 @pytest.fixture(scope="module")
 def mnist_model(mnist_subset):
     x, y = mnist_subset
-    model = sdd.SDDImage(x, y, **TINY)
+    model = sdd.SDDImage(x, y, unet_kwargs=TINY)
     return model.train(max_steps=12, batch_size=32, execution=QUIET)
 
 
 @pytest.fixture(scope="module")
 def synth_model():
     x, y = synthetic_images()
-    return sdd.SDDImage(x, y, **TINY).train(max_steps=8, batch_size=32, execution=QUIET)
+    return sdd.SDDImage(x, y, unet_kwargs=TINY).train(max_steps=8, batch_size=32, execution=QUIET)
 
 
 # ------------------------------------------------------------------ model on MNIST
@@ -96,7 +96,7 @@ def test_mnist_training_state(mnist_model):
 def test_channel_axis_layout_and_scaling():
     x, _ = synthetic_images(48, channels=2)
     x[:, 1] *= 10.0
-    model = sdd.SDDImage(x, **TINY)
+    model = sdd.SDDImage(x, unet_kwargs=TINY)
     assert model.image_shape == (2, 12, 12) and model.data_channels == 4
     np.testing.assert_allclose(model.scaler_.scale, x.max(axis=(0, 2, 3)), rtol=1e-6)
     model.train(max_steps=3, batch_size=16, execution=QUIET)
@@ -125,7 +125,7 @@ def test_guidance_and_label_broadcast(synth_model):
 
 def test_plain_baseline_has_no_sb_channels():
     x, _ = synthetic_images(48)
-    model = sdd.SDDImage(x, sparsity_bits=False, **TINY).train(
+    model = sdd.SDDImage(x, sparsity_bits=False, unet_kwargs=TINY).train(
         max_steps=2, batch_size=16, execution=QUIET
     )
     assert model.module.channels == 1
@@ -150,7 +150,7 @@ def test_log1p_scaler_round_trip():
 
 def test_log1p_model_output_in_range():
     x, _ = synthetic_images(48)
-    model = sdd.SDDImage(x, intensity_transform="log1p", **TINY)
+    model = sdd.SDDImage(x, intensity_transform="log1p", unet_kwargs=TINY)
     model.train(max_steps=2, batch_size=16, execution=QUIET)
     out = _gen(model, 4)
     assert out.images.min() >= 0 and out.images.max() <= x.max() * (1 + 1e-4)
@@ -211,23 +211,23 @@ def test_load_rejects_other_model_class(tmp_path, trained_model):
 )
 def test_bad_images(images, error, match):
     with pytest.raises(error, match=match):
-        sdd.SDDImage(images, **TINY)
+        sdd.SDDImage(images, unet_kwargs=TINY)
 
 
 def test_bad_labels_and_arguments(synth_model):
     x, y = synthetic_images(16)
     with pytest.raises(ValueError, match="one label per image"):
-        sdd.SDDImage(x, y[:5], **TINY)
+        sdd.SDDImage(x, y[:5], unet_kwargs=TINY)
     with pytest.raises(TypeError, match="integers or strings"):
-        sdd.SDDImage(x, y.astype(float), **TINY)
+        sdd.SDDImage(x, y.astype(float), unet_kwargs=TINY)
     with pytest.raises(ValueError, match="intensity_transform"):
-        sdd.SDDImage(x, intensity_transform="sqrt", **TINY)
+        sdd.SDDImage(x, intensity_transform="sqrt", unet_kwargs=TINY)
     with pytest.raises(ValueError, match="condition_dropout"):
-        sdd.SDDImage(x, condition_dropout=1.0, **TINY)
+        sdd.SDDImage(x, condition_dropout=1.0, unet_kwargs=TINY)
     with pytest.raises(ValueError, match="not trained"):
-        sdd.SDDImage(x, **TINY).generate(2)
+        sdd.SDDImage(x, unet_kwargs=TINY).generate(2)
     with pytest.raises(ValueError, match="max_steps"):
-        sdd.SDDImage(x, **TINY).train(max_steps=0)
+        sdd.SDDImage(x, unet_kwargs=TINY).train(max_steps=0)
     with pytest.raises(ValueError, match="n_images"):
         synth_model.generate(0)
     with pytest.raises(ValueError, match="sampler"):
@@ -236,7 +236,9 @@ def test_bad_labels_and_arguments(synth_model):
         _gen(synth_model, 2, labels=7)
     with pytest.raises(ValueError, match="2 entries for 3 images"):
         _gen(synth_model, 3, labels=[0, 1])
-    unconditional = sdd.SDDImage(x, **TINY).train(max_steps=1, batch_size=8, execution=QUIET)
+    unconditional = sdd.SDDImage(x, unet_kwargs=TINY).train(
+        max_steps=1, batch_size=8, execution=QUIET
+    )
     with pytest.raises(ValueError, match="trained without labels"):
         _gen(unconditional, 2, labels=0)
 
@@ -244,7 +246,9 @@ def test_bad_labels_and_arguments(synth_model):
 def test_string_labels():
     x, y = synthetic_images(32)
     names = np.array(["left", "right"])[y]
-    model = sdd.SDDImage(x, names, **TINY).train(max_steps=1, batch_size=8, execution=QUIET)
+    model = sdd.SDDImage(x, names, unet_kwargs=TINY).train(
+        max_steps=1, batch_size=8, execution=QUIET
+    )
     assert model.categories_ == {"label": ["left", "right"]}
     assert _gen(model, 3, labels="right").labels.tolist() == ["right"] * 3
 

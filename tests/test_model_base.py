@@ -32,7 +32,7 @@ def _models(**kwargs):
     sdd.SDDBlackout.setup_anndata(counts, layer="counts")
     return [
         sdd.SDD(cells, **TINY, **kwargs),
-        sdd.SDDImage(_images(), **IMAGE, **kwargs),
+        sdd.SDDImage(_images(), unet_kwargs=IMAGE, **kwargs),
         sdd.SDDBlackout(counts, **TINY, n_times=20, **kwargs),
     ]
 
@@ -208,7 +208,7 @@ def test_load_checks_config_against_weights_before_building(tmp_path):
 
 
 def test_image_categories_are_a_dict_like_the_cell_models():
-    model = sdd.SDDImage(_images(), labels=np.arange(32) % 2, **IMAGE)
+    model = sdd.SDDImage(_images(), labels=np.arange(32) % 2, unet_kwargs=IMAGE)
     assert model.categories_ == {"label": [0, 1]}
     model.train(2, batch_size=16, execution=QUIET)
     out = model.generate(3, n_steps=2, labels=1, execution=QUIET)

@@ -293,7 +293,7 @@ def test_umap_reuses_the_stored_embedding(joint, monkeypatch):
     with pytest.raises(TypeError, match="2 matplotlib Axes"):
         sdd.pl.umap(joint, color=["source", "phase"], ax=grid[0])
     with pytest.raises(ValueError, match="only apply when computing"):
-        sdd.pl.umap(joint, n_cells=10)
+        sdd.pl.umap(joint, embedding_kwargs={"n_cells": 10})
     with pytest.raises(ValueError, match="joint_embedding"):
         sdd.pl.umap(ad.AnnData(np.ones((3, 2), dtype=np.float32)))
 
@@ -301,7 +301,11 @@ def test_umap_reuses_the_stored_embedding(joint, monkeypatch):
 def test_umap_from_real_and_generated(halves, tmp_path):
     real, other = halves
     axes = sdd.pl.umap(
-        real, other, color=["source", "bulk_labels"], n_cells=150, n_comps=20, show=False
+        real,
+        other,
+        color=["source", "bulk_labels"],
+        embedding_kwargs={"n_cells": 150, "n_comps": 20},
+        show=False,
     )
     assert isinstance(axes, list) and len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
     assert axes[0].collections[0].get_offsets().shape == (300, 2)
@@ -309,7 +313,7 @@ def test_umap_from_real_and_generated(halves, tmp_path):
     assert legend == {"real", "generated"}
     _save(axes[0], tmp_path / "umap.png")
     with pytest.raises(ValueError, match="nope"):
-        sdd.pl.umap(real, other, color="nope", n_cells=50)
+        sdd.pl.umap(real, other, color="nope", embedding_kwargs={"n_cells": 50})
 
 
 def _colours(ax: Axes) -> set[str]:

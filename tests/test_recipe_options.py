@@ -64,12 +64,12 @@ def test_unknown_prediction_is_refused():
     with pytest.raises(ValueError, match="prediction"):
         GaussianDiffusion(prediction="eps")
     with pytest.raises(ValueError, match="prediction"):
-        sdd.SDD(make_counts_adata(), prediction="eps", **TINY)
+        sdd.SDD(make_counts_adata(), diffusion_kwargs={"prediction": "eps"}, **TINY)
 
 
 def test_v_model_trains_generates_exact_zeros_and_reloads(tmp_path):
     adata = make_counts_adata()
-    model = sdd.SDD(adata, prediction="v", **TINY)
+    model = sdd.SDD(adata, diffusion_kwargs={"prediction": "v"}, **TINY)
     model.train(20, execution=QUIET)
     gen = model.generate(30, n_steps=5, execution=QUIET)
     assert (gen.X.toarray() == 0).any()

@@ -50,8 +50,8 @@ def test_generate_evaluate_and_embedding_leave_their_arguments(fitted):
     adata, _, model = fitted
     gen = sdd.tl.generate(20, model=model, sampler="ddim", n_steps=2, execution=QUIET)
     real_before, gen_before = snapshot(adata), snapshot(gen)
-    sdd.tl.evaluate(adata, gen, n_comps=5, random_state=0)
-    sdd.tl.evaluate(adata, gen, n_comps=5, floor=True, random_state=0)
+    sdd.tl.evaluate(adata, gen, metric_kwargs={"n_comps": 5}, random_state=0)
+    sdd.tl.evaluate(adata, gen, metric_kwargs={"n_comps": 5}, floor=True, random_state=0)
     real, generated, genes = sdd.tl.paired_matrices(adata, gen)
     assert real.shape[1] == generated.shape[1] == len(genes) == adata.n_vars
     joint = sdd.tl.joint_embedding(adata, gen, n_comps=5)

@@ -294,7 +294,7 @@ def test_every_model_gets_the_validation_loss():
     sdd.SDDBlackout.setup_anndata(counts, layer="counts", labels_key="cell_type")
     torch.manual_seed(0)
     for model in (
-        sdd.SDDImage(images, labels=np.arange(32) % 2, **IMAGE),
+        sdd.SDDImage(images, labels=np.arange(32) % 2, unet_kwargs=IMAGE),
         sdd.SDDBlackout(counts, **TINY, n_times=20),
     ):
         model.train(4, validation_size=0.25, validation_every=2, **FAST)

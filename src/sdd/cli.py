@@ -103,6 +103,11 @@ def _parameter(cls: Any, method: str, name: str | None) -> inspect.Parameter | N
         from ._execution import Execution
 
         return inspect.signature(Execution).parameters.get(name)
+    if method == "__init__" and name is not None:  # an option inside a dict argument
+        for options in getattr(cls, "_grouped_args", {}).values():
+            if name in options:
+                kind = inspect.Parameter.KEYWORD_ONLY
+                return inspect.Parameter(name, kind, default=options[name])
     owners = [cls] if method == "evaluate" else [c for c in cls.__mro__ if method in vars(c)]
     for owner in owners:
         params = inspect.signature(_target(owner, method)).parameters
@@ -186,7 +191,11 @@ def _model_args(items: Sequence[str] | None, cls: type) -> dict[str, Any]:
     import sdd
 
     params = inspect.signature(cls.__init__).parameters.values()
-    known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    grouped = getattr(cls, "_grouped_args", {})
+    known = [
+        p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in grouped
+    ]
+    known += [option for options in grouped.values() for option in options]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):  # weight-mask options
         masks = inspect.signature(sdd.sparse.masks.make_masks).parameters.values()
         known += [p.name for p in masks if p.kind is inspect.Parameter.KEYWORD_ONLY]
@@ -400,7 +409,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         raise CLIError(f"cannot save the model to {str(out)!r}: {err}") from err
     init = _method_kwargs(args, cls, "__init__", _FIT_OPTIONS)
-    init.update(_model_args(args.model_arg, cls))
+    init = cls.nest_init_args({**init, **_model_args(args.model_arg, cls)})
     train = _method_kwargs(args, cls, "train", _FIT_OPTIONS)
     execution = _execution(args, cls, _FIT_OPTIONS)
     if args.model == "image":

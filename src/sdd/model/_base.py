@@ -79,6 +79,9 @@ class DiffusionModel(CheckpointMixin):
     _model_class = "DiffusionModel"
     #: rules of the model's own constructor arguments, beside the shared ``MODEL_ARGS``
     _arg_rules: Mapping[str, Arg] = {}
+    #: constructor options taken as one dict argument each, ``{argument: {option:
+    #: default}}``; ``init_args_`` (and config.json) keep them flat, as before
+    _grouped_args: Mapping[str, Mapping[str, Any]] = {}
     _data_params: tuple[str, ...] = ()
     _unit = "rows"
 
@@ -92,9 +95,11 @@ class DiffusionModel(CheckpointMixin):
                 continue
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 args.update(arguments.get(name, {}))
+            elif name in self._grouped_args:
+                args.update(self._group_options(name, arguments[name]))
             else:
                 args[name] = arguments[name]
-        unknown = sorted(set(args) - set(signature.parameters) - set(SPARSE_OPTIONS))
+        unknown = sorted(set(args) - self._init_arg_names() - set(SPARSE_OPTIONS))
         if unknown:
             raise TypeError(
                 f"{type(self).__name__}() got unexpected keyword argument(s) {unknown}."
@@ -103,6 +108,41 @@ class DiffusionModel(CheckpointMixin):
             for key in ("weight_sparsity", *SPARSE_OPTIONS):
                 args.pop(key, None)
         self.init_args_ = plain(args)
+
+    @classmethod
+    def _group_options(cls, name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The options of the dict argument ``name``: its defaults updated by ``given``."""
+        defaults = cls._grouped_args[name]
+        if given is None:
+            return dict(defaults)
+        if not isinstance(given, Mapping):
+            raise TypeError(f"{name} must be a dict of options, got {type(given).__name__}.")
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise TypeError(
+                f"{name} has unknown option {unknown[0]!r}; choose from {sorted(defaults)}."
+            )
+        return {**defaults, **given}
+
+    @classmethod
+    def _init_arg_names(cls) -> set[str]:
+        """Names ``init_args_`` may hold: constructor arguments, grouped options flat."""
+        names = set(inspect.signature(cls.__init__).parameters) - set(cls._grouped_args)
+        return names | {option for group in cls._grouped_args.values() for option in group}
+
+    @classmethod
+    def nest_init_args(cls, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor keywords from flat options (``{"emb_dim": 64}`` becomes
+        ``{"unet_kwargs": {"emb_dim": 64}}`` for a model that groups it), as the command
+        line and ``init_args_`` name them."""
+        out: dict[str, Any] = {}
+        for key, value in flat.items():
+            group = next((g for g, opts in cls._grouped_args.items() if key in opts), None)
+            if group is None:
+                out[key] = value
+            else:
+                out.setdefault(group, {})[key] = value
+        return out
 
     def _finish_init(self) -> None:
         """Build process, network, EMA and weight masks from ``init_args_`` and the data."""

@@ -6,7 +6,6 @@ weights against the network the config describes before allocating anything.
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from typing import Any, Self
@@ -129,8 +128,8 @@ class CheckpointMixin:
     def _from_checkpoint(cls, state: Mapping[str, Any], config: Mapping[str, Any]) -> Self:
         model = cls.__new__(cls)
         init_args = dict(config["init_args"])
-        params = inspect.signature(cls.__init__).parameters
-        unknown = sorted(set(init_args) - set(params) - {"weight_sparsity", *SPARSE_OPTIONS})
+        names = cls._init_arg_names()
+        unknown = sorted(set(init_args) - names - {"weight_sparsity", *SPARSE_OPTIONS})
         if unknown:
             raise ValueError(f"config.json has unknown init_args {unknown}.")
         model.init_args_ = init_args

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .._execution import Execution, as_execution, execution_keywords
+from .._execution import Execution, as_execution, execution_keywords, moved_keywords
 from ..data.generated import GeneratedImages
 from ..data.images import TRANSFORMS, ImageScaler, check_images, check_labels
 from ..data.registry import label_codes
@@ -20,6 +20,13 @@ from ._base import DiffusionModel
 from ._schema import IMAGE_ARGS
 
 __all__ = ["SDDImage", "GeneratedImages"]
+
+#: SDDImage(unet_kwargs=...) options and their defaults (a small U-Net for a CPU)
+UNET_OPTIONS = {
+    "base_channels": 32, "channel_mult": (1, 2, 2), "num_res_blocks": 2, "attention_stages": (),
+    "num_heads": 4, "dropout": 0.0, "num_groups": 32, "emb_dim": None, "mid_attention": True,
+    "scale_shift": False,
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------- model
@@ -50,10 +57,13 @@ class SDDImage(DiffusionModel):
     sparsity_bits
         Model the zero pattern with sparsity bits. ``False`` gives the plain diffusion
         baseline (same U-Net with ``C`` instead of ``2 C`` channels).
-    base_channels, channel_mult, num_res_blocks, attention_stages, num_heads, dropout, num_groups, emb_dim, mid_attention, scale_shift
-        U-Net architecture, see :class:`sdd.nn.UNet`. The defaults are small enough for a
-        CPU; the paper's setting is :data:`sdd.nn.PAPER_UNET` (``SDDImage(x,
-        **sdd.nn.PAPER_UNET)``).
+    unet_kwargs
+        U-Net architecture, the options of :class:`sdd.nn.UNet` (``base_channels`` 32,
+        ``channel_mult`` (1, 2, 2), ``num_res_blocks`` 2, ``attention_stages`` (),
+        ``num_heads`` 4, ``dropout`` 0, ``num_groups`` 32, ``emb_dim`` None,
+        ``mid_attention`` True, ``scale_shift`` False). The defaults are small enough for
+        a CPU; the paper's setting is :data:`sdd.nn.PAPER_UNET`
+        (``SDDImage(x, unet_kwargs=sdd.nn.PAPER_UNET)``).
     self_condition
         Train and sample with self-conditioning.
     condition_dropout
@@ -61,47 +71,48 @@ class SDDImage(DiffusionModel):
         only used with ``labels``.
     intensity_transform
         ``"none"`` or ``"log1p"``, applied before the per-channel scaling.
-    logsnr_min, logsnr_max
-        Range of the cosine log-SNR schedule.
+    weight_sparsity
+        Fraction of zero weights in the U-Net, trained sparse from the first step (see
+        :class:`~sdd.sparse.WeightMasks`; sparse options as for :class:`sdd.SDD`).
+    diffusion_kwargs
+        ``logsnr_min`` and ``logsnr_max``: range of the cosine log-SNR schedule (-15, 15).
 
     Examples
     --------
     >>> import numpy as np, sdd
     >>> x = np.random.default_rng(0).poisson(0.3, size=(64, 12, 12)).astype("float32")
-    >>> model = sdd.SDDImage(x, base_channels=8, channel_mult=(1, 2), num_res_blocks=1)
-    >>> model.train(max_steps=2, batch_size=16, progress=False)  # doctest: +ELLIPSIS
+    >>> unet = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1}
+    >>> model = sdd.SDDImage(x, unet_kwargs=unet)
+    >>> quiet = sdd.Execution(progress=False)
+    >>> model.train(max_steps=2, batch_size=16, execution=quiet)  # doctest: +ELLIPSIS
     SDDImage model (sparsity bits): 1x12x12 images, ...
-    >>> out = model.generate(4, sampler="ddim", n_steps=3, progress=False)
+    >>> out = model.generate(4, sampler="ddim", n_steps=3, execution=quiet)
     >>> out.images.shape, bool(np.all(out.images[~out.sparsity_bits] == 0))
     ((4, 12, 12), True)
     """
 
     _model_class = "SDDImage"
     _arg_rules = IMAGE_ARGS
+    _grouped_args = {
+        "unet_kwargs": UNET_OPTIONS,
+        "diffusion_kwargs": {"logsnr_min": -15.0, "logsnr_max": 15.0},
+    }
     _data_params = ("images", "labels")
 
+    @moved_keywords("unet_kwargs", frozenset(UNET_OPTIONS))
+    @moved_keywords("diffusion_kwargs", frozenset({"logsnr_min", "logsnr_max"}))
     def __init__(
         self,
         images: Any,
         labels: Any = None,
         *,
         sparsity_bits: bool = True,
-        base_channels: int = 32,
-        channel_mult: Sequence[int] = (1, 2, 2),
-        num_res_blocks: int = 2,
-        attention_stages: Sequence[int] = (),
-        num_heads: int = 4,
-        dropout: float = 0.0,
-        num_groups: int = 32,
-        emb_dim: int | None = None,
-        mid_attention: bool = True,
-        scale_shift: bool = False,
+        unet_kwargs: Mapping[str, Any] | None = None,
         self_condition: bool = True,
         condition_dropout: float = 0.1,
         intensity_transform: Literal["none", "log1p"] = "none",
-        logsnr_min: float = -15.0,
-        logsnr_max: float = 15.0,
         weight_sparsity: float = 0.0,
+        diffusion_kwargs: Mapping[str, Any] | None = None,
         **sparse: Any,
     ) -> None:
         self._capture_init_args(locals())

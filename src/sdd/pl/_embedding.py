@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 
+from .._execution import moved_keywords
 from ..tl import joint_embedding
 from ._utils import check_options, finish, panel_axes
 
@@ -112,17 +113,34 @@ def _drawing_copy(joint: AnnData, colors: Sequence[str], random_state: int) -> A
     )
 
 
+EMBEDDING_OPTIONS = frozenset(
+    {"layer", "generated_layer", "align_genes", "n_cells", "n_comps", "n_neighbors"}
+)
+
+
+def _embedding_options(embedding_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    if embedding_kwargs is None:
+        return {}
+    if not isinstance(embedding_kwargs, Mapping):
+        raise TypeError(
+            f"embedding_kwargs must be a dict of options, got {type(embedding_kwargs).__name__}."
+        )
+    unknown = sorted(set(embedding_kwargs) - EMBEDDING_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"embedding_kwargs has unknown option {unknown[0]!r}; choose from "
+            f"{sorted(EMBEDDING_OPTIONS)}."
+        )
+    return {k: v for k, v in embedding_kwargs.items() if v is not None}
+
+
+@moved_keywords("embedding_kwargs", EMBEDDING_OPTIONS)
 def umap(
     real: AnnData | Any,
     generated: Any = None,
     *,
     color: str | Sequence[str] = SOURCE,
-    layer: str | None = None,
-    generated_layer: str | None = None,
-    align_genes: bool = False,
-    n_cells: int | None = None,
-    n_comps: int | None = None,
-    n_neighbors: int | None = None,
+    embedding_kwargs: Mapping[str, Any] | None = None,
     random_state: int = 0,
     size: float | None = None,
     title: str | Sequence[str] | None = None,
@@ -154,9 +172,10 @@ def umap(
     color
         ``"source"`` (real vs generated), an ``obs`` column (e.g. the cell type; cells
         without it are light grey) or a gene, or a list of them for one panel each.
-    layer, generated_layer, align_genes, n_cells, n_comps, n_neighbors
-        Passed to :func:`sdd.tl.joint_embedding` (only when ``generated`` is given;
-        ``None``: its defaults).
+    embedding_kwargs
+        Passed to :func:`sdd.tl.joint_embedding` (``layer``, ``generated_layer``,
+        ``align_genes``, ``n_cells``, ``n_comps``, ``n_neighbors``); only when
+        ``generated`` is given.
     random_state
         Seed of the drawing order (and of the embedding when it is computed here).
     size
@@ -204,32 +223,15 @@ def umap(
                 "Pass the AnnData from sdd.tl.joint_embedding(real, generated) (it holds "
                 "obsm['X_umap']), or real and generated cells."
             )
-        given = {
-            "layer": layer,
-            "generated_layer": generated_layer,
-            "n_cells": n_cells,
-            "n_comps": n_comps,
-            "n_neighbors": n_neighbors,
-        }
-        used = [k for k, v in given.items() if v is not None] + ["align_genes"] * align_genes
-        if used:
+        if embedding_kwargs:
             raise ValueError(
-                f"{used} only apply when computing an embedding (generated= given); the "
-                "embedding passed is used as it is."
+                f"embedding_kwargs {sorted(embedding_kwargs)} only apply when computing an "
+                "embedding (generated= given); the embedding passed is used as it is."
             )
         joint = real
     else:
-        sizes = {"n_comps": n_comps, "n_neighbors": n_neighbors}
-        joint = joint_embedding(
-            real,
-            generated,
-            layer=layer,
-            generated_layer=generated_layer,
-            align_genes=align_genes,
-            n_cells=n_cells,
-            random_state=random_state,
-            **{k: v for k, v in sizes.items() if v is not None},
-        )
+        options = _embedding_options(embedding_kwargs)
+        joint = joint_embedding(real, generated, random_state=random_state, **options)
         logger.log(
             HINT,
             "sdd.pl.umap: computed a joint embedding; compute it once with "

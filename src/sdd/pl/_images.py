@@ -41,9 +41,6 @@ def images(
     n: int = 64,
     ncols: int = 8,
     labels: Any = None,
-    cmap: str = "gray",
-    vmin: float | None = None,
-    vmax: float | None = None,
     pad: int = 1,
     title: str | None = None,
     ax: Axes | None = None,
@@ -65,10 +62,6 @@ def images(
         Images per row.
     labels
         Optional label per image, written in the corner of each tile.
-    cmap
-        Colormap for single-channel images.
-    vmin, vmax
-        Colour range (default: the range of the shown images).
     pad
         Pixels between tiles (drawn in the ``vmin`` colour).
     title
@@ -84,7 +77,9 @@ def images(
     return_fig
         Return the Figure instead of the Axes.
     **kwargs
-        Passed to :meth:`matplotlib.axes.Axes.imshow` (e.g. ``interpolation``).
+        Passed to :meth:`matplotlib.axes.Axes.imshow`: ``cmap`` (single-channel images;
+        default ``"gray"``), ``vmin`` and ``vmax`` (the colour range; default: the range
+        of the shown images), ``interpolation``, ...
 
     Returns
     -------
@@ -96,6 +91,11 @@ def images(
     >>> ax = sdd.pl.images(np.random.default_rng(0).random((16, 8, 8)), ncols=4, show=False)
     """
     save_path = check_options(show=show, save=save, return_fig=return_fig)
+    cmap, vmin, vmax = (
+        kwargs.pop("cmap", "gray"),
+        kwargs.pop("vmin", None),
+        kwargs.pop("vmax", None),
+    )
     x = _as_hw(images)
     n = min(int(n), len(x))
     if n < 1 or int(ncols) < 1:
@@ -183,7 +183,9 @@ def mean_image(
     return_fig
         Return the Figure instead of the Axes.
     **kwargs
-        Passed to :meth:`matplotlib.axes.Axes.imshow` (e.g. ``interpolation``).
+        Passed to :meth:`matplotlib.axes.Axes.imshow`: ``cmap`` (single-channel images;
+        default ``"gray"``), ``vmin`` and ``vmax`` (the colour range; default: the range
+        of the shown images), ``interpolation``, ...
 
     Returns
     -------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._execution import moved_keywords
 from ..data.validate import check_int, get_matrix
 
 __all__ = ["evaluate"]
@@ -271,6 +272,28 @@ def _label_groups(
     return kept
 
 
+METRIC_DEFAULTS = {
+    "n_comps": 50, "n_neighbors": N_NEIGHBORS, "classifier": "knn", "min_cells": 20, "de_k": 50,
+}  # fmt: skip
+
+
+def _metric_settings(metric_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metric settings of :func:`evaluate`: ``metric_kwargs`` over the defaults."""
+    if metric_kwargs is None:
+        return dict(METRIC_DEFAULTS)
+    if not isinstance(metric_kwargs, Mapping):
+        raise TypeError(
+            f"metric_kwargs must be a dict of settings, got {type(metric_kwargs).__name__}."
+        )
+    unknown = sorted(set(metric_kwargs) - set(METRIC_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"metric_kwargs has unknown setting {unknown[0]!r}; choose from {sorted(METRIC_DEFAULTS)}."
+        )
+    return {**METRIC_DEFAULTS, **metric_kwargs}
+
+
+@moved_keywords("metric_kwargs", frozenset(METRIC_DEFAULTS))
 def evaluate(
     real: AnnData,
     generated: AnnData,
@@ -281,14 +304,10 @@ def evaluate(
     n_cells: int | None = None,
     random_state: int = 0,
     align_genes: bool = False,
-    n_comps: int = 50,
-    n_neighbors: int = N_NEIGHBORS,
-    classifier: Literal["knn", "random_forest", "logistic"] = "knn",
-    min_cells: int = 20,
     floor: bool = False,
     condition_key: str | None = None,
     de_groups: tuple[str, str] | None = None,
-    de_k: int = 50,
+    metric_kwargs: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Judge generated cells against real cells with the metrics of the SDD paper and scDiffusion.
 
@@ -358,15 +377,6 @@ def evaluate(
     align_genes
         If the genes differ, compare the shared genes instead of raising a ``ValueError``.
         The same genes in a different order are always matched by name.
-    n_comps
-        Joint PCA components (50 as in the papers).
-    n_neighbors
-        Neighbours for LISI (default 90 as in scib; perplexity is a third of it).
-    classifier
-        ``"knn"`` (15 neighbours), ``"random_forest"`` (100 trees) or ``"logistic"``
-        (logistic regression) for the AUC.
-    min_cells
-        Fewest cells of each set a group needs (at least 5, the classifier's folds).
     floor
         Report each metric next to its real-vs-real floor: ``real`` is split into two
         random halves A and B (stratified by ``labels_key`` when given); the same
@@ -378,8 +388,16 @@ def evaluate(
     de_groups
         ``(a, b)``: the two groups of ``condition_key`` (or, without it, of
         ``labels_key``) compared by DE recovery.
-    de_k
-        Top DE genes compared (:func:`sdd.metrics.de_recovery`).
+    metric_kwargs
+        Settings of the metrics, each with its default:
+
+        - ``n_comps``: joint PCA components (50 as in the papers);
+        - ``n_neighbors``: neighbours for LISI (90 as in scib; perplexity is a third);
+        - ``classifier``: ``"knn"`` (15 neighbours, the default), ``"random_forest"``
+          (100 trees) or ``"logistic"`` (logistic regression) for the ``AUC`` column;
+        - ``min_cells``: fewest cells of each set a group needs (20; at least 5, the
+          classifier's folds);
+        - ``de_k``: top DE genes compared (50; :func:`sdd.metrics.de_recovery`).
 
     Returns
     -------
@@ -397,6 +415,9 @@ def evaluate(
     >>> table = sdd.tl.evaluate(real, other)  # doctest: +SKIP
     >>> table.pivot(index="group", columns="metric", values="value")  # doctest: +SKIP
     """
+    settings = _metric_settings(metric_kwargs)
+    n_comps, n_neighbors = settings["n_comps"], settings["n_neighbors"]
+    classifier, min_cells, de_k = settings["classifier"], settings["min_cells"], settings["de_k"]
     min_cells = check_int(min_cells, "min_cells", N_SPLITS)
     if n_cells is not None:
         n_cells = check_int(n_cells, "n_cells (at least min_cells)", min_cells)
