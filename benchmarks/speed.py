@@ -174,7 +174,8 @@ def bench_train(
     matrix, device, *, fast, cuda_graph, steps, batch_size=256, data_on_device=None,
     hidden=(1024, 512, 256), label=None, seed=0,
 ) -> dict:  # fmt: skip
-    from sdd.diffusion import CosineSchedule
+    import sdd
+    from sdd.diffusion import CosineSchedule, GaussianDiffusion
     from sdd.nn import SkipMLP
     from sdd.train import EMA, train_denoiser
 
@@ -185,19 +186,21 @@ def bench_train(
     rows, next_batch = make_step_data(
         matrix, device, batch_size, data_on_device=data_on_device, seed=seed
     )
+    process = GaussianDiffusion(CosineSchedule())
     kwargs = {
-        "steps_per_epoch": rows.steps_per_epoch, "progress": False, "fast": fast,
-        "cuda_graph": cuda_graph, "generator": torch.Generator(device).manual_seed(seed),
+        "steps_per_epoch": rows.steps_per_epoch, "progress": False,
+        "execution": sdd.Execution(fast=fast),
+        "loop_kwargs": {
+            "cuda_graph": cuda_graph, "generator": torch.Generator(device).manual_seed(seed),
+        },
     }  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_denoiser(net, ema, next_batch, CosineSchedule(), max_steps=5, **kwargs)  # warm
+        train_denoiser(net, ema, next_batch, process, max_steps=5, **kwargs)  # warm
         _sync(device)
         with Peak(device) as peak:
             t0 = time.perf_counter()
-            history, _ = train_denoiser(
-                net, ema, next_batch, CosineSchedule(), max_steps=steps, **kwargs
-            )
+            history, _ = train_denoiser(net, ema, next_batch, process, max_steps=steps, **kwargs)
             _sync(device)
             elapsed = time.perf_counter() - t0
     rows.close()

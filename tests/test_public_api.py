@@ -159,3 +159,37 @@ def test_old_execution_keywords_still_work_with_a_future_warning():
         model.generate(3, n_steps=2, execution=sdd.Execution(progress=False, distributed=True))
     with pytest.raises(TypeError, match="execution must be an sdd.Execution"):
         model.generate(3, n_steps=2, execution={"progress": False})
+
+
+def _public_callables():
+    """Every exported function and class, and the public methods of exported classes
+    (inherited ones from sdd's own base classes included)."""
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj):
+                yield f"{package}.{name}", obj.__init__
+                for base in obj.__mro__:
+                    if not base.__module__.startswith("sdd"):
+                        continue
+                    for attr, member in vars(base).items():
+                        if not attr.startswith("_") and inspect.isfunction(member):
+                            yield f"{package}.{name}.{attr}", member
+            elif callable(obj) and not inspect.ismodule(obj):
+                yield f"{package}.{name}", obj
+
+
+def test_no_public_function_takes_more_than_twelve_parameters():
+    """Options beyond twelve travel in one options argument (``execution=``,
+    ``train_kwargs=``, ``unet_kwargs=``, ...), not as more keywords."""
+    too_many = {}
+    for name, func in _public_callables():
+        try:
+            count = len(_named_parameters(func))
+        except (TypeError, ValueError):  # builtins without a signature
+            continue
+        if count > 12:
+            too_many[name] = count
+    assert not too_many, too_many
+    assert len(dict(_public_callables())) > 150  # the walk sees the whole public face

@@ -51,9 +51,8 @@ def _train(net, masks, ema, steps, record=None, seed=0):
         GaussianDiffusion(),
         max_steps=steps,
         steps_per_epoch=4,
-        after_step=after_step,
+        loop_kwargs={"after_step": after_step, "generator": gen},
         progress=False,
-        generator=gen,
     )
 
 

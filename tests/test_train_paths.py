@@ -64,7 +64,7 @@ def test_plain_path_matches_reference_loop():
     data, schedule = _data(), CosineSchedule()
     history, _ = train_denoiser(
         net, ema, _batches(data), GaussianDiffusion(schedule), max_steps=12, steps_per_epoch=4,
-        generator=torch.Generator().manual_seed(3), progress=False, fast=None,
+        loop_kwargs={"generator": torch.Generator().manual_seed(3)}, progress=False,
     )  # fmt: skip
     ref = _reference_loop(
         ref_net, ref_ema, _batches(data), schedule, max_steps=12, lr=2e-4,
@@ -88,7 +88,7 @@ def test_plain_path_adam_kernel_agrees_with_torch_default():
     data, schedule = _data(), CosineSchedule()
     history, state = train_denoiser(
         net, EMA(net, 0.9), _batches(data), GaussianDiffusion(schedule), max_steps=20,
-        steps_per_epoch=4, lr=1e-3, generator=torch.Generator().manual_seed(3), progress=False,
+        steps_per_epoch=4, lr=1e-3, loop_kwargs={"generator": torch.Generator().manual_seed(3)}, progress=False,
     )  # fmt: skip
     ref = _reference_loop(
         ref_net, EMA(ref_net, 0.9), _batches(data), schedule, max_steps=20, lr=1e-3,
@@ -127,7 +127,7 @@ def test_fast_step_logic_on_cpu_trains_like_plain():
     assert ema.n_updates == 60
     history, _ = train_denoiser(
         plain_net, EMA(plain_net, 0.99), _batches(data, 32), GaussianDiffusion(), max_steps=60,
-        steps_per_epoch=4, lr=1e-3, generator=torch.Generator().manual_seed(0), progress=False,
+        steps_per_epoch=4, lr=1e-3, loop_kwargs={"generator": torch.Generator().manual_seed(0)}, progress=False,
     )  # fmt: skip
     fast_end, plain_end = losses[-20:].mean(), history["loss"].to_numpy()[-20:].mean()
     assert fast_end < losses[:10].mean()  # it learns
@@ -210,13 +210,13 @@ def test_resolve_fast_and_devices(monkeypatch):
         train_denoiser(
             SkipMLP(4, hidden=(8,), emb_dim=4), EMA(SkipMLP(4, hidden=(8,), emb_dim=4)),
             lambda: (_data(8, 4), None), GaussianDiffusion(), max_steps=1, steps_per_epoch=1,
-            cuda_graph=True, progress=False,
+            loop_kwargs={"cuda_graph": True}, progress=False,
         )  # fmt: skip
     with pytest.raises(ValueError, match="log_every"):
         net = SkipMLP(4, hidden=(8,), emb_dim=4)
         train_denoiser(
             net, EMA(net), lambda: (_data(8, 4), None), GaussianDiffusion(), max_steps=1,
-            steps_per_epoch=1, log_every=0, progress=False,
+            steps_per_epoch=1, loop_kwargs={"log_every": 0}, progress=False,
         )  # fmt: skip
 
 
@@ -363,7 +363,8 @@ def test_fast_path_with_cuda_graphs_matches_plain_on_gpu():
         ema = EMA(net, 0.99)
         history, _ = train_denoiser(
             net, ema, next_batch, GaussianDiffusion(), max_steps=400, steps_per_epoch=8, lr=1e-3,
-            generator=torch.Generator(dev).manual_seed(0), progress=False, fast=fast,
+            loop_kwargs={"generator": torch.Generator(dev).manual_seed(0)}, progress=False,
+            execution=sdd.Execution(fast=fast),
         )  # fmt: skip
         assert ema.n_updates == 400
         results[fast] = history["loss"].to_numpy()[-100:].mean()

@@ -163,7 +163,7 @@ def test_chunked_loop_equals_one_call():
             return train_denoiser(
                 net, ema, batch, GaussianDiffusion(self_condition=True), max_steps=n,
                 steps_per_epoch=4, lr=1e-3, optimizer_state=state, start_step=done,
-                generator=generator, progress=bar,
+                loop_kwargs={"generator": generator}, progress=bar,
             )  # fmt: skip
 
         if chunked:

@@ -416,10 +416,13 @@ class DiffusionModel(CheckpointMixin):
         if masks is not None:
             masks.plan(start, max_steps)
         options = {
-            "steps_per_epoch": batches.steps_per_epoch, "lr": lr, "generator": generator,
-            "lr_schedule": lr_multiplier(lr_schedule, start=start, total=max_steps, warmup=warmup_steps),
-            "after_step": None if masks is None else masks.hook(self.module, self.ema_),
-            "fast": ex.fast, "distributed": is_distributed,
+            "steps_per_epoch": batches.steps_per_epoch, "lr": lr,
+            "execution": ex.replace(distributed=is_distributed),
+            "loop_kwargs": {
+                "generator": generator,
+                "lr_schedule": lr_multiplier(lr_schedule, start=start, total=max_steps, warmup=warmup_steps),
+                "after_step": None if masks is None else masks.hook(self.module, self.ema_),
+            },
         }  # fmt: skip
         optimizer_state = resume["optimizer"] if resume else None
         every = validation_every or default_validation_every(batches.steps_per_epoch, max_steps)

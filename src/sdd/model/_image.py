@@ -142,7 +142,7 @@ class SDDImage(DiffusionModel):
         a = self.init_args_
         _, h, w = self.image_shape
         return UNet(
-            self.data_channels, (h, w), base_channels=a["base_channels"],
+            (self.data_channels, h, w), base_channels=a["base_channels"],
             channel_mult=a["channel_mult"], num_res_blocks=a["num_res_blocks"],
             attention_stages=a["attention_stages"], num_heads=a["num_heads"],
             dropout=a["dropout"], num_groups=a["num_groups"], emb_dim=a["emb_dim"],

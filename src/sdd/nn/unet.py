@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +51,43 @@ def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"{name} must be a positive int or a pair (H, W), got {size}.")
     return size
+
+
+def _input_shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    """``(channels, H, W)`` from ``shape``; a ``ValueError`` naming ``input_shape``."""
+    if isinstance(shape, int | str | bytes) or not isinstance(shape, Sequence):
+        raise TypeError(f"input_shape must be (channels, H, W), got {shape!r}.")
+    dims = tuple(int(d) for d in shape)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"input_shape must be three positive ints (channels, H, W), got {dims}.")
+    return dims
+
+
+def _accepts_channels_and_image_size(init: Callable[..., None]) -> Callable[..., None]:
+    """``UNet(channels, image_size, ...)``, the previous release's form, as
+    ``UNet((channels, H, W), ...)`` with a ``FutureWarning``."""
+
+    @functools.wraps(init)
+    def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        old = "channels" in kwargs or "image_size" in kwargs
+        old = old or (bool(args) and isinstance(args[0], int) and not isinstance(args[0], bool))
+        if not old:
+            return init(self, *args, **kwargs)
+        positional = list(args)
+        channels = kwargs.pop("channels") if "channels" in kwargs else positional.pop(0)
+        size = kwargs.pop("image_size") if "image_size" in kwargs else positional.pop(0)
+        if positional:
+            raise TypeError("UNet takes input_shape and keyword options.")
+        h, w = _pair(size, "image_size")
+        warnings.warn(
+            f"UNet(channels, image_size) is deprecated and will be removed in the next "
+            f"release; pass UNet(({channels}, {h}, {w}), ...).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return init(self, (channels, h, w), **kwargs)
+
+    return wrapper
 
 
 class _ResBlock(nn.Module):
@@ -140,10 +180,10 @@ class UNet(nn.Module):
 
     Parameters
     ----------
-    channels
-        Channels of the diffused tensor (``2 C`` with sparsity bits).
-    image_size
-        ``H`` (square) or ``(H, W)``; inputs of another size are rejected.
+    input_shape
+        ``(channels, H, W)`` of one diffused input (``channels = 2 C`` with sparsity
+        bits); inputs of another shape are rejected. The form ``UNet(channels,
+        image_size)`` of the previous release still works, with a ``FutureWarning``.
     base_channels
         Width of the first stage (paper: 256).
     channel_mult
@@ -176,16 +216,16 @@ class UNet(nn.Module):
     --------
     >>> import torch
     >>> from sdd.nn import UNet
-    >>> net = UNet(channels=2, image_size=28, base_channels=16, channel_mult=(1, 2))
+    >>> net = UNet((2, 28, 28), base_channels=16, channel_mult=(1, 2))
     >>> x = torch.randn(4, 2, 28, 28)
     >>> net(x, torch.rand(4), torch.zeros_like(x)).shape
     torch.Size([4, 2, 28, 28])
     """
 
+    @_accepts_channels_and_image_size
     def __init__(
         self,
-        channels: int,
-        image_size: int | Sequence[int],
+        input_shape: Sequence[int],
         *,
         base_channels: int = 32,
         channel_mult: Sequence[int] = (1, 2, 2),
@@ -200,6 +240,7 @@ class UNet(nn.Module):
         scale_shift: bool = False,
     ) -> None:
         super().__init__()
+        channels, *image_size = _input_shape(input_shape)
         channel_mult = [int(m) for m in channel_mult]
         attention_stages = sorted({int(s) for s in attention_stages})
         if int(channels) < 1:
@@ -223,7 +264,7 @@ class UNet(nn.Module):
                 f"(valid: 0..{len(channel_mult) - 1})."
             )
         self.channels = int(channels)
-        self.image_size = _pair(image_size, "image_size")
+        self.image_size = (int(image_size[0]), int(image_size[1]))
         base = int(base_channels)
         emb_dim = int(emb_dim) if emb_dim is not None else 4 * base
         heads, groups = int(num_heads), int(num_groups)

@@ -23,7 +23,8 @@ processes) and the fast path runs without CUDA graphs.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .._execution import Execution, as_execution, execution_keywords, moved_keywords
 from .._progress import tqdm
 from ..diffusion import DiffusionProcess
 from ._device import resolve_fast
@@ -108,6 +110,27 @@ def _branch_seed(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
 
 
+LOOP_OPTIONS = {
+    "generator": None, "after_step": None, "lr_schedule": None, "cuda_graph": None,
+    "log_every": 100,
+}  # fmt: skip
+
+
+def _loop_options(loop_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    if loop_kwargs is None:
+        return dict(LOOP_OPTIONS)
+    if not isinstance(loop_kwargs, Mapping):
+        raise TypeError(f"loop_kwargs must be a dict of options, got {type(loop_kwargs).__name__}.")
+    unknown = sorted(set(loop_kwargs) - set(LOOP_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"loop_kwargs has unknown option {unknown[0]!r}; choose from {sorted(LOOP_OPTIONS)}."
+        )
+    return {**LOOP_OPTIONS, **loop_kwargs}
+
+
+@moved_keywords("loop_kwargs", frozenset(LOOP_OPTIONS))
+@execution_keywords("fast", "distributed")
 def train_denoiser(
     denoiser: nn.Module,
     ema: EMA,
@@ -119,14 +142,9 @@ def train_denoiser(
     lr: float = 2e-4,
     optimizer_state: dict | None = None,
     start_step: int = 0,
-    generator: torch.Generator | None = None,
-    after_step: Callable[[int], None] | None = None,
-    lr_schedule: Callable[[int], float] | None = None,
     progress: bool | tqdm = True,
-    fast: bool | None = None,
-    cuda_graph: bool | None = None,
-    log_every: int = 100,
-    distributed: bool | None = None,
+    execution: Execution | None = None,
+    loop_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train ``denoiser`` for ``max_steps`` Adam steps on batches from ``next_batch``.
 
@@ -151,36 +169,36 @@ def train_denoiser(
         Adam state from an earlier call, to continue.
     start_step
         Steps done before (numbers the history and ``after_step`` calls).
-    generator
-        Random numbers of the plain path (times, noise, self-conditioning draws). The
-        fast path draws times and noise from the device's default generator (seed it
-        with ``torch.manual_seed``) and the self-conditioning choices from a host
-        generator seeded from ``generator``.
-    after_step
-        ``after_step(step)`` is called after each optimiser step and before the EMA
-        update (e.g. to re-apply weight masks).
-    lr_schedule
-        ``lr_schedule(step)``: multiplier of ``lr`` for the optimiser step numbered
-        ``step`` (1-based, as in the history), e.g. from :func:`lr_multiplier`. ``None``:
-        constant ``lr``. On the fast path a schedule trains without CUDA graphs (the
-        learning rate changes between steps).
     progress
         Show a progress bar; or a ``tqdm`` bar to advance by ``max_steps`` and leave
         open (one bar over several calls that continue each other).
-    fast
-        bf16 autocast + fused Adam (+ CUDA graphs); ``None``: on CUDA devices (unless
-        the environment variable ``SDD_FAST=0``), ``True`` requires CUDA.
-    cuda_graph
-        Capture the fast step in CUDA graphs; ``None``: on the fast path without
-        ``torch.distributed``. If capture fails, training goes on without graphs (warning).
-    log_every
-        On the fast path, read the losses back (and check them for NaN) every this
-        many steps; the plain path reads every step.
-    distributed
-        Wrap the denoiser in ``DistributedDataParallel``; ``None``: when a
-        ``torch.distributed`` process group with more than one process is initialised.
-        Every process must run the same number of steps; the returned history holds the
-        loss averaged over processes.
+    execution
+        ``fast`` and ``distributed`` of an :class:`sdd.Execution` (the device is the
+        denoiser's; the progress bar is ``progress``). ``fast``: bf16 autocast + fused
+        Adam (+ CUDA graphs); ``None``: on CUDA devices (unless the environment variable
+        ``SDD_FAST=0``), ``True`` requires CUDA. ``distributed``: wrap the denoiser in
+        ``DistributedDataParallel``; ``None``: when a ``torch.distributed`` process
+        group with more than one process is initialised. Every process must run the
+        same number of steps; the returned history holds the loss averaged over
+        processes.
+    loop_kwargs
+        More of the loop, each ``None`` by default:
+
+        - ``generator``: random numbers of the plain path (times, noise,
+          self-conditioning draws). The fast path draws times and noise from the
+          device's default generator (seed it with ``torch.manual_seed``) and the
+          self-conditioning choices from a host generator seeded from ``generator``;
+        - ``after_step``: ``after_step(step)`` is called after each optimiser step and
+          before the EMA update (e.g. to re-apply weight masks);
+        - ``lr_schedule``: ``lr_schedule(step)``, the multiplier of ``lr`` for the
+          optimiser step numbered ``step`` (1-based, as in the history), e.g. from
+          :func:`lr_multiplier`; ``None``: constant ``lr``. On the fast path a schedule
+          trains without CUDA graphs (the learning rate changes between steps);
+        - ``cuda_graph``: capture the fast step in CUDA graphs; ``None``: on the fast
+          path without ``torch.distributed``. If capture fails, training goes on
+          without graphs (warning);
+        - ``log_every`` (100): on the fast path, read the losses back (and check them
+          for NaN) every this many steps; the plain path reads every step.
 
     Returns
     -------
@@ -207,15 +225,19 @@ def train_denoiser(
     >>> history["step"].tolist()
     [1, 2, 3]
     """
+    loop = _loop_options(loop_kwargs)
+    generator, after_step, lr_schedule = loop["generator"], loop["after_step"], loop["lr_schedule"]
+    cuda_graph = loop["cuda_graph"]
+    execution = as_execution(execution)
     max_steps = _check_positive_int(max_steps, "max_steps")
-    log_every = _check_positive_int(log_every, "log_every")
+    log_every = _check_positive_int(loop["log_every"], "log_every")
     lr = check_lr(lr)
     params = list(denoiser.parameters())
     if not params:
         raise ValueError("The denoiser has no parameters to train.")
     device = params[0].device
-    fast = resolve_fast(fast, device)
-    distributed = _resolve_distributed(distributed)
+    fast = resolve_fast(execution.fast, device)
+    distributed = _resolve_distributed(execution.distributed)
     if cuda_graph is None:
         cuda_graph = fast and not distributed and lr_schedule is None
     elif cuda_graph and (not fast or distributed or lr_schedule is not None):
