@@ -174,7 +174,7 @@ def test_gene_mismatch(halves):
         ({"n_cells": 3}, ValueError, "n_cells"),
         ({"metric_kwargs": {"min_cells": 2}}, ValueError, "min_cells"),
         ({"metric_kwargs": {"classifier": "svm"}}, ValueError, "classifier"),
-        ({"metric_kwargs": {"k": 5}}, TypeError, "metric_kwargs has unknown setting"),
+        ({"metric_kwargs": {"k": 5}}, TypeError, "metric_kwargs has unknown option"),
     ],
 )
 def test_bad_arguments(halves, kwargs, error, match):

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["Execution", "QUIET", "as_execution", "execution_keywords", "moved_keywords"]
+__all__ = [
+    "Execution", "QUIET", "as_execution", "execution_keywords", "moved_keywords", "option_dict",
+]  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
@@ -175,3 +177,21 @@ def moved_keywords(
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def option_dict(
+    value: Mapping[str, Any] | None, defaults: Mapping[str, Any], name: str
+) -> dict[str, Any]:
+    """The options of the dict argument ``name`` (``train_kwargs=``, ``unet_kwargs=``,
+    ...): ``defaults`` updated by ``value``; a ``TypeError`` naming ``name`` for anything
+    but a dict of known options."""
+    if value is None:
+        return dict(defaults)
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of options, got {type(value).__name__}.")
+    unknown = sorted(set(value) - set(defaults))
+    if unknown:
+        raise TypeError(
+            f"{name} has unknown option {unknown[0]!r}; choose from {sorted(defaults)}."
+        )
+    return {**defaults, **value}

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._execution import Execution, as_execution, execution_keywords
+from .._execution import Execution, as_execution, execution_keywords, option_dict
 from .._progress import tqdm
 from .._version import __version__
 from ..data.loader import MinibatchSampler
@@ -96,7 +96,7 @@ class DiffusionModel(CheckpointMixin):
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 args.update(arguments.get(name, {}))
             elif name in self._grouped_args:
-                args.update(self._group_options(name, arguments[name]))
+                args.update(option_dict(arguments[name], self._grouped_args[name], name))
             else:
                 args[name] = arguments[name]
         unknown = sorted(set(args) - self._init_arg_names() - set(SPARSE_OPTIONS))
@@ -108,21 +108,6 @@ class DiffusionModel(CheckpointMixin):
             for key in ("weight_sparsity", *SPARSE_OPTIONS):
                 args.pop(key, None)
         self.init_args_ = plain(args)
-
-    @classmethod
-    def _group_options(cls, name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The options of the dict argument ``name``: its defaults updated by ``given``."""
-        defaults = cls._grouped_args[name]
-        if given is None:
-            return dict(defaults)
-        if not isinstance(given, Mapping):
-            raise TypeError(f"{name} must be a dict of options, got {type(given).__name__}.")
-        unknown = sorted(set(given) - set(defaults))
-        if unknown:
-            raise TypeError(
-                f"{name} has unknown option {unknown[0]!r}; choose from {sorted(defaults)}."
-            )
-        return {**defaults, **given}
 
     @classmethod
     def _init_arg_names(cls) -> set[str]:

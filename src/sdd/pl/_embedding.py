@@ -13,7 +13,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 
-from .._execution import moved_keywords
+from .._execution import moved_keywords, option_dict
 from ..tl import joint_embedding
 from ._utils import check_options, finish, panel_axes
 
@@ -113,28 +113,13 @@ def _drawing_copy(joint: AnnData, colors: Sequence[str], random_state: int) -> A
     )
 
 
-EMBEDDING_OPTIONS = frozenset(
-    {"layer", "generated_layer", "align_genes", "n_cells", "n_comps", "n_neighbors"}
+#: pl.umap(embedding_kwargs=...) options; None: tl.joint_embedding's default
+EMBEDDING_OPTIONS = dict.fromkeys(
+    ("layer", "generated_layer", "align_genes", "n_cells", "n_comps", "n_neighbors")
 )
 
 
-def _embedding_options(embedding_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    if embedding_kwargs is None:
-        return {}
-    if not isinstance(embedding_kwargs, Mapping):
-        raise TypeError(
-            f"embedding_kwargs must be a dict of options, got {type(embedding_kwargs).__name__}."
-        )
-    unknown = sorted(set(embedding_kwargs) - EMBEDDING_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"embedding_kwargs has unknown option {unknown[0]!r}; choose from "
-            f"{sorted(EMBEDDING_OPTIONS)}."
-        )
-    return {k: v for k, v in embedding_kwargs.items() if v is not None}
-
-
-@moved_keywords("embedding_kwargs", EMBEDDING_OPTIONS)
+@moved_keywords("embedding_kwargs", frozenset(EMBEDDING_OPTIONS))
 def umap(
     real: AnnData | Any,
     generated: Any = None,
@@ -230,7 +215,8 @@ def umap(
             )
         joint = real
     else:
-        options = _embedding_options(embedding_kwargs)
+        options = option_dict(embedding_kwargs, EMBEDDING_OPTIONS, "embedding_kwargs")
+        options = {k: v for k, v in options.items() if v is not None}
         joint = joint_embedding(real, generated, random_state=random_state, **options)
         logger.log(
             HINT,

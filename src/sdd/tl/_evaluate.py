@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._execution import moved_keywords
+from .._execution import moved_keywords, option_dict
 from ..data.validate import check_int, get_matrix
 
 __all__ = ["evaluate"]
@@ -277,22 +277,6 @@ METRIC_DEFAULTS = {
 }  # fmt: skip
 
 
-def _metric_settings(metric_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The metric settings of :func:`evaluate`: ``metric_kwargs`` over the defaults."""
-    if metric_kwargs is None:
-        return dict(METRIC_DEFAULTS)
-    if not isinstance(metric_kwargs, Mapping):
-        raise TypeError(
-            f"metric_kwargs must be a dict of settings, got {type(metric_kwargs).__name__}."
-        )
-    unknown = sorted(set(metric_kwargs) - set(METRIC_DEFAULTS))
-    if unknown:
-        raise TypeError(
-            f"metric_kwargs has unknown setting {unknown[0]!r}; choose from {sorted(METRIC_DEFAULTS)}."
-        )
-    return {**METRIC_DEFAULTS, **metric_kwargs}
-
-
 @moved_keywords("metric_kwargs", frozenset(METRIC_DEFAULTS))
 def evaluate(
     real: AnnData,
@@ -415,7 +399,7 @@ def evaluate(
     >>> table = sdd.tl.evaluate(real, other)  # doctest: +SKIP
     >>> table.pivot(index="group", columns="metric", values="value")  # doctest: +SKIP
     """
-    settings = _metric_settings(metric_kwargs)
+    settings = option_dict(metric_kwargs, METRIC_DEFAULTS, "metric_kwargs")
     n_comps, n_neighbors = settings["n_comps"], settings["n_neighbors"]
     classifier, min_cells, de_k = settings["classifier"], settings["min_cells"], settings["de_k"]
     min_cells = check_int(min_cells, "min_cells", N_SPLITS)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from anndata import AnnData
 
-from .._execution import Execution, as_execution, execution_keywords, moved_keywords
+from .._execution import Execution, as_execution, execution_keywords, moved_keywords, option_dict
 from ..data.validate import check_seed
 from ..model import SDD
 
@@ -57,26 +57,15 @@ class FittedModels:
 fitted = FittedModels()
 
 
-SETUP_OPTIONS = frozenset({"counts_layer", "library_size_key", "target_sum"})
-TRAIN_OPTIONS = frozenset({
+#: tl.fit(setup_kwargs=...) and (train_kwargs=...) options; None: SDD's own default
+SETUP_OPTIONS = dict.fromkeys(("counts_layer", "library_size_key", "target_sum"))
+TRAIN_OPTIONS = dict.fromkeys((
     "batch_size", "lr", "ema_decay", "lr_schedule", "warmup_steps", "validation_size",
     "validation_every", "early_stopping", "early_stopping_patience",
-})  # fmt: skip
+))  # fmt: skip
 
 
-def _options(value: Mapping[str, Any] | None, allowed: frozenset[str], name: str) -> dict:
-    """``value`` as a dict of options, each one of ``allowed``."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a dict of options, got {type(value).__name__}.")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise TypeError(f"{name} has unknown option {unknown[0]!r}; choose from {sorted(allowed)}.")
-    return dict(value)
-
-
-@moved_keywords("setup_kwargs", SETUP_OPTIONS)
+@moved_keywords("setup_kwargs", frozenset(SETUP_OPTIONS))
 @moved_keywords(
     "train_kwargs", frozenset({"batch_size", "lr", "validation_size", "early_stopping"})
 )
@@ -154,8 +143,16 @@ def fit(
     >>> model = sdd.tl.fit(adata, max_steps=500, train_kwargs={"batch_size": 256})  # doctest: +SKIP
     >>> gen = sdd.tl.generate(n_cells=1000)  # doctest: +SKIP
     """
-    setup = _options(setup_kwargs, SETUP_OPTIONS, "setup_kwargs")
-    train = _options(train_kwargs, TRAIN_OPTIONS, "train_kwargs")
+    setup = {
+        k: v
+        for k, v in option_dict(setup_kwargs, SETUP_OPTIONS, "setup_kwargs").items()
+        if v is not None
+    }
+    train = {
+        k: v
+        for k, v in option_dict(train_kwargs, TRAIN_OPTIONS, "train_kwargs").items()
+        if v is not None
+    }
     execution = as_execution(execution)
     SDD.setup_anndata(
         adata,

@@ -32,7 +32,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .._execution import Execution, as_execution, execution_keywords, moved_keywords
+from .._execution import (
+    Execution,
+    as_execution,
+    execution_keywords,
+    moved_keywords,
+    option_dict,
+)
 from .._progress import tqdm
 from ..diffusion import DiffusionProcess
 from ._device import resolve_fast
@@ -114,19 +120,6 @@ LOOP_OPTIONS = {
     "generator": None, "after_step": None, "lr_schedule": None, "cuda_graph": None,
     "log_every": 100,
 }  # fmt: skip
-
-
-def _loop_options(loop_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    if loop_kwargs is None:
-        return dict(LOOP_OPTIONS)
-    if not isinstance(loop_kwargs, Mapping):
-        raise TypeError(f"loop_kwargs must be a dict of options, got {type(loop_kwargs).__name__}.")
-    unknown = sorted(set(loop_kwargs) - set(LOOP_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"loop_kwargs has unknown option {unknown[0]!r}; choose from {sorted(LOOP_OPTIONS)}."
-        )
-    return {**LOOP_OPTIONS, **loop_kwargs}
 
 
 @moved_keywords("loop_kwargs", frozenset(LOOP_OPTIONS))
@@ -225,7 +218,7 @@ def train_denoiser(
     >>> history["step"].tolist()
     [1, 2, 3]
     """
-    loop = _loop_options(loop_kwargs)
+    loop = option_dict(loop_kwargs, LOOP_OPTIONS, "loop_kwargs")
     generator, after_step, lr_schedule = loop["generator"], loop["after_step"], loop["lr_schedule"]
     cuda_graph = loop["cuda_graph"]
     execution = as_execution(execution)
