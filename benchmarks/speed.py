@@ -2,8 +2,10 @@
 
 Prints Markdown tables for the CPU and (when present) CUDA: the plain float32 path vs the
 fast path (bf16 autocast + fused Adam, with and without CUDA graphs), data kept on the
-device vs streamed from host memory, generation of 10,000 cells (DDPM 1000 steps, DDIM
-250 and 50 steps, DPM-Solver++(2M) 25 and 10 steps), the full gene space (>= 14,000 genes, sparse, never densified as a whole),
+device vs streamed from host memory, generation of 10,000 cells with DDPM-250, DDIM-250,
+the default sampler (that of ``SDD.calibrate``; also 100,000 cells and the calibration's
+2,000) and DPM-Solver++(2M) 25 steps, with the speed-up over DDIM-250 in the same run, the
+full gene space (>= 14,000 genes, sparse, never densified as a whole),
 and training from an anndata backed ``.h5ad`` file.
 
 Needs only torch, numpy, scipy, pandas and tqdm with ``--data synthetic`` (the default):
@@ -225,23 +227,51 @@ def bench_train(
 
 
 # ---------------------------------------------------------------- generation
-def bench_generate(net, device, *, n_cells, sampler, n_steps, fast, batch_size=None) -> dict:
-    from sdd.diffusion import CosineSchedule
+def default_sampling() -> tuple[str, int, int]:
+    """Sampler, steps and cells of ``SDD.calibrate``'s defaults: a calibrated model (the
+    default of ``sdd.tl.fit``) generates with the sampler it was calibrated with."""
+    try:
+        import inspect
+
+        import sdd
+
+        params = inspect.signature(sdd.SDD.calibrate).parameters
+    except ImportError:  # torch-only mode (no anndata): the defaults of this release
+        return "ddim", 25, 2000
+    return params["sampler"].default, params["n_steps"].default, params["n_cells"].default
+
+
+def add_speedups(rows: list[dict], device: torch.device) -> None:
+    """``x DDIM-250``: cells per second relative to the DDIM-250 row of the same device
+    and path in the same run (a ratio, so that machine load cancels)."""
+    name = _device_name(device)
+    base = {
+        r["path"]: float(r["seconds"]) / r["cells"]
+        for r in rows
+        if r.get("device") == name and r.get("sampler") == "DDIM-250"
+    }
+    for r in rows:
+        if r.get("device") == name and r.get("path") in base and "seconds" in r:
+            r["x DDIM-250"] = f"{base[r['path']] / (float(r['seconds']) / r['cells']):.1f}"
+
+
+def bench_generate(
+    net, device, *, n_cells, sampler, n_steps, fast, batch_size=None, default=False
+) -> dict:
+    from sdd.diffusion import CosineSchedule, GaussianDiffusion
     from sdd.train import sample_split
 
     net = net.to(device).eval()
     batch_size = batch_size or n_cells
     dim = net.dim
-
-    def make(m, cond):
-        return lambda x, t, sc: m(x, t, sc, cond)
+    process = GaussianDiffusion(CosineSchedule())
 
     def run(n_cells_run: int) -> None:
         generator = torch.Generator(device).manual_seed(0)
         for start in range(0, n_cells_run, batch_size):
             n = min(batch_size, n_cells_run - start)
             sample_split(
-                net, make, (n, dim), CosineSchedule(), devices=[device], generator=generator,
+                net, process, (n, dim), devices=[device], generator=generator,
                 fast=fast, sampler=sampler, n_steps=n_steps,
             ).cpu()  # fmt: skip
 
@@ -257,6 +287,7 @@ def bench_generate(net, device, *, n_cells, sampler, n_steps, fast, batch_size=N
         "device": _device_name(device),
         "path": "fast bf16" if fast else "plain fp32",
         "sampler": f"{sampler.upper()}-{n_steps}",
+        "default": "yes" if default else "",
         "cells": n_cells,
         "batch": batch_size,
         "seconds": f"{elapsed:.2f}",
@@ -267,7 +298,7 @@ def bench_generate(net, device, *, n_cells, sampler, n_steps, fast, batch_size=N
 
 def check_fast_vs_plain(net, device, n_cells=2000) -> list[dict]:
     """bf16 vs fp32 on the same inputs: one loss/gradient, and DDIM-50 samples."""
-    from sdd.diffusion import CosineSchedule, diffusion_loss, sparsity
+    from sdd.diffusion import CosineSchedule, GaussianDiffusion, diffusion_loss, sparsity
     from sdd.train import sample_split
 
     net = copy.deepcopy(net).requires_grad_(True).to(device)
@@ -297,9 +328,9 @@ def check_fast_vs_plain(net, device, n_cells=2000) -> list[dict]:
     z = {}
     for fast in (False, True):
         z[fast] = sample_split(
-            net, lambda m, c: (lambda x, t, sc: m(x, t, sc, c)), (n_cells, net.dim),
-            CosineSchedule(), devices=[device], generator=torch.Generator(device).manual_seed(0),
-            fast=fast, sampler="ddim", n_steps=50,
+            net, GaussianDiffusion(CosineSchedule()), (n_cells, net.dim), devices=[device],
+            generator=torch.Generator(device).manual_seed(0), fast=fast, sampler="ddim",
+            n_steps=50,
         )  # fmt: skip
     bits = {k: sparsity.decode(v)[2] for k, v in z.items()}
     values = {k: sparsity.decode(v)[1] for k, v in z.items()}
@@ -432,20 +463,22 @@ def main() -> None:
 
                 net = SkipMLP(2 * args.genes)
             n = args.gen_cells if not q else min(args.gen_cells, 1000)
+            sampler, n_steps, n_calibration = default_sampling()
+            # DDPM-250 (uncalibrated models), DDIM-250 (the calibrated default before) and
+            # the default, side by side with SDD.generate's batch (2048); the default also
+            # at ten times the cells, and for the calibration's cells (its sampling cost)
+            plans = [("ddpm", 250, False, n), ("ddim", 250, False, n)]
+            plans += [(sampler, n_steps, False, n), (sampler, n_steps, False, 10 * n)]
+            plans += [(sampler, n_steps, False, n_calibration), ("dpm++2m", 25, False, n)]
             if cuda:
-                plans = [("ddpm", 1000, False, None), ("ddpm", 1000, True, None)]
-                plans += [("ddim", 50, False, None), ("ddim", 50, True, None)]
-                plans += [("ddpm", 1000, True, 2048)]  # SDD.generate's default batch size
-            else:
-                # the calibrated default before (DDIM-250) next to the few-step
-                # DPM-Solver++(2M), SDD.generate's default batch (2048), side by side
-                plans = [("ddim", 250, False, 2048), ("dpm++2m", 25, False, 2048)]
-                plans += [("dpm++2m", 10, False, 2048), ("ddim", 50, True, 2048)]
-            for sampler, n_steps, fast, batch in plans:
+                plans += [("ddim", 250, True, n), (sampler, n_steps, True, n)]
+            for plan_sampler, plan_steps, fast, cells in plans:
                 attempt(
-                    gen_rows, "generation", bench_generate, net, dev, n_cells=n,
-                    sampler=sampler, n_steps=n_steps, fast=fast, batch_size=batch,
+                    gen_rows, "generation", bench_generate, net, dev, n_cells=cells,
+                    sampler=plan_sampler, n_steps=plan_steps, fast=fast, batch_size=2048,
+                    default=(plan_sampler, plan_steps) == (sampler, n_steps),
                 )  # fmt: skip
+            add_speedups(gen_rows, dev)
         if "scale" in sections:
             if cuda:
                 plans = [(False, False, 100 if q else 300), (True, True, 300 if q else 1000)]
