@@ -153,8 +153,10 @@ def test_fit_reports_training_and_calibration_apart(workdir: Path, capsys):
     assert main(["fit", str(workdir / "real.h5ad"), "--out", str(out), *TINY_FIT]) == 0
     err = capsys.readouterr().err
     trained = re.search(r"trained 6 steps in [\d.]+ s \(final loss [^)]*\)\n", err)
+    defaults = inspect.signature(sdd.SDD.calibrate).parameters
+    steps, cells = defaults["n_steps"].default, defaults["n_cells"].default
     calibrated = re.search(
-        r"calibrated on 2000 generated cells \(ddim, 250 steps\) in [\d.]+ s", err
+        rf"calibrated on {cells} generated cells \(ddim, {steps} steps\) in [\d.]+ s", err
     )
     assert trained and calibrated, err[-500:]
     assert trained.start() < calibrated.start() < err.index(f"saved {out}")

@@ -42,8 +42,12 @@ def test_exact_zeros_match_sparsity_bits(trained_model):
     logits = gen.layers["sb_logits"]
     assert np.all(x[logits <= 0] == 0)
     assert np.all(logits[x != 0] > 0)
-    # masked values equal the dense pre-mask values where the cell expresses the gene
-    assert np.allclose(x[x != 0], gen.layers["dense"][x != 0])
+    # expressed values are the dense pre-mask values, raised to at least the gene's
+    # smallest non-zero training value (zero_fill="nonzero_mean", the default)
+    dense, floor = gen.layers["dense"], trained_model.scaler_.floor[None, :]
+    expected = np.maximum(dense, np.broadcast_to(floor, dense.shape))
+    assert np.allclose(x[x != 0], expected[x != 0])
+    assert (x[x != 0] > dense[x != 0] + 1e-6).any()  # the floor did act
 
 
 def test_bf16_sampling_on_cpu_keeps_the_output_contract(trained_model):

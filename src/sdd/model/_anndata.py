@@ -99,10 +99,14 @@ class SDD(AnnDataModel):
         Probability of dropping the label condition during training (classifier-free
         guidance); only used with ``labels_key``.
     zero_fill
-        Value-half encoding of a zero entry (with sparsity bits): ``"min"`` (-1, the
-        paper's scaling) or ``"nonzero_mean"`` (the gene's mean non-zero value, so the
-        value half learns "how much if expressed" and the bits alone decide the zeros;
-        an entry whose bit is on decodes to at least the gene's smallest non-zero value).
+        Value-half encoding of a zero entry: ``"nonzero_mean"`` (the gene's mean non-zero
+        value, so the value half learns "how much, if expressed" and the bits alone
+        decide the zeros; an entry whose bit is on decodes to at least the gene's
+        smallest non-zero value) or ``"min"`` (-1, the paper's scaling). ``None``:
+        ``"nonzero_mean"`` with sparsity bits (chosen on the tuning set: cells that the
+        calibration deepens get plausible values instead of the gene's floor; see
+        docs/benchmarks/whole_cells.md), ``"min"`` without (the value half alone then
+        encodes the zeros).
     depth_bins
         Condition every cell on its depth, the number of genes it detects, in this many
         quantile bins of the training cells (an extra covariate of the label embedding;
@@ -150,7 +154,7 @@ class SDD(AnnDataModel):
         dropout: float = 0.0,
         self_condition: bool = True,
         condition_dropout: float = 0.1,
-        zero_fill: Literal["min", "nonzero_mean"] = "min",
+        zero_fill: Literal["min", "nonzero_mean"] | None = None,
         depth_bins: int = 8,
         weight_sparsity: float = 0.0,
         diffusion_kwargs: Mapping[str, Any] | None = None,
@@ -159,6 +163,8 @@ class SDD(AnnDataModel):
         settings = check_recipe(recipe)
         if hidden is None:
             hidden = settings["hidden"]
+        if zero_fill is None:
+            zero_fill = "nonzero_mean" if sparsity_bits is True else "min"
         self._capture_init_args(locals())
         self._check_init_args()  # before any work on the data
         self._use_anndata(adata)
@@ -222,7 +228,7 @@ class SDD(AnnDataModel):
         n_cells: int = CALIBRATION_CELLS,
         *,
         sampler: Literal["ddpm", "ddim", "dpm++2m"] = "ddim",
-        n_steps: int = 250,
+        n_steps: int = 25,
         random_state: int = 1,
         per_group: bool = True,
         per_cell: bool = True,
@@ -263,7 +269,10 @@ class SDD(AnnDataModel):
             Cells generated for the calibration.
         sampler, n_steps
             Sampler and steps; later :meth:`generate` calls use them unless told
-            otherwise (the offsets hold for the sampler they were fitted on).
+            otherwise (the offsets hold for the sampler they were fitted on). DDIM with
+            25 steps by default: on the tuning set every fidelity column was within the
+            seed-to-seed noise of DDIM with 250 steps or better, at a tenth of the
+            network calls (docs/benchmarks/ablations.md, "Sampling noise").
         random_state
             Seed of the calibration sample (default 1, so that it differs from the
             default seed of :meth:`generate`).
@@ -505,7 +514,7 @@ class SDD(AnnDataModel):
         """Generate cells.
 
         The default sampler is the one :meth:`calibrate` matched its thresholds on (DDIM
-        with 250 steps by default, as :func:`sdd.tl.fit` calibrates); an uncalibrated
+        with 25 steps by default, as :func:`sdd.tl.fit` calibrates); an uncalibrated
         model samples with DDPM and 250 steps: in the sparsity benchmark (docs/benchmarks/history.md) that
         stayed within 1.4 points of the real sparsity on three data sets without
         calibration, closer than the paper's 1000 steps after short training, while
