@@ -78,7 +78,7 @@ def run_scvi(train, n_cells, args):
     model = scvi.model.SCVI(counts)
     t0 = time.perf_counter()
     model.train(
-        execution=sdd.Execution(accelerator="cpu"),
+        accelerator="cpu",
         enable_progress_bar=False,
         max_epochs=args.scvi_epochs,
     )

@@ -177,7 +177,7 @@ def scvi_row(train, args):
     t0 = time.perf_counter()
     model.train(
         max_epochs=args.scvi_epochs,
-        execution=sdd.Execution(accelerator="cpu"),
+        accelerator="cpu",
         enable_progress_bar=False,
     )
     mean, var = model.get_latent_representation(return_dist=True)
