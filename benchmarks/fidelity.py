@@ -57,6 +57,12 @@ import sdd
 #: (default: the calibration's, as in ``SDD.generate``).
 RECIPES: dict[str, tuple[dict, dict]] = {
     "default": ({}, {"calibrate": True}),
+    # the default until this release: the paper's zero encoding, calibration and
+    # generation with DDIM-250 on 2,000 cells
+    "previous-default": (
+        {"zero_fill": "min"},
+        {"calibrate": {"n_cells": 2000, "sampler": "ddim", "n_steps": 250}},
+    ),
     "default-bits": ({}, {"calibrate": {"value_weight": 0.0}}),
     # the default before per-cell depths: per-gene thresholds only (cells keep the
     # network's depth), and the same model with no calibration at all

@@ -34,9 +34,10 @@ ABLATIONS = {  # CSV in DATA: (title, what it asks)
         "calibrated and scored as the default row.",
     ),
     "samplers.csv": (
-        "Few-step samplers",
-        "The default model, calibrated and sampled with DPM-Solver++(2M) in 25 or 10 "
-        "steps, or DDIM in 50, against the default DDIM-250.",
+        "Few-step samplers (previous default model)",
+        "The previous default model (`zero_fill='min'`), calibrated and sampled with "
+        "DPM-Solver++(2M) in 25 or 10 steps, or DDIM in 50, against its DDIM-250 (the "
+        "previous default row).",
     ),
     "zero_fill.csv": (
         "The value half of a zero entry",
@@ -83,6 +84,7 @@ ROW_NAMES = {
     "floor": "real vs real (floor)",
     "scvi": "scVI (defaults)",
     "default": "SDD (default)",
+    "previous-default": "SDD, previous default (zero_fill='min', DDIM-250)",
     "default-genes": "SDD, per-gene thresholds only (previous default)",
     "uncalibrated": "SDD, no calibration (the network alone)",
     "default-scale4": "SDD + mean-value condition (scale_bins=4)",
@@ -95,6 +97,7 @@ ROW_NAMES = {
     "default-fill-ddim25": "SDD, zero_fill='nonzero_mean', DDIM 25 steps",
 }
 NOISE = "sampler_noise.csv"  # benchmarks/samplers.py --csv: one row per sampler and seed
+CALIBRATION = "calibration_cost.csv"  # benchmarks/calibration_cost.py --csv
 
 
 def _frame(path: Path) -> pd.DataFrame:
@@ -108,7 +111,8 @@ def _table(rows: pd.DataFrame, columns: list[str], names: dict[str, str]) -> lis
     lines = ["| row | " + " | ".join(COLUMNS[c][0] for c in columns) + " |"]
     lines.append("|---" + "|---:" * len(columns) + "|")
     lines.append("| *best* | " + " | ".join(COLUMNS[c][1] for c in columns) + " |")
-    order = sorted(rows["row"], key=lambda r: (r != "floor", r != "scvi", r != "default", r))
+    first = ("floor", "scvi", "default", "previous-default")
+    order = sorted(rows["row"], key=lambda r: (first.index(r) if r in first else len(first), r))
     for row in order:
         values = rows[rows["row"] == row].iloc[0]
         cells = [
@@ -153,7 +157,8 @@ def headline(frame: pd.DataFrame) -> str:
     held_out = frame[~frame["dataset"].isin(TUNING_SETS)]
     lines = []
     for dataset, rows in held_out.groupby("dataset", sort=False):
-        rows = rows[rows["row"].isin(["floor", "scvi", "default"])]
+        sdd_row = "default" if (rows["row"] == "default").any() else "previous-default"
+        rows = rows[rows["row"].isin(["floor", "scvi", sdd_row])]
         names = {k: f"{dataset}: {v}" for k, v in ROW_NAMES.items()}
         table = _table(rows, list(HEADLINE), names)
         lines += table if not lines else table[3:]
@@ -178,13 +183,42 @@ def ablations(frame: pd.DataFrame) -> str:
         lines += ["", f"## {title}", "", text, "", "```text", command, "```"]
         for dataset, part in rows.groupby("dataset", sort=False):
             reference = frame[
-                (frame["dataset"] == dataset) & frame["row"].isin(["floor", "default"])
+                (frame["dataset"] == dataset)
+                & frame["row"].isin(["floor", "default", "previous-default"])
             ]
             lines += ["", f"### {dataset}", ""]
             lines += _table(pd.concat([reference, part]), list(COLUMNS), ROW_NAMES)
     if (DATA / NOISE).exists():
         lines += noise(pd.read_csv(DATA / NOISE), (DATA / NOISE).with_suffix(".cmd"))
+    if (DATA / CALIBRATION).exists():
+        path = DATA / CALIBRATION
+        lines += calibration(pd.read_csv(path), path.with_suffix(".cmd"))
     return "\n".join(lines) + "\n"
+
+
+def calibration(frame: pd.DataFrame, command: Path) -> list[str]:
+    """How many generated cells the calibration needs (``calibration_cost.py``)."""
+    first = frame.iloc[0]
+    lines = [
+        "", "## Calibration: cells and sampler", "",
+        "One trained model calibrated with each setting and compared with a reference "
+        f"fit ({int(first['cells'])} cells, {first['sampler'].upper()}-{int(first['steps'])}, "
+        "another seed): the per-gene offsets (mean absolute difference over the genes "
+        "both fits can move, in units of the reference offsets' standard deviation) "
+        "and the value map (mean absolute difference of the mapped quantiles, "
+        "log-expression units). The first row is the reference setting with another "
+        "seed: the noise.",
+        "", "```text", command.read_text().strip(), "```", "",
+        "| cells | sampler | seconds | time vs reference | offsets | value map |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for _, r in frame.iterrows():
+        lines.append(
+            f"| {int(r['cells'])} | {r['sampler'].upper()}-{int(r['steps'])} | "
+            f"{r['seconds']:.1f} | {r['time vs reference']:.2f} | {r['offsets']:.3f} | "
+            f"{r['value map']:.3f} |"
+        )
+    return lines
 
 
 def noise(frame: pd.DataFrame, command: Path) -> list[str]:
@@ -193,7 +227,8 @@ def noise(frame: pd.DataFrame, command: Path) -> list[str]:
     columns = [c for c in COLUMNS if c in frame.columns]
     lines = [
         "", "## Sampling noise: few-step samplers against DDIM-250", "",
-        "One trained default model, calibrated and sampled with each sampler and seed "
+        "One trained model of the default recipe, calibrated and sampled with each sampler "
+        "and seed "
         "(calibration and generation both with that seed), scored against the same "
         "held-out half. Each cell: mean over the seeds ± half their range, the noise a "
         "difference between samplers must exceed; `generate s` is the time of the "
