@@ -28,16 +28,24 @@ COLUMNS = ("SCC", "zero_fraction_mae", "gene_corr", "AUC_logistic", "AUC_rf", "A
 def main() -> None:
     parser = one_model_parser(__doc__.splitlines()[0])
     parser.add_argument("--sampling-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--settings", nargs="+", default=[f"{s}:{n}" for s, n in SETTINGS],
+        help="SAMPLER:STEPS to compare (default: all of SETTINGS)",
+    )  # fmt: skip
+    parser.add_argument("--cells", type=int, default=None, help="calibration cells (default: its)")
     args = parser.parse_args()
+    settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.settings]
+    calibration_cells = {} if args.cells is None else {"n_cells": args.cells}
     train, held, model = default_model(args)
     records = []
-    for sampler, n_steps in SETTINGS:
+    for sampler, n_steps in settings:
         for seed in args.sampling_seeds:
             model.calibrate(
                 sampler=sampler,
                 n_steps=n_steps,
                 random_state=seed,
                 execution=sdd.Execution(progress=False),
+                **calibration_cells,
             )
             t0 = time.perf_counter()
             cells = model.generate(
@@ -46,7 +54,8 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             table = sdd.tl.evaluate(held, cells, floor=True, random_state=args.seed)
             table = table[table["group"] == "all"].set_index("metric")["value"]
-            records.append({"dataset": args.dataset, "sampler": f"{sampler}-{n_steps}",
+            name = f"{sampler}-{n_steps}" + (f", {args.cells} cells" if args.cells else "")
+            records.append({"dataset": args.dataset, "sampler": name,
                             "seed": seed, "generate_s": seconds,
                             **{c: table[c] for c in COLUMNS}})  # fmt: skip
             print(pd.DataFrame(records[-1:]).round(3).to_string(index=False), flush=True)

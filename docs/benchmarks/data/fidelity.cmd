@@ -6,4 +6,4 @@ python benchmarks/fidelity.py --datasets cbmc_top2000 --rows floor uncalibrated 
 python benchmarks/fidelity.py --datasets cbmc_top2000 --rows default --steps 4000 --model-dir DIR --csv heldout.csv
 python benchmarks/fidelity.py --datasets mouse_bladder_top2000 --rows floor default uncalibrated scvi --steps 4000 --model-dir DIR --csv heldout.csv   # alone on the 2 cores
 python benchmarks/fidelity.py --datasets worm_neuron --rows floor default uncalibrated scvi --steps 4000 --model-dir DIR --csv heldout.csv   # this round, same code as the rows above, 2 cores shared with tests
-# the default changed after the rows above (zero_fill="nonzero_mean", calibration and generation with DDIM-25 on 1,500 cells): their "default" rows are renamed "previous-default" (= fidelity.py --rows previous-default)
+# the default changed after the rows above (zero_fill="nonzero_mean", calibration and generation with DDIM-25 on 2,000 cells): their "default" rows are renamed "previous-default" (= fidelity.py --rows previous-default)
