@@ -228,9 +228,8 @@ def noise(frame: pd.DataFrame, command: Path) -> list[str]:
     lines = [
         "", "## Sampling noise: few-step samplers against DDIM-250", "",
         "One trained model of the default recipe, calibrated and sampled with each sampler "
-        "and seed "
-        "(calibration and generation both with that seed), scored against the same "
-        "held-out half. Each cell: mean over the seeds ± half their range, the noise a "
+        "and seed (how the seeds were used: the first line of the command below), scored "
+        "against the same held-out half. Each cell: mean over the seeds ± half their range, the noise a "
         "difference between samplers must exceed; `generate s` is the time of the "
         "held-out number of cells on the same machine in the same run.",
         "", "```text", command.read_text().strip(), "```",
