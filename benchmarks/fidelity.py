@@ -310,10 +310,9 @@ def main() -> None:
     unknown = set(args.rows) - {"floor", "scvi", "baseline", *RECIPES}
     if unknown:
         raise SystemExit(f"unknown rows {sorted(unknown)}")
-    if args.sampling_steps is None:
-        args.sampling_steps = 250
+    steps = args.sampling_steps or "the model's (calibrated: the calibration's; else DDPM-250)"
     print(
-        f"steps {args.steps}, sampling steps {args.sampling_steps} (calibrated rows: the "
+        f"steps {args.steps}, sampling steps {steps} (calibrated rows: the "
         f"calibration's sampler, others DDPM), genes {args.genes}, "
         f"max cells {args.max_cells}, seed {args.seed}, torch threads {torch.get_num_threads()}"
     )
