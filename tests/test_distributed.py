@@ -25,11 +25,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import sdd
-from conftest import QUIET
 from sdd.diffusion import CosineSchedule, diffusion_loss
 from sdd.train._distributed import distributed_info
 
 torch.set_num_threads(1)
+QUIET = sdd.Execution(progress=False)
 out = sys.argv[1]
 X = sp.random(64, 10, density=0.3, random_state=0, format="csr", dtype=np.float32)
 adata = ad.AnnData(X)

@@ -257,7 +257,7 @@ def test_recovery_waits_for_a_running_save(saved, tmp_path):
 TRAIN_AND_SAVE = """
 import sys, time, torch, sdd
 from pathlib import Path
-from conftest import make_counts_adata
+from conftest import QUIET, make_counts_adata
 path, side, marker, phase = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 adata = make_counts_adata(n_cells=60, n_genes=10)
 sdd.SDD.setup_anndata(adata)
@@ -318,7 +318,7 @@ def test_ctrl_c_during_training_rolls_back(saved, tmp_path):
     code = """
     import sys, torch, sdd
     from pathlib import Path
-    from conftest import make_counts_adata
+    from conftest import QUIET, make_counts_adata
     path, marker, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     adata = make_counts_adata(n_cells=60, n_genes=10)
     sdd.SDD.setup_anndata(adata)

@@ -3,3 +3,4 @@ python benchmarks/fidelity.py --datasets pbmc4k_top2000 --rows default-fill --st
 python benchmarks/fidelity.py --datasets pbmc4k_top2000 --rows default-fill-ddim50 default-fill-ddim25 --steps 4000 --threads 1 --model-dir DIR --csv zero_fill.csv
 python benchmarks/fidelity.py --datasets cbmc_top2000 --rows default-fill default-fill-ddim50 default-fill-ddim25 --steps 4000 --threads 1 --model-dir DIR --csv zero_fill.csv
 python benchmarks/fidelity.py --datasets mouse_bladder_top2000 --rows default-fill default-fill-ddim50 default-fill-ddim25 --steps 4000 --threads 1 --model-dir DIR --csv zero_fill.csv
+python benchmarks/fidelity.py --datasets worm_neuron --rows default-fill default-fill-ddim50 default-fill-ddim25 --steps 4000 --threads 1 --model-dir DIR --csv zero_fill.csv
