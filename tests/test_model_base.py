@@ -47,7 +47,7 @@ def test_every_model_trains_and_samples_through_the_one_engine(monkeypatch):
 
     def train(*args, **kwargs):
         calls["train"] += 1
-        assert kwargs["fast"] is False
+        assert kwargs["execution"].fast is False
         return real_train(*args, **kwargs)
 
     def sample(*args, **kwargs):

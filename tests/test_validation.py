@@ -337,7 +337,7 @@ def test_backed_data_with_a_validation_split(tmp_path):
             validation_size=0.25,
             validation_every=4,
             execution=QUIET.replace(accelerator="cpu"),
-            **FAST,
+            batch_size=FAST["batch_size"],
         )
         histories.append(model.history.to_numpy())
     np.testing.assert_array_equal(histories[0], histories[1])
