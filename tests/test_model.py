@@ -262,31 +262,15 @@ def test_baseline_mode_runs_without_sb_half():
 
 
 def test_tl_fit_is_reproducible(adata):
-    a = sdd.tl.fit(
-        adata.copy(),
-        max_steps=3,
-        train_kwargs={"batch_size": 16},
-        random_state=5,
-        execution=QUIET,
-        **TINY,
-    )
+    def fit(seed: int) -> sdd.SDD:
+        return sdd.tl.fit(
+            adata.copy(), max_steps=3, train_kwargs={"batch_size": 16}, random_state=seed,
+            execution=QUIET, **TINY,
+        )  # fmt: skip
+
+    a = fit(5)
     torch.rand(10)  # move the global RNG: the seed alone decides the model
-    b = sdd.tl.fit(
-        adata.copy(),
-        max_steps=3,
-        train_kwargs={"batch_size": 16},
-        random_state=5,
-        execution=QUIET,
-        **TINY,
-    )
-    c = sdd.tl.fit(
-        adata.copy(),
-        max_steps=3,
-        train_kwargs={"batch_size": 16},
-        random_state=6,
-        execution=QUIET,
-        **TINY,
-    )
+    b, c = fit(5), fit(6)
     for key, value in a.module.state_dict().items():
         assert torch.equal(value, b.module.state_dict()[key]), key
     assert any(
