@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
     parser.add_argument(
         "--sampling-steps", type=int, default=None,
-        help="steps of the sampler the calibration chose (default: its own, 250)",
+        help="steps of the sampler the calibration chose (default: its own, 25)",
     )  # fmt: skip
     parser.add_argument("--out", default="sdd_demo_generated.h5ad", help="output .h5ad path")
     parser.add_argument("--figure", default="sdd_demo.png", help="output figure path")
