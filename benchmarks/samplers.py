@@ -8,7 +8,9 @@ both, the generated cells would be the calibration's own sample and flatter it),
 scored by ``sdd.tl.evaluate(held_out, cells,
 floor=True)``. Prints one row per setting and seed, then per setting the mean and the
 half-range over seeds (the noise a difference must exceed), with the generation time of
-the held-out number of cells.
+the held-out number of cells. ``--peers`` adds, scored by the same call, the real-vs-real
+floor (the ``floor`` column of that table) and scVI with its defaults (``fidelity.py``'s
+peer, cached in ``--model-dir``).
 
     python benchmarks/samplers.py --dataset pbmc4k_top2000 --model-dir DIR --csv out.csv
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-from _common import default_model, one_model_parser
+from _common import cached_scvi, default_model, one_model_parser
 
 import sdd
 
@@ -35,6 +37,8 @@ def main() -> None:
         help="SAMPLER:STEPS to compare (default: all of SETTINGS)",
     )  # fmt: skip
     parser.add_argument("--cells", type=int, default=None, help="calibration cells (default: its)")
+    parser.add_argument("--peers", action="store_true", help="add the floor and scVI rows")
+    parser.add_argument("--scvi-epochs", type=int, default=None, help="default: scVI's default")
     args = parser.parse_args()
     settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.settings]
     calibration_cells = {} if args.cells is None else {"n_cells": args.cells}
@@ -55,12 +59,14 @@ def main() -> None:
             )
             seconds = time.perf_counter() - t0
             table = sdd.tl.evaluate(held, cells, floor=True, random_state=args.seed)
-            table = table[table["group"] == "all"].set_index("metric")["value"]
             name = f"{sampler}-{n_steps}" + (f", {args.cells} cells" if args.cells else "")
-            records.append({"dataset": args.dataset, "sampler": name,
-                            "seed": seed, "generate_s": seconds,
-                            **{c: table[c] for c in COLUMNS}})  # fmt: skip
+            records.append(_record(args.dataset, name, seed, seconds, table, "value"))
             print(pd.DataFrame(records[-1:]).round(3).to_string(index=False), flush=True)
+    if args.peers:
+        records.append(_record(args.dataset, "floor", args.seed, float("nan"), table, "floor"))
+        peer, _, seconds = cached_scvi(train, held.n_obs, args)
+        table = sdd.tl.evaluate(held, peer, random_state=args.seed)
+        records.append(_record(args.dataset, "scvi", args.seed, seconds, table, "value"))
     frame = pd.DataFrame(records)
     print(frame.round(3).to_string(index=False))
     grouped = frame.groupby("sampler", sort=False)[["generate_s", *COLUMNS]]
@@ -73,6 +79,13 @@ def main() -> None:
     print(summary.to_string())
     if args.csv:
         frame.to_csv(args.csv, index=False)
+
+
+def _record(dataset, name, seed, seconds, table, column) -> dict:
+    """One CSV row: the columns of ``sdd.tl.evaluate``'s table (all cells)."""
+    values = table[table["group"] == "all"].set_index("metric")[column]
+    return {"dataset": dataset, "sampler": name, "seed": seed, "generate_s": seconds,
+            **{c: values[c] for c in COLUMNS}}  # fmt: skip
 
 
 if __name__ == "__main__":

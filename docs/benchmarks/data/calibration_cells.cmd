@@ -1,0 +1,3 @@
+# SDD_SHARED_DATA=../shared/data, 2026-12-07, the tuning set only (pbmc4k), seed 0, 1 torch thread, 2 CPU cores shared by two runs; the model of the default recipe trained 4,000 steps (fidelity.py --rows default-fill --model-dir DIR); calibration seeds 2 and 3 (seed + 1), generation seeds 1 and 2. The two files were written separately and concatenated into calibration_cells.csv:
+python benchmarks/samplers.py --dataset pbmc4k_top2000 --recipe default-fill --threads 1 --model-dir DIR --settings ddim:25 --sampling-seeds 1 2 --cells 2000 --csv cells_2000.csv
+python benchmarks/samplers.py --dataset pbmc4k_top2000 --recipe default-fill --threads 1 --model-dir DIR --settings ddim:25 --sampling-seeds 1 2 --cells 1500 --csv cells_1500.csv
