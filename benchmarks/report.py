@@ -95,8 +95,31 @@ ROW_NAMES = {
     "default-fill": "SDD, zero_fill='nonzero_mean'",
     "default-fill-ddim50": "SDD, zero_fill='nonzero_mean', DDIM 50 steps",
     "default-fill-ddim25": "SDD, zero_fill='nonzero_mean', DDIM 25 steps",
+    "ddim-25": "SDD default (DDIM-25)",
+    "ddim-250": "SDD, DDIM-250",
 }
-NOISE = "sampler_noise.csv"  # benchmarks/samplers.py --csv: one row per sampler and seed
+NOISE = {  # benchmarks/samplers.py --csv: one row per sampler and seed; (title, text)
+    "sampler_noise.csv": (
+        "Sampling noise: few-step samplers against DDIM-250 (tuning set)",
+        "One trained model of the default recipe, calibrated and sampled with each sampler "
+        "and seed (how the seeds were used: the first line of the command below), scored "
+        "against the same held-out half.",
+    ),
+    "sampler_noise_held_out.csv": (
+        "The default sampler against DDIM-250 on the held-out sets",
+        "The default model of each held-out set calibrated and sampled with DDIM-250 and "
+        "with the default (DDIM-25), two seeds each, scored against the held-out half by "
+        "the same call as the floor (real vs real) and scVI rows. The last line compares "
+        "the default's mean with DDIM-250's: *better* (closer to the best value), *within "
+        "noise* (farther by at most the two half-ranges together) or *worse*.",
+    ),
+    "calibration_cells.csv": (
+        "Calibration cells: 1,500 against 2,000 (tuning set)",
+        "The default model calibrated on 2,000 or 1,500 generated cells (DDIM-25), two "
+        "seeds each: the choice of `calibrate()`'s default number of cells.",
+    ),
+}
+DEFAULT_SAMPLER, REFERENCE_SAMPLER = "ddim-25", "ddim-250"  # SDD.calibrate's default; before
 CALIBRATION = "calibration_cost.csv"  # benchmarks/calibration_cost.py --csv
 
 
@@ -188,8 +211,9 @@ def ablations(frame: pd.DataFrame) -> str:
             ]
             lines += ["", f"### {dataset}", ""]
             lines += _table(pd.concat([reference, part]), list(COLUMNS), ROW_NAMES)
-    if (DATA / NOISE).exists():
-        lines += noise(pd.read_csv(DATA / NOISE), (DATA / NOISE).with_suffix(".cmd"))
+    for name, (title, text) in NOISE.items():
+        if (DATA / name).exists():
+            lines += noise(pd.read_csv(DATA / name), (DATA / name).with_suffix(".cmd"), title, text)
     if (DATA / CALIBRATION).exists():
         path = DATA / CALIBRATION
         lines += calibration(pd.read_csv(path), path.with_suffix(".cmd"))
@@ -221,17 +245,14 @@ def calibration(frame: pd.DataFrame, command: Path) -> list[str]:
     return lines
 
 
-def noise(frame: pd.DataFrame, command: Path) -> list[str]:
+def noise(frame: pd.DataFrame, command: Path, title: str, text: str) -> list[str]:
     """Mean and half-range over sampling seeds of each sampler (``samplers.py``)."""
     frame = frame.assign(below_real_p1=100 * frame["below_real_p1"])
     columns = [c for c in COLUMNS if c in frame.columns]
     lines = [
-        "", "## Sampling noise: few-step samplers against DDIM-250", "",
-        "One trained model of the default recipe, calibrated and sampled with each sampler "
-        "and seed (how the seeds were used: the first line of the command below), scored "
-        "against the same held-out half. Each cell: mean over the seeds ± half their range, the noise a "
-        "difference between samplers must exceed; `generate s` is the time of the "
-        "held-out number of cells on the same machine in the same run.",
+        "", f"## {title}", "", text + " Each cell: mean over the seeds ± half their "
+        "range, the noise a difference between samplers must exceed; `generate s` is the "
+        "time of the held-out number of cells on the same machine in the same run.",
         "", "```text", command.read_text().strip(), "```",
     ]  # fmt: skip
     for dataset, part in frame.groupby("dataset", sort=False):
@@ -244,13 +265,35 @@ def noise(frame: pd.DataFrame, command: Path) -> list[str]:
         lines.append("|---|---:" + "|---:" * len(columns) + "|")
         lines.append("| *best* | | " + " | ".join(COLUMNS[c][1] for c in columns) + " |")
         for sampler, rows in grouped:
-            cells = [f"{rows['generate_s'].mean():.1f}"]
+            seconds = rows["generate_s"].mean()
+            cells = ["" if pd.isna(seconds) else f"{seconds:.1f}"]
             for c in columns:
                 fmt = COLUMNS[c][2].replace("+", "")
                 half = (rows[c].max() - rows[c].min()) / 2
-                cells.append(f"{fmt.format(rows[c].mean())} ± {fmt.format(half)}")
-            lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+                spread = f" ± {fmt.format(half)}" if len(rows) > 1 else ""
+                cells.append(f"{fmt.format(rows[c].mean())}{spread}")
+            lines.append(f"| {ROW_NAMES.get(sampler, sampler)} | " + " | ".join(cells) + " |")
+        names = set(part["sampler"])
+        if {DEFAULT_SAMPLER, REFERENCE_SAMPLER} <= names:
+            verdicts = [verdict(part, c) for c in columns]
+            lines.append(
+                f"| {DEFAULT_SAMPLER} vs {REFERENCE_SAMPLER} | | " + " | ".join(verdicts) + " |"
+            )
     return lines
+
+
+def verdict(part: pd.DataFrame, column: str) -> str:
+    """The default sampler's mean against the reference's: better, within noise or worse
+    (distance to the column's best value; noise: the two half-ranges together)."""
+    best = float(COLUMNS[column][1])
+    stats = {}
+    for name in (DEFAULT_SAMPLER, REFERENCE_SAMPLER):
+        values = part.loc[part["sampler"] == name, column]
+        stats[name] = (abs(values.mean() - best), (values.max() - values.min()) / 2)
+    (gap, half), (ref_gap, ref_half) = stats[DEFAULT_SAMPLER], stats[REFERENCE_SAMPLER]
+    if gap <= ref_gap:
+        return "better"
+    return "within noise" if gap - ref_gap <= half + ref_half else "**worse**"
 
 
 def main() -> int:
