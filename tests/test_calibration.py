@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import anndata as ad
@@ -413,7 +414,8 @@ def test_tl_fit_calibrates_by_default() -> None:
     adata = make_adata(60)
     model = sdd.tl.fit(adata, max_steps=3, hidden=(16,), execution=QUIET)
     assert model.calibration_ is not None
-    assert model.calibration_.settings["n_cells"] == 2000
+    default = inspect.signature(sdd.SDD.calibrate).parameters["n_cells"].default
+    assert model.calibration_.settings["n_cells"] == default
     baseline = sdd.tl.fit(adata, max_steps=3, hidden=(16,), execution=QUIET, sparsity_bits=False)
     assert baseline.calibration_ is None
 

@@ -44,6 +44,23 @@ def test_decode_masks_exactly_where_bits_are_negative():
     assert torch.equal(bits, (logits > 0).float())
 
 
+@pytest.mark.parametrize("dim", [1, 2])
+def test_encode_fills_zeros_and_reuses_a_fitting_buffer(dim):
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 5) * (torch.rand(4, 3, 5) > 0.5)
+    nonzero = x != 0
+    fill = torch.tensor([0.25]).expand_as(x)
+    plain = torch.cat([torch.where(nonzero, x, fill), nonzero.float() * 2 - 1], dim=dim)
+    first = sparsity.encode(x, nonzero, dim=dim, fill=fill)
+    assert torch.equal(first, plain)
+    y = torch.rand_like(x)
+    again = sparsity.encode(y, y != 0, dim=dim, reuse=first)
+    assert again.data_ptr() == first.data_ptr()  # the same memory, new contents
+    assert torch.equal(again, torch.cat([y, (y != 0).float() * 2 - 1], dim=dim))
+    other = sparsity.encode(x[:2], nonzero[:2], dim=dim, reuse=first)  # does not fit
+    assert other.data_ptr() != first.data_ptr() and other.shape[0] == 2
+
+
 def test_encode_shape_mismatch():
     with pytest.raises(ValueError, match="shape"):
         sparsity.encode(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.bool))

@@ -38,7 +38,9 @@ def _models(**kwargs):
 
 
 def _weights(model) -> list[torch.Tensor]:
-    return [v.clone() for v in model.module.state_dict().values()]
+    """The network's weights and the averaged (EMA) ones."""
+    states = (model.module.state_dict(), model.ema_.model.state_dict())
+    return [v.clone() for state in states for v in state.values()]
 
 
 def test_every_model_trains_and_samples_through_the_one_engine(monkeypatch):

@@ -180,6 +180,33 @@ def test_ema_update_on_device_matches_update():
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
+def test_ema_every_k_moves_every_kth_step_by_the_compounded_decay():
+    torch.manual_seed(0)
+    net = SkipMLP(4, hidden=(8,), emb_dim=4)
+    every = EMA(net, 0.95, every=3)
+    initial = [p.detach().clone() for p in net.parameters()]
+    expected, carry = [p.clone() for p in initial], 1.0
+    for step in range(7):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+        carry *= every.current_decay()
+        every.update(net)
+        if (step + 1) % 3 == 0:  # by hand: ema + (1 - d_1 d_2 d_3) (w - ema)
+            expected = [e + (1.0 - carry) * (p.detach() - e)
+                        for e, p in zip(expected, net.parameters(), strict=True)]  # fmt: skip
+            carry = 1.0
+        for e, p in zip(expected, every.model.parameters(), strict=True):
+            torch.testing.assert_close(p, e)
+    assert every.n_updates == 7 and every.carry == pytest.approx(carry)
+
+
+@pytest.mark.parametrize("every", [0, 1.5, True])
+def test_ema_every_must_be_a_positive_integer(every):
+    with pytest.raises(ValueError, match="every"):
+        EMA(torch.nn.Linear(2, 2), every=every)
+
+
 def test_self_condition_prob_one_draws_no_coin():
     net = SkipMLP(4, hidden=(8,), emb_dim=4)
     x0 = _data(8, 4)

@@ -115,8 +115,10 @@ class ImageScaler:
             scale = np.maximum(scale, block.max(axis=(0, 2, 3)))
         return cls(scale, transform)
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
-        return self._scaler.transform(torch.log1p(x) if self.transform_name == "log1p" else x)
+    def transform(self, x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        if self.transform_name == "log1p":
+            x = torch.log1p(x, out=out) if out is not None else torch.log1p(x)
+        return self._scaler.transform(x, out=out)
 
     @property
     def maximum(self) -> np.ndarray:

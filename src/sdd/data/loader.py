@@ -554,7 +554,10 @@ class MinibatchSampler(RowBatches):
         if codes is not None:
             codes = codes.to(self.device, non_blocking=True)
         self._check_range(x)
-        return self.scaler.transform(x), x != 0, codes
+        nonzero = x != 0
+        # the stream's rows are a fresh tensor: scaled in place, no allocation per step
+        scaled = self.scaler.transform(x, out=x if index is None else None)
+        return scaled, nonzero, codes
 
     def _check_range(self, x: torch.Tensor) -> None:
         check = getattr(self.scaler, "out_of_range", None)

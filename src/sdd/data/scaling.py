@@ -141,17 +141,21 @@ class Scaler:
 
     def fill_zeros(self, z: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
         """Scaled data with the zero entries set to the per-gene ``fill`` (if any)."""
-        if self.fill is None:
-            return z
-        return torch.where(nonzero, z, self._cached("fill", self.fill, z.device).to(z.dtype))
+        fill = self.fill_value(z.device)
+        return z if fill is None else torch.where(nonzero, z, fill.to(z.dtype))
+
+    def fill_value(self, device: torch.device) -> torch.Tensor | None:
+        """The per-gene scaled value of a zero entry on ``device`` (``None``: none set)."""
+        return None if self.fill is None else self._cached("fill", self.fill, device)
 
     def _scale(self, device: torch.device) -> torch.Tensor:
         # cached per device: no host-to-device copy per minibatch
         return self._cached("scale", self.scale, device)
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """Map values to [-1, 1]."""
-        return (2.0 * x / self._scale(x.device) - 1.0).clamp(-1.0, 1.0)
+    def transform(self, x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Map values to [-1, 1] (into ``out`` when given, which may be ``x`` itself)."""
+        out = torch.mul(x, 2.0, out=out) if out is not None else 2.0 * x
+        return out.div_(self._scale(x.device)).sub_(1.0).clamp_(-1.0, 1.0)
 
     def inverse(self, z: torch.Tensor, nonzero: torch.Tensor | None = None) -> torch.Tensor:
         """Map [-1, 1] back to the data's units (``[0, m_g]``).

@@ -20,7 +20,14 @@ import torch
 __all__ = ["encode", "decode", "split", "matching_thresholds"]
 
 
-def encode(x: torch.Tensor, nonzero: torch.Tensor, *, dim: int = 1) -> torch.Tensor:
+def encode(
+    x: torch.Tensor,
+    nonzero: torch.Tensor,
+    *,
+    dim: int = 1,
+    fill: torch.Tensor | None = None,
+    reuse: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Concatenate scaled data ``x`` with its sparsity bits as analog bits.
 
     Parameters
@@ -31,11 +38,35 @@ def encode(x: torch.Tensor, nonzero: torch.Tensor, *, dim: int = 1) -> torch.Ten
         Boolean tensor of the same shape, ``True`` where the raw data is non-zero.
     dim
         Axis along which to concatenate.
+    fill
+        Value of the zero entries in the data half (broadcast against ``x``); ``None``
+        keeps ``x`` as it is.
+    reuse
+        An earlier result whose memory this one may take (a training loop's minibatch
+        buffer: no allocation per step); used only if its shape, dtype and device fit.
+
+    Examples
+    --------
+    >>> encode(torch.tensor([[0.5, -1.0]]), torch.tensor([[True, False]])).tolist()
+    [[0.5, -1.0, 1.0, -1.0]]
     """
     if x.shape != nonzero.shape:
         raise ValueError(f"x {tuple(x.shape)} and nonzero {tuple(nonzero.shape)} differ in shape.")
-    bits = nonzero.to(x.dtype) * 2.0 - 1.0
-    return torch.cat([x, bits], dim=dim)
+    shape = list(x.shape)
+    shape[dim] *= 2
+    fits = reuse is not None and list(reuse.shape) == shape
+    if fits and reuse.dtype == x.dtype and reuse.device == x.device:
+        out = reuse
+    else:
+        out = torch.empty(shape, dtype=x.dtype, device=x.device)
+    values, bits = out.chunk(2, dim=dim)
+    if fill is None:
+        values.copy_(x)
+    else:
+        torch.where(nonzero, x, fill.to(x.dtype), out=values)
+    bits.copy_(nonzero)
+    bits.mul_(2.0).sub_(1.0)  # {0, 1} -> {-1, 1}
+    return out
 
 
 def split(z: torch.Tensor, *, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -196,10 +196,11 @@ class SDD(AnnDataModel):
         recipe = check_recipe(self.init_args_.get("recipe", "paper"))  # older files: the paper's
         return {"lr": recipe["lr"], "batch_size": recipe["batch_size"]}
 
-    def _encode(self, x, nonzero):
+    def _encode(self, x, nonzero, reuse=None):
         if not self.init_args_["sparsity_bits"]:
             return x
-        return sparsity.encode(self.scaler_.fill_zeros(x, nonzero), nonzero)
+        fill = self.scaler_.fill_value(x.device)
+        return sparsity.encode(x, nonzero, fill=fill, reuse=reuse)
 
     _check_data = staticmethod(check_matrix)
 

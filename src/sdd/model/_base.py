@@ -48,6 +48,7 @@ logger = logging.getLogger("sdd")
 
 HISTORY_COLUMNS = ("step", "epoch", "loss")
 DIVERGED = 10.0  # a final loss this many times the first one (or 1): training diverged
+EMA_EVERY = 4  # steps between moves of the averaged weights (EMA: decays compounded)
 
 
 def _warn_if_diverged(history: pd.DataFrame) -> None:
@@ -134,7 +135,7 @@ class DiffusionModel(CheckpointMixin):
         self._check_init_args()
         self.process = self._make_process()
         self.module = self._build_network().eval()
-        self.ema_ = EMA(self.module)
+        self.ema_ = EMA(self.module, every=EMA_EVERY)
         sparse = {k: self.init_args_[k] for k in SPARSE_OPTIONS if k in self.init_args_}
         self.weight_masks_ = make_masks(
             self.module, self.ema_, self.init_args_.get("weight_sparsity", 0.0), **sparse
@@ -176,7 +177,11 @@ class DiffusionModel(CheckpointMixin):
     def _training_data(self) -> tuple[Any, np.ndarray | None]:
         raise NotImplementedError
 
-    def _encode(self, x: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
+    def _encode(
+        self, x: torch.Tensor, nonzero: torch.Tensor, reuse: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The network's input from scaled data and its non-zero mask (``reuse``: an
+        earlier result whose memory may be taken, see :func:`sdd.diffusion.sparsity.encode`)."""
         return x
 
     def _example_inputs(self) -> tuple[torch.Tensor, ...]:
@@ -392,9 +397,12 @@ class DiffusionModel(CheckpointMixin):
             self.module, self.init_args_.get("condition_dropout", 0.0), dev, generator
         )
 
+        buffer: list[torch.Tensor | None] = [None]  # the last minibatch's memory, reused
+
         def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
             x, nonzero, batch_codes = batches()
-            return self._encode(x, nonzero), drop(batch_codes)
+            buffer[0] = self._encode(x, nonzero, reuse=buffer[0])
+            return buffer[0], drop(batch_codes)
 
         start = self._last_step()
         masks = self.weight_masks_

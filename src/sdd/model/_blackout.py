@@ -27,8 +27,8 @@ class _Counts:
     """The identity "scaler": Blackout's network input scaling lives in its process."""
 
     @staticmethod
-    def transform(x):
-        return x
+    def transform(x, *, out=None):
+        return x if out is None or out is x else out.copy_(x)
 
 
 class SDDBlackout(AnnDataModel):

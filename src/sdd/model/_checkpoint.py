@@ -62,6 +62,7 @@ class CheckpointMixin:
             "module": self.module.state_dict(),
             "ema": self.ema_.model.state_dict(),
             "ema_updates": int(self.ema_.n_updates),
+            "ema_carry": float(self.ema_.carry),
             **self._data_state(),
             "history": history_to_state(self.history_),
         }
@@ -142,6 +143,9 @@ class CheckpointMixin:
         if model.weight_masks_ is not None:
             model.weight_masks_.load_state_dict(state["weight_masks"])
         model.ema_.n_updates = int(state.get("ema_updates", 0))
+        model.ema_.carry = float(state.get("ema_carry", 1.0))  # files before EMA.every: 1
+        if not 0.0 <= model.ema_.carry <= 1.0:
+            raise ValueError(f"ema_carry must lie in [0, 1], got {model.ema_.carry}.")
         model.history_ = history_from_state(state["history"])
         model.is_trained_ = bool(config.get("is_trained", False))
         model.train_args_ = config.get("train_args") or None

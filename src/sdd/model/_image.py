@@ -158,8 +158,10 @@ class SDDImage(DiffusionModel):
             )
         return self._images, self._codes
 
-    def _encode(self, x, nonzero):
-        return sparsity.encode(x, nonzero, dim=1) if self.init_args_["sparsity_bits"] else x
+    def _encode(self, x, nonzero, reuse=None):
+        if not self.init_args_["sparsity_bits"]:
+            return x
+        return sparsity.encode(x, nonzero, dim=1, reuse=reuse)
 
     def _sample_shape(self) -> tuple[int, ...]:
         return (self.data_channels, *self.image_shape[1:])

@@ -375,6 +375,7 @@ class _FastLoop:
         self.losses = torch.zeros(max_steps, device=self.device)
         self.counter = torch.zeros((), dtype=torch.long, device=self.device)
         self.ema_count = torch.tensor(float(ema.n_updates), dtype=torch.float64, device=self.device)
+        ema.carry = 1.0  # this path moves the average every step (EMA.update_on_device)
         self.ema_in_step = after_step is None
         self.graphs: dict[bool, torch.cuda.CUDAGraph] = {}
         self.static: tuple[torch.Tensor, torch.Tensor | None] | None = None

@@ -27,6 +27,7 @@ class Snapshot:
             "module": _clone(module),
             "ema": _clone(ema.model),
             "ema_updates": ema.n_updates,
+            "ema_carry": ema.carry,
             "ema_decay": ema.decay,
             "masks": None if masks is None else copy.deepcopy(masks.state_dict()),
         }
@@ -36,6 +37,7 @@ class Snapshot:
         self.module.load_state_dict(self.state["module"])
         self.ema.model.load_state_dict(self.state["ema"])
         self.ema.n_updates, self.ema.decay = self.state["ema_updates"], self.state["ema_decay"]
+        self.ema.carry = self.state["ema_carry"]
         if self.masks is not None:
             self.masks.load_state_dict(self.state["masks"])
 
