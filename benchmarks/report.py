@@ -40,6 +40,13 @@ SPEED = {  # script output (Markdown tables) in DATA: (title, what it measures)
         "calibration's cells. Time does not depend on the weights (an untrained network "
         "of the default architecture).",
     ),
+    "curves_train.txt": (
+        "Training: the package against a bare torch loop",
+        "`benchmarks/curves.py --sections train`: seconds per step of `model.train()` "
+        "against the shortest torch loop of the same network (forward, loss, backward, "
+        "fused Adam on one fixed batch: no loader, EMA or checks), alternating, medians "
+        "over repeats; the steps of a repeat cover whole EMA windows (4 steps).",
+    ),
     "fit_cost.txt": (
         "A first `sdd.tl.fit`: training and calibration",
         "`benchmarks/fit_cost.py`: one `sdd.tl.fit(max_steps=300)` call on scanpy's "

@@ -123,6 +123,23 @@ def test_interrupted_training_leaves_the_model_as_it_was(monkeypatch):
     assert len(model.history_) == 4 and model.is_trained_
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_training_leaves_the_users_data_untouched(dense):
+    """Minibatches are scaled in place: only ever in the loader's own copy of the rows."""
+    models = _models()
+    sdd_model, image_model = models[0], models[1]
+    if dense:
+        sdd_model.adata.X = np.asarray(sdd_model.adata.X.todense())
+    before = [sdd_model.adata.X.copy(), image_model._images.copy()]
+    for model in (sdd_model, image_model):
+        model.train(5, batch_size=16, execution=QUIET)
+    after = [sdd_model.adata.X, image_model._images]
+    for a, b in zip(before, after, strict=True):
+        a = a.toarray() if sp.issparse(a) else a
+        b = b.toarray() if sp.issparse(b) else b
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("which", [0, 1, 2])
 def test_two_calls_equal_one_long_run_and_resume_from_disk(which, tmp_path):
     def fresh():

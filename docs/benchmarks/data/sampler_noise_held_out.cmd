@@ -1,0 +1,4 @@
+# SDD_SHARED_DATA=../shared/data, 2026-12-07, seed 0 (split and training), 1 torch thread per run, 2 CPU cores shared by three to four runs (generate s: compare within a data set only); the default model of each held-out set trained 4,000 steps (fidelity.py --rows default-fill --model-dir DIR, the models of fidelity.csv's default rows); calibration with each sampler on the default 1,500 cells, calibration seed = sampling seed + 1, generation with the sampling seed. Seeds 0 and 1 with the floor and scVI rows, then seeds 2 and 3; the two CSV files of each data set concatenated:
+python benchmarks/samplers.py --dataset D --recipe default-fill --threads 1 --model-dir DIR --settings ddim:250 ddim:25 --peers --csv noise_D.csv
+python benchmarks/samplers.py --dataset D --recipe default-fill --threads 1 --model-dir DIR --settings ddim:250 ddim:25 --sampling-seeds 2 3 --csv noise23_D.csv
+# D in cbmc_top2000, mouse_bladder_top2000, worm_neuron (the held-out sets)
