@@ -4,7 +4,7 @@ Prints Markdown tables for the CPU and (when present) CUDA: the plain float32 pa
 fast path (bf16 autocast + fused Adam, with and without CUDA graphs), data kept on the
 device vs streamed from host memory, generation of 10,000 cells with DDPM-250, DDIM-250,
 the default sampler (that of ``SDD.calibrate``; also 100,000 cells and the calibration's
-2,000) and DPM-Solver++(2M) 25 steps, with the speed-up over DDIM-250 in the same run, the
+1,500) and DPM-Solver++(2M) 25 steps, with the speed-up over DDIM-250 in the same run, the
 full gene space (>= 14,000 genes, sparse, never densified as a whole),
 and training from an anndata backed ``.h5ad`` file.
 
