@@ -59,6 +59,13 @@ ABLATIONS = {  # CSV in DATA: (title, what it asks)
         "The same recipe trained 2,000 / 4,000 / 8,000 steps on the tuning set, each "
         "calibrated and scored as the default row.",
     ),
+    "training_loop.csv": (
+        "The training loop: EMA every 4th step and the minibatch buffer (tuning set)",
+        "The default recipe trained again by the training loop that moves the EMA every "
+        "4th step (the four steps' decays compounded) and encodes each minibatch into "
+        "the previous one's buffer, against the default row trained by the loop before "
+        "(EMA every step): same split, seeds, steps and calibration.",
+    ),
     "samplers.csv": (
         "Few-step samplers (previous default model)",
         "The previous default model (`zero_fill='min'`), calibrated and sampled with "
@@ -121,6 +128,7 @@ ROW_NAMES = {
     "default-fill": "SDD, zero_fill='nonzero_mean'",
     "default-fill-ddim50": "SDD, zero_fill='nonzero_mean', DDIM 50 steps",
     "default-fill-ddim25": "SDD, zero_fill='nonzero_mean', DDIM 25 steps",
+    "default-ema4": "SDD default, trained with the EMA every 4th step",
     "ddim-25": "SDD default (DDIM-25)",
     "ddim-250": "SDD, DDIM-250",
 }

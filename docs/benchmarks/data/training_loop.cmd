@@ -1,0 +1,2 @@
+# SDD_SHARED_DATA=../shared/data, 2026-12-07, commit 88ba714 (EMA every 4th step, minibatch buffer), seed 0, 4,000 steps, 1 torch thread, 2 CPU cores shared with one or two other runs; a new model trained by this version (row renamed default -> default-ema4), against the default row of fidelity.csv (the same recipe, split, seeds and calibration, trained by the previous training loop):
+python benchmarks/fidelity.py --datasets pbmc4k_top2000 --rows default --steps 4000 --threads 1 --model-dir NEW_DIR --csv training_loop.csv
