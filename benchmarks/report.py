@@ -47,6 +47,13 @@ SPEED = {  # script output (Markdown tables) in DATA: (title, what it measures)
         "fused Adam on one fixed batch: no loader, EMA or checks), alternating, medians "
         "over repeats; the steps of a repeat cover whole EMA windows (4 steps).",
     ),
+    "curves_train_malloc.txt": (
+        "Training against a bare loop, with glibc's mmap threshold raised",
+        "The same command with `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` set "
+        "(Linux, glibc): tensors of tens of MB then reuse freed heap memory instead of "
+        "fresh pages from the kernel each step. Both loops get faster; the ratio is the "
+        "question here, and it is noisy over three repeats.",
+    ),
     "fit_cost.txt": (
         "A first `sdd.tl.fit`: training and calibration",
         "`benchmarks/fit_cost.py`: one `sdd.tl.fit(max_steps=300)` call on scanpy's "

@@ -1,0 +1,2 @@
+# 2026-12-07, commit 88ba714, the same command right after, nothing else running, with glibc's mmap threshold raised (large tensors then reuse freed heap memory instead of fresh zeroed pages from the kernel; an environment setting of the process, not of sdd):
+MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=17179869184 OMP_NUM_THREADS=1 python benchmarks/curves.py --sections train --models SDD,SDDBlackout --genes 5000,14000,20000 --threads 1 --repeats 3 --steps 4
