@@ -229,6 +229,13 @@ def headline(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _section(title: str, text: str, data: Path) -> list[str]:
+    """A page section's head: title, what it measures and the command in ``data``'s
+    ``.cmd`` file (the file that wrote ``data``)."""
+    command = data.with_suffix(".cmd").read_text().strip()
+    return ["", f"## {title}", "", text, "", "```text", command, "```"]
+
+
 def ablations(frame: pd.DataFrame) -> str:
     lines = [
         "# Ablations",
@@ -243,8 +250,7 @@ def ablations(frame: pd.DataFrame) -> str:
         if not path.exists():
             continue
         rows = _frame(path)
-        command = path.with_suffix(".cmd").read_text().strip()
-        lines += ["", f"## {title}", "", text, "", "```text", command, "```"]
+        lines += _section(title, text, path)
         for dataset, part in rows.groupby("dataset", sort=False):
             reference = frame[
                 (frame["dataset"] == dataset)
@@ -254,29 +260,30 @@ def ablations(frame: pd.DataFrame) -> str:
             lines += _table(pd.concat([reference, part]), list(COLUMNS), ROW_NAMES)
     for name, (title, text) in NOISE.items():
         if (DATA / name).exists():
-            lines += noise(pd.read_csv(DATA / name), (DATA / name).with_suffix(".cmd"), title, text)
+            lines += noise(DATA / name, title, text)
     if (DATA / CALIBRATION).exists():
-        path = DATA / CALIBRATION
-        lines += calibration(pd.read_csv(path), path.with_suffix(".cmd"))
+        lines += calibration(DATA / CALIBRATION)
     return "\n".join(lines) + "\n"
 
 
-def calibration(frame: pd.DataFrame, command: Path) -> list[str]:
+def calibration(path: Path) -> list[str]:
     """How many generated cells the calibration needs (``calibration_cost.py``)."""
+    frame = pd.read_csv(path)
     first = frame.iloc[0]
-    lines = [
-        "", "## Calibration: cells and sampler", "",
+    text = (
         "One trained model calibrated with each setting and compared with a reference "
         f"fit ({int(first['cells'])} cells, {first['sampler'].upper()}-{int(first['steps'])}, "
         "another seed): the per-gene offsets (mean absolute difference over the genes "
         "both fits can move, in units of the reference offsets' standard deviation) "
         "and the value map (mean absolute difference of the mapped quantiles, "
         "log-expression units). The first row is the reference setting with another "
-        "seed: the noise.",
-        "", "```text", command.read_text().strip(), "```", "",
+        "seed: the noise."
+    )  # fmt: skip
+    lines = _section("Calibration: cells and sampler", text, path) + [
+        "",
         "| cells | sampler | seconds | time vs reference | offsets | value map |",
         "|---:|---|---:|---:|---:|---:|",
-    ]  # fmt: skip
+    ]
     for _, r in frame.iterrows():
         lines.append(
             f"| {int(r['cells'])} | {r['sampler'].upper()}-{int(r['steps'])} | "
@@ -286,16 +293,18 @@ def calibration(frame: pd.DataFrame, command: Path) -> list[str]:
     return lines
 
 
-def noise(frame: pd.DataFrame, command: Path, title: str, text: str) -> list[str]:
+def noise(path: Path, title: str, text: str) -> list[str]:
     """Mean and half-range over sampling seeds of each sampler (``samplers.py``)."""
+    frame = pd.read_csv(path)
     frame = frame.assign(below_real_p1=100 * frame["below_real_p1"])
     columns = [c for c in COLUMNS if c in frame.columns]
-    lines = [
-        "", f"## {title}", "", text + " Each cell: mean over the seeds ± half their "
-        "range, the noise a difference between samplers must exceed; `generate s` is the "
-        "time of the held-out number of cells on the same machine in the same run.",
-        "", "```text", command.read_text().strip(), "```",
-    ]  # fmt: skip
+    lines = _section(
+        title,
+        text + " Each cell: mean over the seeds ± half their range, the noise a difference "
+        "between samplers must exceed; `generate s` is the time of the held-out number of "
+        "cells on the same machine in the same run.",
+        path,
+    )
     for dataset, part in frame.groupby("dataset", sort=False):
         grouped = part.groupby("sampler", sort=False)
         seeds = ", ".join(str(s) for s in sorted(part["seed"].unique()))
@@ -352,9 +361,7 @@ def speed() -> str:
         path = DATA / name
         if not path.exists():
             continue
-        command = path.with_suffix(".cmd").read_text().strip()
-        lines += ["", f"## {title}", "", text, "", "```text", command, "```", ""]
-        lines.append(path.read_text(encoding="utf-8").strip())
+        lines += [*_section(title, text, path), "", path.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
 
 

@@ -54,11 +54,12 @@ def encode(
         raise ValueError(f"x {tuple(x.shape)} and nonzero {tuple(nonzero.shape)} differ in shape.")
     shape = list(x.shape)
     shape[dim] *= 2
-    fits = reuse is not None and list(reuse.shape) == shape
-    if fits and reuse.dtype == x.dtype and reuse.device == x.device:
-        out = reuse
-    else:
-        out = torch.empty(shape, dtype=x.dtype, device=x.device)
+    fits = reuse is not None and (list(reuse.shape), reuse.dtype, reuse.device) == (
+        shape,
+        x.dtype,
+        x.device,
+    )
+    out = reuse if fits else torch.empty(shape, dtype=x.dtype, device=x.device)
     values, bits = out.chunk(2, dim=dim)
     if fill is None:
         values.copy_(x)
