@@ -257,3 +257,29 @@ def test_mlp_param_count_near_paper_at_1000_genes():
     assert 5e6 <= n <= 8e6
     n_plain = sum(p.numel() for p in SkipMLP(1000).parameters())
     assert n_plain < n
+
+
+def test_adaptive_layernorm_starts_unconditioned_and_learns_the_condition():
+    torch.manual_seed(0)
+    net = SkipMLP(4, hidden=(8, 4), emb_dim=8, n_categories=[3], conditioning="adaln")
+    x, t = torch.randn(6, 4), torch.rand(6)
+    codes = torch.tensor([[0], [1], [2], [0], [1], [2]])
+
+    def spread() -> float:
+        with torch.no_grad():
+            out = net(x[:1].expand(3, 4), t[:1].expand(3), torch.zeros(3, 4), codes[:3])
+        return float((out - out[0]).abs().max())
+
+    assert spread() == 0.0  # zero-initialised scale and shift: the label has no effect yet
+    target = codes.float().expand(6, 4)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(x, t, torch.zeros(6, 4), codes), target).backward()
+        opt.step()
+    assert spread() > 0.1
+
+
+def test_mlp_rejects_an_unknown_conditioning():
+    with pytest.raises(ValueError, match="conditioning"):
+        SkipMLP(4, hidden=(8,), conditioning="film")

@@ -12,19 +12,40 @@ from .embeddings import LabelEmbedding, TimeEmbedding
 __all__ = ["SkipMLP"]
 
 
-class _Block(nn.Module):
-    """Linear -> + time embedding -> LayerNorm -> SiLU (scDiffusion's cell block)."""
+CONDITIONINGS = ("shift", "adaln")
 
-    def __init__(self, d_in: int, d_out: int, d_emb: int, dropout: float) -> None:
+
+class _Block(nn.Module):
+    """One cell block: Linear, the embedding, LayerNorm, SiLU.
+
+    ``"shift"`` (scDiffusion's block) adds a projection of the embedding before the
+    LayerNorm, which can normalise part of it away; ``"adaln"`` (adaptive LayerNorm) maps
+    the embedding to a per-feature scale and shift applied after the LayerNorm, so the
+    condition reaches every block's output unscaled. Its projection starts at zero: the
+    block starts as an unconditioned one.
+    """
+
+    def __init__(
+        self, d_in: int, d_out: int, d_emb: int, dropout: float, conditioning: str = "shift"
+    ) -> None:
         super().__init__()
+        self.adaptive = conditioning == "adaln"
         self.linear = nn.Linear(d_in, d_out)
-        self.emb = nn.Linear(d_emb, d_out)
+        self.emb = nn.Linear(d_emb, 2 * d_out if self.adaptive else d_out)
+        if self.adaptive:
+            nn.init.zeros_(self.emb.weight)
+            nn.init.zeros_(self.emb.bias)
         self.norm = nn.LayerNorm(d_out)
         self.act = nn.SiLU()
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.act(self.norm(self.linear(h) + self.emb(emb))))
+        if self.adaptive:
+            scale, shift = self.emb(emb).chunk(2, dim=1)
+            h = torch.addcmul(shift, self.norm(self.linear(h)), 1 + scale)
+        else:
+            h = self.norm(self.linear(h) + self.emb(emb))
+        return self.drop(self.act(h))
 
 
 class SkipMLP(nn.Module):
@@ -48,6 +69,16 @@ class SkipMLP(nn.Module):
         ``None``: all.
     dropout
         Dropout after each block.
+    conditioning
+        How the embedding enters each block: ``"shift"`` (scDiffusion's: added before the
+        LayerNorm) or ``"adaln"`` (a scale and shift after it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = SkipMLP(6, hidden=(8, 4), emb_dim=4, conditioning="adaln")
+    >>> net(torch.zeros(2, 6), torch.zeros(2), torch.zeros(2, 6)).shape
+    torch.Size([2, 6])
     """
 
     def __init__(
@@ -58,21 +89,26 @@ class SkipMLP(nn.Module):
         n_categories: Sequence[int] = (),
         dropout: float = 0.0,
         n_guided: int | None = None,
+        conditioning: str = "shift",
     ) -> None:
         super().__init__()
         hidden = [int(h) for h in hidden]
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must be a non-empty list of positive widths, got {hidden}.")
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}.")
         self.dim = int(dim)
         self.time = TimeEmbedding(emb_dim)
         self.labels = LabelEmbedding(n_categories, emb_dim, n_guided) if len(n_categories) else None
         widths = [2 * self.dim, *hidden]
         self.down = nn.ModuleList(
-            _Block(a, b, emb_dim, dropout) for a, b in zip(widths[:-1], widths[1:], strict=True)
+            _Block(a, b, emb_dim, dropout, conditioning)
+            for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
         rev = hidden[::-1]
         self.up = nn.ModuleList(
-            _Block(a, b, emb_dim, dropout) for a, b in zip(rev[:-1], rev[1:], strict=True)
+            _Block(a, b, emb_dim, dropout, conditioning)
+            for a, b in zip(rev[:-1], rev[1:], strict=True)
         )
         self.head = nn.Linear(hidden[0], self.dim)
 
