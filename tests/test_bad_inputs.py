@@ -184,3 +184,14 @@ def test_sparse_read_back_still_catches_every_batch():
         batches.check_range()
     with pytest.raises(ValueError, match="check_every"):
         MinibatchSampler(x, scaler, batch_size=4, device=CPU, check_every=0)
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+def test_blackout_counts_changed_in_place_are_an_error(bad):
+    adata = make_counts_adata(n_cells=40, n_genes=8)
+    sdd.SDDBlackout.setup_anndata(adata, layer="counts")
+    model = sdd.SDDBlackout(adata, **TINY)
+    model._matrix[5, 2] = bad  # the matrix the model trains on, changed in place
+    with pytest.raises(ValueError, match=r"changed after.*gene 'g2'"):
+        model.train(20, batch_size=8, execution=QUIET)
+    assert not model.is_trained_

@@ -184,6 +184,16 @@ def q_sample(
     p = torch.as_tensor(p, dtype=torch.float32, device=x0.device)
     if p.numel() and (bool((p < 0).any()) or bool((p > 1).any())):
         raise ValueError("Survival probabilities p must lie in [0, 1].")
+    return thin(x0, p, generator=generator)
+
+
+def thin(
+    x0: torch.Tensor, p: torch.Tensor, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """:func:`q_sample` without its checks, for callers whose counts and probabilities
+    were checked once (the training loop: counts when the model was set up, survival
+    probabilities when the schedule was built), so no step pays two passes over the
+    minibatch and a device read-back for them."""
     counts = x0.to(torch.float32)
     prob = torch.broadcast_to(p, counts.shape).contiguous()
     return torch.binomial(counts, prob, generator=generator)

@@ -246,7 +246,7 @@ class BlackoutDiffusion:
         """The Poisson-deviance birth loss at uniformly drawn observation times."""
         dev = x0.device
         k = torch.randint(self.schedule.n_times, (x0.shape[0],), device=dev, generator=generator)
-        x_t = blackout.q_sample(x0, self._on("survival", dev)[k][:, None], generator=generator)
+        x_t = blackout.thin(x0, self._on("survival", dev)[k][:, None], generator=generator)
         return blackout.birth_loss(
             self.births(net, x_t, k, cond), x0, x_t, self._on("weights", dev)[k]
         )

@@ -30,6 +30,12 @@ class _Counts:
     def transform(x, *, out=None):
         return x if out is None or out is x else out.copy_(x)
 
+    @staticmethod
+    def out_of_range(x: torch.Tensor) -> torch.Tensor:
+        """Per gene: whether any count is negative, NaN or infinite (data changed after
+        setup; the loader checks every minibatch, so the loss need not)."""
+        return x.ge(0).logical_and_(x.isfinite()).logical_not_().any(0)
+
 
 class SDDBlackout(AnnDataModel):
     """Blackout Diffusion (Santos et al., ICML 2023) for counts: generation from empty cells.
