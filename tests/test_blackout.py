@@ -85,6 +85,21 @@ def test_birth_loss_is_zero_at_target_and_minimised_by_the_mean():
         blackout.birth_loss(torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 2))
 
 
+def test_birth_loss_is_the_weighted_mean_poisson_deviance_with_its_gradient():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.poisson(torch.full((5, 7), 3.0), generator=g)
+    x_t = torch.binomial(x0, torch.full_like(x0, 0.4), generator=g)
+    weight = torch.rand(5, generator=g) + 0.5
+    y = (torch.rand(5, 7, generator=g) * 4).requires_grad_()
+    n = x0 - x_t
+    expected = (weight[:, None] * (y - n + torch.xlogy(n, n) - torch.xlogy(n, y))).mean()
+    loss = blackout.birth_loss(y, x0, x_t, weight)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    (grad,) = torch.autograd.grad(loss, y)
+    (expected_grad,) = torch.autograd.grad(expected, y)
+    assert torch.allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
+
+
 def test_bridge_step_matches_the_exact_conditional():
     g = torch.Generator().manual_seed(0)
     x0 = torch.full((50_000, 1), 30.0)

@@ -234,18 +234,16 @@ def birth_loss(
             f"births_hat {tuple(births_hat.shape)}, x0 {tuple(x0.shape)} and x_t "
             f"{tuple(x_t.shape)} must have the same shape."
         )
-    n = (x0 - x_t).to(births_hat.dtype)
-    loss = (
-        births_hat
-        - n
-        + torch.special.xlogy(n, n)
-        - torch.special.xlogy(n, births_hat.clamp_min(eps))
-    )
-    if weight is not None:
-        if weight.shape != (x0.shape[0],):
-            raise ValueError(f"weight must have shape ({x0.shape[0]},), got {tuple(weight.shape)}.")
-        loss = weight.to(loss.dtype).view((-1,) + (1,) * (loss.ndim - 1)) * loss
-    return loss.mean()
+    if weight is not None and weight.shape != (x0.shape[0],):
+        raise ValueError(f"weight must have shape ({x0.shape[0]},), got {tuple(weight.shape)}.")
+    with torch.no_grad():  # n log n - n does not depend on the estimate: built in place
+        n = (x0 - x_t).to(births_hat.dtype)
+        constant = torch.special.xlogy(n, n).sub_(n)
+    loss = (births_hat - torch.special.xlogy(n, births_hat.clamp_min(eps))).add_(constant)
+    if weight is None:
+        return loss.mean()
+    per_sample = loss.flatten(1).mean(1)  # weights per sample: no full-size weighted copy
+    return (weight.to(loss.dtype) * per_sample).mean()
 
 
 def bridge_probability(p_t: float | torch.Tensor, p_s: float | torch.Tensor):

@@ -225,6 +225,7 @@ class BlackoutDiffusion:
             "survival": schedule.survival.to(torch.float32),
             "weights": schedule.loss_weights(weighting).to(torch.float32),
         }
+        self._host["two_over_log_max"] = 2.0 / self._host["log_max"]
         self._cache: dict[tuple[str, str], torch.Tensor] = {}
 
     def _on(self, name: str, device: torch.device) -> torch.Tensor:
@@ -236,7 +237,7 @@ class BlackoutDiffusion:
     def births(self, net, x_t: torch.Tensor, index: torch.Tensor, cond) -> torch.Tensor:
         """The network's estimate of the missing units ``x0 - x_t`` (non-negative)."""
         dev = x_t.device
-        h = 2.0 * torch.log1p(x_t) / self._on("log_max", dev) - 1.0
+        h = torch.log1p(x_t).mul_(self._on("two_over_log_max", dev)).sub_(1.0)
         out = softplus(net(h, self.schedule.time_input(index), torch.zeros_like(h), cond).float())
         if self.death_scaled:  # E[x0 - x_t | x0] = (1 - p) x0: the network estimates ~x0
             out = out * (1.0 - self._on("survival", dev)[index])[:, None]
