@@ -92,7 +92,7 @@ def diffusion_loss(
     alpha, sigma = schedule.alpha_sigma(t)
     shape = (n,) + (1,) * (x0.ndim - 1)
     alpha, sigma = alpha.view(shape), sigma.view(shape)
-    x_t = alpha * x0 + sigma * eps
+    x_t = torch.addcmul(alpha * x0, sigma, eps)
 
     self_cond = torch.zeros_like(x0)
     # probabilities 0 and 1 draw no coin: no device read-back, so the step can be
@@ -106,7 +106,7 @@ def diffusion_loss(
     ):
         with torch.no_grad():
             out = denoiser(x_t, t, self_cond, cond)
-            self_cond = to_x0(out, x_t, alpha, sigma, prediction).clamp(-1.0, 1.0)
+            self_cond = to_x0(out, x_t, alpha, sigma, prediction).clamp_(-1.0, 1.0)
     out = denoiser(x_t, t, self_cond, cond)
     # one fused pass (no difference and square tensors of the minibatch's size)
     return torch.nn.functional.mse_loss(out, _target(x0, eps, alpha, sigma, prediction))
