@@ -44,6 +44,7 @@ import torch
 __all__ = [
     "BlackoutSchedule",
     "q_sample",
+    "thin",
     "birth_loss",
     "bridge_probability",
     "bridge_step",
