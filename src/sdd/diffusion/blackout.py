@@ -194,7 +194,14 @@ def thin(
     """:func:`q_sample` without its checks, for callers whose counts and probabilities
     were checked once (the training loop: counts when the model was set up, survival
     probabilities when the schedule was built), so no step pays two passes over the
-    minibatch and a device read-back for them."""
+    minibatch and a device read-back for them.
+
+    Examples
+    --------
+    >>> x0 = torch.full((2, 3), 5.0)
+    >>> thin(x0, torch.zeros(2, 1)).sum().item()
+    0.0
+    """
     counts = x0.to(torch.float32)
     prob = torch.broadcast_to(p, counts.shape).contiguous()
     return torch.binomial(counts, prob, generator=generator)
