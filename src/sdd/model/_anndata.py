@@ -117,8 +117,8 @@ class SDD(AnnDataModel):
     conditioning
         How the labels, the depth bin and the time reach each MLP block: ``"shift"``
         (scDiffusion's block: added before its LayerNorm) or ``"adaln"`` (adaptive
-        LayerNorm: a per-feature scale and shift after it). Measured in docs/benchmarks
-        (ablations).
+        LayerNorm: a per-feature scale and shift after it). ``"shift"`` is the default:
+        ``"adaln"`` did not beat it on the tuning set (docs/benchmarks/whole_cells.md).
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
         step (sparse-to-sparse training); see :class:`~sdd.sparse.WeightMasks`.

@@ -1,0 +1,6 @@
+# 2026-12-07, commit e19df3a (SDD(conditioning="adaln") added), SDD_SHARED_DATA=../shared/data, seed 0, 4,000 steps, one torch thread per run, 2 CPU cores shared by two to four runs. Decision rule written before any score was seen: adaln becomes the default iff on the tuning set both forests (QC numbers, 50 PCs) are lower than the default row of the same run, iLISI not lower by more than 0.02 and SCC not lower by more than 0.005. Each run also scored floor, scvi and default; its default row reproduced fidelity.csv's default row (same cached model) to four decimals.
+python benchmarks/fidelity.py --datasets pbmc4k_top2000 --rows floor scvi default default-adaln --steps 4000 --threads 1 --model-dir DIR --csv tune.csv   # tuning set: the rule failed (forest on 50 PCs 0.769 vs 0.698, on QC numbers 0.624 vs 0.619)
+python benchmarks/fidelity.py --datasets cbmc_top2000 --rows default-adaln --steps 4000 --threads 1 --model-dir DIR --train-only
+python benchmarks/fidelity.py --datasets cbmc_top2000 --rows floor scvi default default-adaln --steps 4000 --threads 1 --model-dir DIR --csv heldout.csv
+# the mouse bladder and C. elegans neuron trainings (started in parallel to save wall time) were stopped at about two thirds once the tuning rule had failed: no rows for them
+# conditioning.csv = the default-adaln rows of tune.csv and heldout.csv
