@@ -1,2 +1,2 @@
-# 2026-12-07, commit 88ba714 (EMA every 4th step, minibatch buffer), 2 CPU cores, 1 torch thread; a 1-thread training ran on the other core for the first 100 s or so, then nothing else:
-OMP_NUM_THREADS=1 python benchmarks/curves.py --sections train --models SDD,SDDBlackout --genes 5000,14000,20000 --threads 1 --repeats 3 --steps 4
+# 2026-12-07, commit 4292db8 (Blackout counts checked once per minibatch by the loader, fewer minibatch-sized tensors in both losses), 2 CPU cores, 1 torch thread; for the first two minutes (the SDD 5,000-gene row and part of the 14,000 row) a 1-thread scoring run finished on the other core (the 1-minute load average of 6.7 at the start still counted runs stopped just before), then nothing else:
+OMP_NUM_THREADS=1 python benchmarks/curves.py --sections train --models SDD,SDDBlackout --genes 5000,14000,20000 --threads 1 --repeats 5 --steps 4
