@@ -71,9 +71,6 @@ RECIPES: dict[str, tuple[dict, dict]] = {
     # the value half of a zero holds the gene's mean expressed value ("how much, if
     # expressed"), so bits the calibration turns on decode to a plausible value
     "default-fill": ({"zero_fill": "nonzero_mean"}, {"calibrate": True}),
-    # adaptive LayerNorm: the labels, depth bin and time scale and shift every MLP block
-    # after its LayerNorm instead of being added before it
-    "default-adaln": ({"conditioning": "adaln"}, {"calibrate": True}),
     "default-fill-ddim50": (
         {"zero_fill": "nonzero_mean"},
         {"calibrate": {"sampler": "ddim", "n_steps": 50}, "n_steps": 50},

@@ -88,12 +88,13 @@ ABLATIONS = {  # CSV in DATA: (title, what it asks)
     ),
     "conditioning.csv": (
         "Adaptive LayerNorm: a depth condition the network cannot normalise away",
-        'The default recipe with `SDD(conditioning="adaln")`: the embedding of time, labels '
-        "and depth bin scales and shifts every MLP block after its LayerNorm (zero-initialised) "
+        "The default recipe with adaptive LayerNorm blocks (`SDD(conditioning='adaln')` "
+        "at commit e19df3a; removed from `SDD` again, `sdd.nn.SkipMLP` keeps it): the "
+        "embedding of time, labels and depth bin scales and shifts every MLP block after its LayerNorm (zero-initialised) "
         "instead of being added before it (scDiffusion's block), trained and scored like the "
         "default row of the same run. Decided on the tuning set by a rule written before any "
         "score was seen (both forests lower, iLISI not lower by more than 0.02, SCC not lower "
-        "by more than 0.005); the held-out rows are reported either way.",
+        "by more than 0.005); the held-out model trained before the rule failed is reported.",
     ),
     "scale_condition.csv": (
         "A second per-cell condition (negative result)",

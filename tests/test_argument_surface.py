@@ -61,7 +61,7 @@ def assert_names(call, name: str) -> None:
 CASES = {  # entry point -> {argument: strategy of invalid values}
     "SDD": {"hidden": st.one_of(TEXT, st.just(()), st.lists(st.integers(-5, 0), min_size=1)),
             "emb_dim": BAD_POSITIVE_INT, "dropout": BAD_FRACTION, "depth_bins": BAD_SEED,
-            "zero_fill": BAD_CHOICE, "recipe": BAD_CHOICE, "conditioning": BAD_CHOICE},
+            "zero_fill": BAD_CHOICE, "recipe": BAD_CHOICE},
     "train": {"max_steps": BAD_POSITIVE_INT, "batch_size": BAD_POSITIVE_INT, "lr": BAD_NONNEGATIVE,
               "ema_decay": BAD_FRACTION, "random_state": BAD_SEED},
     "generate": {"n_cells": BAD_COUNT, "n_steps": BAD_POSITIVE_INT, "batch_size": BAD_POSITIVE_INT,

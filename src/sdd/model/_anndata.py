@@ -114,11 +114,6 @@ class SDD(AnnDataModel):
         training cells with the requested labels, so the joint distribution of depth and
         profile is learned instead of left to chance; guidance never acts on it.
         Measured together with :meth:`calibrate` in docs/benchmarks.
-    conditioning
-        How the labels, the depth bin and the time reach each MLP block: ``"shift"``
-        (scDiffusion's block: added before its LayerNorm) or ``"adaln"`` (adaptive
-        LayerNorm: a per-feature scale and shift after it). ``"shift"`` is the default:
-        ``"adaln"`` did not beat it on the tuning set (docs/benchmarks/whole_cells.md).
     weight_sparsity
         Fraction of zero weights in the MLP (0 = dense), trained sparse from the first
         step (sparse-to-sparse training); see :class:`~sdd.sparse.WeightMasks`.
@@ -161,7 +156,6 @@ class SDD(AnnDataModel):
         condition_dropout: float = 0.1,
         zero_fill: Literal["min", "nonzero_mean"] | None = None,
         depth_bins: int = 8,
-        conditioning: Literal["shift", "adaln"] = "shift",
         weight_sparsity: float = 0.0,
         diffusion_kwargs: Mapping[str, Any] | None = None,
         **sparse: Any,

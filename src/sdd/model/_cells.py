@@ -149,7 +149,6 @@ class AnnDataModel(DiffusionModel):
         return SkipMLP(
             self.data_dim, hidden=a["hidden"], emb_dim=a["emb_dim"], dropout=a["dropout"],
             n_categories=labels + self._cell_conditions(), n_guided=len(labels),
-            conditioning=a.get("conditioning", "shift"),  # older files: scDiffusion's block
         )  # fmt: skip
 
     def _cell_conditions(self) -> list[int]:

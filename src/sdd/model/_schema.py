@@ -103,7 +103,6 @@ MODEL_ARGS: dict[str, Arg] = {
     "logsnr_max": Arg("float", low=-50.0, high=50.0),
     "prediction": Arg("choice", choices=("x0", "v", "v-data")),
     "zero_fill": Arg("choice", choices=("min", "nonzero_mean")),
-    "conditioning": Arg("choice", choices=("shift", "adaln")),
     "weight_sparsity": Arg("float", low=0.0, high=1.0, high_open=True),
 }
 """Rules of the constructor arguments the models share."""
