@@ -90,8 +90,8 @@ ABLATIONS = {  # CSV in DATA: (title, what it asks)
         "Adaptive LayerNorm: a depth condition the network cannot normalise away",
         "The default recipe with adaptive LayerNorm blocks (`SDD(conditioning='adaln')` "
         "at commit e19df3a; removed from `SDD` again, `sdd.nn.SkipMLP` keeps it): the "
-        "embedding of time, labels and depth bin scales and shifts every MLP block after its LayerNorm (zero-initialised) "
-        "instead of being added before it (scDiffusion's block), trained and scored like the "
+        "embedding of time, labels and depth bin scales and shifts every MLP block after "
+        "its LayerNorm (zero-initialised) instead of being added before it (scDiffusion's block), trained and scored like the "
         "default row of the same run. Decided on the tuning set by a rule written before any "
         "score was seen (both forests lower, iLISI not lower by more than 0.02, SCC not lower "
         "by more than 0.005); the held-out model trained before the rule failed is reported.",
@@ -143,7 +143,7 @@ ROW_NAMES = {
     "default-ddim50": "SDD, DDIM 50 steps",
     "default-ddim25": "SDD, DDIM 25 steps",
     "default-fill": "SDD, zero_fill='nonzero_mean'",
-    "default-adaln": "SDD, conditioning='adaln'",
+    "default-adaln": "SDD, adaptive LayerNorm blocks",
     "default-fill-ddim50": "SDD, zero_fill='nonzero_mean', DDIM 50 steps",
     "default-fill-ddim25": "SDD, zero_fill='nonzero_mean', DDIM 25 steps",
     "default-ema4": "SDD default, trained with the EMA every 4th step",

@@ -192,9 +192,9 @@ def thin(
     x0: torch.Tensor, p: torch.Tensor, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """:func:`q_sample` without its checks, for callers whose counts and probabilities
-    were checked once (the training loop: counts when the model was set up, survival
-    probabilities when the schedule was built), so no step pays two passes over the
-    minibatch and a device read-back for them.
+    were checked elsewhere (the training loop: counts by the loader, once per minibatch;
+    survival probabilities when the schedule was built), so the loss pays no second
+    pass over the minibatch and no device read-back for them.
 
     Examples
     --------

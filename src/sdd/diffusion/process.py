@@ -219,13 +219,14 @@ class BlackoutDiffusion:
         self.schedule = schedule
         self.death_scaled = parameterization == "death_scaled"
         self._host = {
-            "log_max": torch.log1p(torch.as_tensor(gene_max, dtype=torch.float32)).clamp_min(1e-6),
+            # the input scaling 2 log1p(x) / log1p(m_g) - 1 as one factor per gene
+            "two_over_log_max": 2.0
+            / torch.log1p(torch.as_tensor(gene_max, dtype=torch.float32)).clamp_min(1e-6),
             "scale": torch.as_tensor(gene_mean, dtype=torch.float32) + 1e-3,
             "gene_max": torch.as_tensor(gene_max, dtype=torch.float32),
             "survival": schedule.survival.to(torch.float32),
             "weights": schedule.loss_weights(weighting).to(torch.float32),
         }
-        self._host["two_over_log_max"] = 2.0 / self._host["log_max"]
         self._cache: dict[tuple[str, str], torch.Tensor] = {}
 
     def _on(self, name: str, device: torch.device) -> torch.Tensor:
