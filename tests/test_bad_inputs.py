@@ -186,7 +186,7 @@ def test_sparse_read_back_still_catches_every_batch():
         MinibatchSampler(x, scaler, batch_size=4, device=CPU, check_every=0)
 
 
-@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf, -np.inf])
 def test_blackout_counts_changed_in_place_are_an_error(bad):
     adata = make_counts_adata(n_cells=40, n_genes=8)
     sdd.SDDBlackout.setup_anndata(adata, layer="counts")

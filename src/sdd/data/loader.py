@@ -543,8 +543,11 @@ class MinibatchSampler(RowBatches):
 
     def __call__(
         self, index: np.ndarray | Sequence[int] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Return ``(scaled values, non-zero mask, condition codes or None)`` on the device.
+
+        The mask is ``None`` when the scaler has ``keeps_zeros = True`` (its output is zero
+        exactly where its input is, so the values are their own mask).
 
         ``index=None``: the next minibatch of the stream; otherwise the rows ``index``
         (:meth:`~RowBatches.rows_at`, e.g. held-out rows), prepared the same way.
@@ -554,7 +557,8 @@ class MinibatchSampler(RowBatches):
         if codes is not None:
             codes = codes.to(self.device, non_blocking=True)
         self._check_range(x)
-        nonzero = x != 0
+        # a scaler that keeps zeros at zero leaves the mask in the values themselves
+        nonzero = None if getattr(self.scaler, "keeps_zeros", False) else x != 0
         # the stream's rows are a fresh tensor: scaled in place, no allocation per step
         scaled = self.scaler.transform(x, out=x if index is None else None)
         return scaled, nonzero, codes

@@ -178,7 +178,7 @@ class DiffusionModel(CheckpointMixin):
         raise NotImplementedError
 
     def _encode(
-        self, x: torch.Tensor, nonzero: torch.Tensor, reuse: torch.Tensor | None = None
+        self, x: torch.Tensor, nonzero: torch.Tensor | None, reuse: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The network's input from scaled data and its non-zero mask (``reuse``: an
         earlier result whose memory may be taken, see :func:`sdd.diffusion.sparsity.encode`)."""

@@ -26,6 +26,8 @@ __all__ = ["SDDBlackout"]
 class _Counts:
     """The identity "scaler": Blackout's network input scaling lives in its process."""
 
+    keeps_zeros = True  # the counts are their own non-zero mask: the loader builds none
+
     @staticmethod
     def transform(x, *, out=None):
         return x if out is None or out is x else out.copy_(x)
@@ -33,8 +35,10 @@ class _Counts:
     @staticmethod
     def out_of_range(x: torch.Tensor) -> torch.Tensor:
         """Per gene: whether any count is negative, NaN or infinite (data changed after
-        setup; the loader checks every minibatch, so the loss need not)."""
-        return x.ge(0).logical_and_(x.isfinite()).logical_not_().any(0)
+        setup; the loader checks every minibatch, so the loss need not). Two reductions
+        over the minibatch: NaN propagates into both, infinities reach one of them."""
+        high, low = x.amax(0), x.amin(0)
+        return ~(low.ge(0) & high.isfinite())
 
 
 class SDDBlackout(AnnDataModel):
