@@ -64,6 +64,9 @@ RECIPES: dict[str, tuple[dict, dict]] = {
         {"calibrate": {"n_cells": 2000, "sampler": "ddim", "n_steps": 250}},
     ),
     "default-bits": ({}, {"calibrate": {"value_weight": 0.0}}),
+    # conditional on the data set's cell types (``setup_anndata(labels_key=)``), generated
+    # in the training composition (``generate``'s default for a conditional model)
+    "default-labels": ({}, {"labels_key": "cell_type", "calibrate": True}),
     # the default before per-cell depths: per-gene thresholds only (cells keep the
     # network's depth), and the same model with no calibration at all
     "default-genes": ({}, {"calibrate": {"per_cell": False}}),
@@ -174,12 +177,13 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
     recipes."""
     init, fit = RECIPES[recipe]
     init, fit = {**init, "sparsity_bits": bits}, dict(fit)
+    train, labelled = with_labels(train, fit.pop("labels_key", None))
     calibrate = fit.pop("calibrate", False) if bits else False
     sampler = {"sampler": fit.pop("sampler")} if "sampler" in fit else {}
     sampler["n_steps"] = fit.pop("n_steps", args.sampling_steps)
     if not bits:
         init.pop("zero_fill", None)
-    name = training_name(recipe, init, fit)
+    name = recipe if labelled else training_name(recipe, init, fit)
     model, trained = trained_model(train, init, fit, name if bits else f"{name}-nobits", args)
     options = calibrate if isinstance(calibrate, dict) else {}
     sweep = [(f" value_weight={w:g}", {**options, "value_weight": w}) for w in args.value_weights]
@@ -196,6 +200,19 @@ def run_sdd(train, n_cells, recipe, args, *, bits=True):
             **sampler,
         )  # fmt: skip
         yield suffix, gen, trained + calibrated, time.perf_counter() - t0
+
+
+def with_labels(train, labels_key: str | None):
+    """``(data, conditional?)``: a copy of ``train`` set up with ``labels_key`` when one is
+    given (the other rows keep the unconditional setup)."""
+    if labels_key is None:
+        return train, False
+    if labels_key not in train.obs:
+        raise SystemExit(f"this data set has no obs[{labels_key!r}] for a conditional row")
+    train = train.copy()
+    train.obs[labels_key] = train.obs[labels_key].astype(str).astype("category")
+    sdd.SDD.setup_anndata(train, labels_key=labels_key)
+    return train, True
 
 
 def training_name(recipe: str, init: dict, fit: dict) -> str:
@@ -338,13 +355,10 @@ def main() -> None:
                     fit = {
                         k: v for k, v in fit.items() if k not in ("calibrate", "sampler", "n_steps")
                     }
-                    trained_model(
-                        train,
-                        {**init, "sparsity_bits": True},
-                        fit,
-                        training_name(row, {**init, "sparsity_bits": True}, fit),
-                        args,
-                    )
+                    data, labelled = with_labels(train, fit.pop("labels_key", None))
+                    init = {**init, "sparsity_bits": True}
+                    name = row if labelled else training_name(row, init, fit)
+                    trained_model(data, init, fit, name, args)
                 print(f"  {row}: trained", flush=True)
             continue
         for row in args.rows:
