@@ -99,3 +99,23 @@ def test_kang_full_gene_space_backed_without_densifying():
     assert np.isfinite(model.history_["loss"]).all()
     assert peak < dense_bytes / 4, f"peak {peak / 2**20:.0f} MiB"
     backed.file.close()
+
+
+def test_minibatches_carry_a_mask_only_when_scaling_moves_the_zeros():
+    x = sp.random(30, 6, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    scaled = MinibatchSampler(x, Scaler.fit(x), batch_size=8, device=torch.device("cpu"))
+    z, nonzero, _ = scaled([0, 1, 2])
+    assert torch.equal(nonzero, torch.as_tensor(x[[0, 1, 2]].toarray() != 0))
+    assert bool((z[~nonzero] == -1).all())  # zeros moved to -1: the mask keeps them
+
+    class Identity:
+        keeps_zeros = True
+
+        @staticmethod
+        def transform(x, *, out=None):
+            return x
+
+    counts = MinibatchSampler(x, Identity(), batch_size=8, device=torch.device("cpu"))
+    values, mask, _ = counts([0, 1, 2])
+    assert mask is None
+    assert torch.equal(values != 0, torch.as_tensor(x[[0, 1, 2]].toarray() != 0))

@@ -466,7 +466,8 @@ class SDD(AnnDataModel):
         layer
             Layer to use instead of ``adata.X``.
         labels_key
-            Column of ``adata.obs`` with cell labels to condition on (optional).
+            Column of ``adata.obs`` with cell labels to condition on (optional; with
+            cell types, recommended: see :func:`sdd.tl.fit`).
         categorical_covariate_keys
             Further categorical ``obs`` columns to condition on.
         counts_layer

@@ -100,7 +100,10 @@ def fit(
     layer
         Layer to train on instead of ``adata.X``.
     labels_key, categorical_covariate_keys
-        ``obs`` columns to condition on (optional).
+        ``obs`` columns to condition on (optional). Pass the cell types when the data
+        have them: generation then follows the training composition, each new cell
+        draws its depth from a training cell of its type, and the cells are harder to
+        tell from real ones (docs: *Whole cells*).
     recipe
         ``"paper"`` (the SDD paper's network and optimiser settings) or ``"cpu"`` (a
         smaller, cheaper network); see :class:`~sdd.SDD`. It also sets the training's
