@@ -105,8 +105,8 @@ ABLATIONS = {  # CSV in DATA: (title, what it asks)
         "depth is drawn from. Decided on the tuning set by a rule written before any score "
         "was seen, against the default retrained in the same run (*default, same run*): "
         "both forests lower, iLISI not lower by more than 0.02, SCC not lower by more "
-        "than 0.005. Held-out rows: the conditional model with its floor and scVI of the "
-        "same run (the *SDD (default)* rows there are the fidelity page's).",
+        "than 0.005. Held-out rows (not measured yet): the conditional model with its floor "
+        "and scVI of the same run.",
     ),
     "scale_condition.csv": (
         "A second per-cell condition (negative result)",

@@ -101,9 +101,9 @@ def fit(
         Layer to train on instead of ``adata.X``.
     labels_key, categorical_covariate_keys
         ``obs`` columns to condition on (optional). Pass the cell types when the data
-        have them: generation then follows the training composition, each new cell
-        draws its depth from a training cell of its type, and the cells are harder to
-        tell from real ones (docs: *Whole cells*).
+        have them: generation then follows the training composition and each new cell
+        draws its depth from a training cell of its type, which made the cells harder
+        to tell from real ones on the tuning set (docs: *Whole cells*).
     recipe
         ``"paper"`` (the SDD paper's network and optimiser settings) or ``"cpu"`` (a
         smaller, cheaper network); see :class:`~sdd.SDD`. It also sets the training's
