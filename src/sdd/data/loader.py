@@ -532,6 +532,8 @@ class MinibatchSampler(RowBatches):
             prefetch=prefetch,
         )
         self.scaler = scaler
+        # a scaler that keeps zeros at zero leaves the mask in the values themselves
+        self._builds_mask = not getattr(scaler, "keeps_zeros", False)
         self.feature_names = None if feature_names is None else list(feature_names)
         if check_every is None:
             check_every = 1 if self.device.type == "cpu" else 100
@@ -557,8 +559,7 @@ class MinibatchSampler(RowBatches):
         if codes is not None:
             codes = codes.to(self.device, non_blocking=True)
         self._check_range(x)
-        # a scaler that keeps zeros at zero leaves the mask in the values themselves
-        nonzero = None if getattr(self.scaler, "keeps_zeros", False) else x != 0
+        nonzero = x != 0 if self._builds_mask else None
         # the stream's rows are a fresh tensor: scaled in place, no allocation per step
         scaled = self.scaler.transform(x, out=x if index is None else None)
         return scaled, nonzero, codes
